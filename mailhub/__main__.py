@@ -1,0 +1,5 @@
+import sys
+
+from mailhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""The `mailhub` command. Errors a person can hit print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from mailhub import logs
+from mailhub.config import Config, ConfigError, load_config
+from mailhub.routing import ROUTES, AddressBook
+from mailhub.store import Store, inbound, outbound
+
+Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _age(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    seconds = max(0, int(now - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from mailhub.service import Service
+
+    service = Service(config)
+    try:
+        await service.start()
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {config.server.host}:{config.server.port} ({exc.strerror}); "
+            "change server.listen or stop what is using it"
+        ) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+    return 0
+
+
+async def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    book = AddressBook.from_config(config)
+    print(f"config OK: {config.source}")
+    print(f"domains: {', '.join(config.server.domains)} (default {config.server.domain})")
+    print(f"listen: {config.server.host}:{config.server.port} "
+          f"({'LMTP' if config.server.lmtp else 'SMTP'})")
+    print(f"storage: {config.storage.path}")
+    out = config.outbound
+    print("outbound: " + (f"maildir {out.maildir}" if out.maildir else
+                          f"relay smtp://{out.relay_host}:{out.relay_port}"
+                          + (" with STARTTLS" if out.starttls else "")))
+    d = config.server.domain
+    print("routes:")
+    print(f"  postmaster@{d}, abuse@{d} -> administrators ({', '.join(config.admins)})")
+    handlers = config.enquiries.handlers or config.admins
+    print(f"  enquiries@{d} -> {', '.join(handlers)} (acknowledged in {config.enquiries.language})")
+    if config.conduct is not None:
+        print(f"  conduct@{d} -> code of conduct committee ({len(config.conduct.committee)} members)")
+    print("lists:" if config.lists else "lists: none")
+    for lst in config.lists:
+        print(f"  {lst.name}@{d} ({lst.display_name}; subscription {lst.subscription})")
+    if not book.lists and not book.conduct:
+        print(f"({len(ROUTES)} address patterns known; see README 'Addresses')")
+    return 0
+
+
+async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
+    from mailhub.clock import SystemClock
+
+    now = SystemClock().now()
+    store = await Store.open(config.storage.path)
+    try:
+        if args.action == "retry":
+            if not args.id:
+                raise UserError("queue retry needs the id of a failed message, e.g. Q7K2...")
+            async with store.transaction() as tx:
+                ok = await inbound.requeue(tx, args.id, now)
+            if not ok:
+                raise UserError(f"no failed message {args.id}; `mailhub queue` lists them")
+            print(f"{args.id} queued again; the running server will process it")
+            return 0
+        async with store.read() as tx:
+            ins = await inbound.summary(tx)
+            outs = await outbound.summary(tx)
+            failed = await inbound.failed(tx)
+        print("inbound (messages):")
+        for state, count, oldest in ins or [("empty", 0, None)]:
+            print(f"  {state:10} {count:8}  oldest {_age(oldest, now)}")
+        print("outbound (recipients):")
+        for state, count, oldest in outs or [("empty", 0, None)]:
+            print(f"  {state:10} {count:8}  oldest {_age(oldest, now)}")
+        if failed:
+            print("failed inbound messages (retry with `mailhub queue retry ID`):")
+            for queue_id, received, mail_from, rcpts, error in failed:
+                when = datetime.fromtimestamp(received, UTC).strftime("%Y-%m-%d %H:%M")
+                print(f"  {queue_id} {when} from <{mail_from}> to {', '.join(json.loads(rcpts))}: "
+                      f"{error}")
+        return 0
+    finally:
+        await store.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mailhub.conduct.cli import register as register_conduct
+    from mailhub.lists.cli import register as register_lists
+
+    parser = argparse.ArgumentParser(prog="mailhub", description="Mail for communities of practice.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="config file (default: $MAILHUB_CONFIG or "
+                                         "config/mailhub.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", parents=[common], help="run the mail service")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_serve)
+    sub.add_parser("check", parents=[common], help="validate the config, show what is served"
+                   ).set_defaults(func=cmd_check)
+    p = sub.add_parser("queue", parents=[common], help="queue counts and failed messages")
+    p.add_argument("action", nargs="?", choices=["retry"])
+    p.add_argument("id", nargs="?")
+    p.set_defaults(func=cmd_queue)
+    register_lists(sub, common)
+    register_conduct(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(getattr(args, "log_level", "WARNING") if args.command == "serve" else "WARNING")
+    try:
+        config = load_config(args.config)
+        func: Command = args.func
+        return asyncio.run(func(args, config))
+    except ConfigError as exc:
+        print(f"mailhub: config error: {exc}", file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"mailhub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        print(f"mailhub: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The TOML config file, loaded into frozen dataclasses and validated at start.
+
+Every problem is reported as one `ConfigError` naming the key, so `mailhub serve`
+and `mailhub check` can print a single line a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+DEFAULT_CONFIG = Path("config/mailhub.toml")
+LANGUAGES = ("en", "cy", "en+cy", "cy+en")
+
+
+class ConfigError(Exception):
+    """A config problem, phrased as `key: what is wrong`."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    domains: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 8025
+    lmtp: bool = False
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_recipients: int = 100
+    max_connections: int = 200
+    session_timeout: float = 300.0
+    hostname: str = ""
+
+    @property
+    def domain(self) -> str:
+        """The default domain: the first one listed."""
+        return self.domains[0]
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    maildir: Path | None = None
+    relay_host: str | None = None
+    relay_port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_file: Path | None = None
+    batch_size: int = 100
+    connections: int = 4
+    retry_base_seconds: float = 60.0
+    max_age_seconds: float = 5 * 86400.0
+
+
+@dataclass(frozen=True)
+class AutoReplyConfig:
+    per_hour: int = 3
+    per_day: int = 10
+
+
+@dataclass(frozen=True)
+class EnquiriesConfig:
+    handlers: tuple[str, ...] = ()
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    storage: StorageConfig
+    outbound: OutboundConfig
+    admins: tuple[str, ...]
+    enquiries: EnquiriesConfig
+    autoreply: AutoReplyConfig
+    templates_dir: Path
+    # Apps parse their own sections (mailhub.lists.config, mailhub.conduct.config);
+    # typed as Any here so this module does not import the apps.
+    lists: tuple[Any, ...] = ()
+    conduct: Any = None
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain.lower() in self.server.domains
+
+
+# --- small validated readers, shared by the app config parsers -------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """'90s', '10m', '1h', '5d', '2w' or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(key, f"expected a duration such as '1h' or '5d', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(key, "a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value.lower())
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ConfigError(key, f"expected a duration such as '1h' or '5d', got {value!r}")
+
+
+def section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table, e.g. [" + key + "]")
+    return value
+
+
+def get_str(table: dict[str, Any], name: str, key: str, default: str | None = None) -> str:
+    value = table.get(name, default)
+    if value is None:
+        raise ConfigError(f"{key}.{name}", "is required")
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}.{name}", f"must be a string, got {value!r}")
+    return value
+
+
+def get_int(table: dict[str, Any], name: str, key: str, default: int, minimum: int = 0) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}.{name}", f"must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key}.{name}", f"must be at least {minimum}, got {value}")
+    return value
+
+
+def get_bool(table: dict[str, Any], name: str, key: str, default: bool) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}.{name}", f"must be true or false, got {value!r}")
+    return value
+
+
+def get_language(table: dict[str, Any], name: str, key: str, default: str = "en") -> str:
+    value = get_str(table, name, key, default)
+    if value not in LANGUAGES:
+        raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(LANGUAGES)}, got {value!r}")
+    return value
+
+
+def check_address(value: Any, key: str) -> str:
+    """Validate one email address (syntax only, no DNS) and return it normalised."""
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be an email address, got {value!r}")
+    try:
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise ConfigError(key, f"{value!r} is not a valid email address ({exc})") from None
+    return result.normalized
+
+
+def get_addresses(table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+    value = table.get(name, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}.{name}", "must be a list of email addresses")
+    return tuple(check_address(v, f"{key}.{name}") for v in value)
+
+
+# --- the sections of the core ----------------------------------------------------------
+
+
+def _server(raw: dict[str, Any]) -> ServerConfig:
+    t = section(raw, "server")
+    domains = t.get("domains")
+    if not isinstance(domains, list) or not domains or not all(isinstance(d, str) for d in domains):
+        raise ConfigError("server.domains", 'must be a non-empty list, e.g. ["cop.example.org"]')
+    for d in domains:
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", d) or ".." in d:
+            raise ConfigError("server.domains", f"{d!r} is not a domain name")
+    listen = get_str(t, "listen", "server", "127.0.0.1:8025")
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError("server.listen", f'expected "host:port", got {listen!r}')
+    return ServerConfig(
+        domains=tuple(d.lower() for d in domains),
+        host=host.strip("[]"),
+        port=int(port_text),
+        lmtp=get_bool(t, "lmtp", "server", False),
+        max_message_bytes=get_int(t, "max_message_bytes", "server", 10 * 1024 * 1024, 1024),
+        max_recipients=get_int(t, "max_recipients", "server", 100, 1),
+        max_connections=get_int(t, "max_connections", "server", 200, 1),
+        session_timeout=parse_duration(t.get("session_timeout", 300), "server.session_timeout"),
+        hostname=get_str(t, "hostname", "server", domains[0].lower()),
+    )
+
+
+def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
+    t = section(raw, "outbound")
+    maildir, relay = t.get("maildir"), t.get("relay")
+    if (maildir is None) == (relay is None):
+        raise ConfigError("outbound", 'set exactly one of maildir = "path" or relay = "smtp://host:port"')
+    common = dict(
+        batch_size=get_int(t, "batch_size", "outbound", 100, 1),
+        connections=get_int(t, "connections", "outbound", 4, 1),
+        retry_base_seconds=parse_duration(t.get("retry_base", 60), "outbound.retry_base"),
+        max_age_seconds=parse_duration(t.get("max_age", "5d"), "outbound.max_age"),
+    )
+    if maildir is not None:
+        return OutboundConfig(maildir=_path(maildir, base, "outbound.maildir"), **common)
+    if not isinstance(relay, str):
+        raise ConfigError("outbound.relay", 'must be a URL such as "smtp://127.0.0.1:2525"')
+    url = urlsplit(relay)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+        url = urlsplit("invalid://")
+    if url.scheme != "smtp" or not url.hostname:
+        raise ConfigError("outbound.relay", f'must be a URL such as "smtp://127.0.0.1:2525", got {relay!r}')
+    password_file = t.get("password_file")
+    return OutboundConfig(
+        relay_host=url.hostname,
+        relay_port=port or 25,
+        starttls=get_bool(t, "starttls", "outbound", False),
+        username=t.get("username") or (unquote(url.username) if url.username else None),
+        password_file=_path(password_file, base, "outbound.password_file") if password_file else None,
+        **common,
+    )
+
+
+def _path(value: Any, base: Path, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, "must be a path")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def default_templates_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate the config. Relative paths resolve against the working directory."""
+    if path is None:
+        path = os.environ.get("MAILHUB_CONFIG") or DEFAULT_CONFIG
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("--config", f"no config file at {path}; pass --config PATH") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"is not valid TOML ({exc})") from None
+    return parse_config(raw, base=Path.cwd(), source=path)
+
+
+def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) -> Config:
+    # Imported here: the apps' parsers use the readers above.
+    from mailhub.conduct.config import parse_conduct
+    from mailhub.lists.config import parse_lists
+
+    server = _server(raw)
+    storage = section(raw, "storage")
+    enquiries = section(raw, "enquiries")
+    autoreply = section(raw, "autoreply")
+    templates = raw.get("templates")
+    config = Config(
+        server=server,
+        storage=StorageConfig(path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path")),
+        outbound=_outbound(raw, base),
+        admins=get_addresses(section(raw, "admin"), "addresses", "admin"),
+        enquiries=EnquiriesConfig(
+            handlers=get_addresses(enquiries, "handlers", "enquiries"),
+            language=get_language(enquiries, "language", "enquiries"),
+        ),
+        autoreply=AutoReplyConfig(
+            per_hour=get_int(autoreply, "per_hour", "autoreply", 3),
+            per_day=get_int(autoreply, "per_day", "autoreply", 10),
+        ),
+        templates_dir=_path(templates, base, "templates") if templates else default_templates_dir(),
+        lists=parse_lists(raw, server),
+        conduct=parse_conduct(raw, server),
+        source=source,
+        raw=raw,
+    )
+    if not config.admins:
+        raise ConfigError("admin.addresses", "name at least one administrator address")
+    if not config.templates_dir.is_dir():
+        raise ConfigError("templates", f"no templates directory at {config.templates_dir}")
+    return config

@@ -1,0 +1,124 @@
+"""What a handler or a scheduled job gets: the open transaction and the means to send mail.
+
+Everything a handler does through a Context lands in one transaction with the
+state change that caused it (transactional outbox): either all of it commits,
+or none of it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from functools import cached_property
+
+from mailhub import logs
+from mailhub.autoreply import may_auto_reply, reply_headers
+from mailhub.clock import Clock
+from mailhub.config import Config
+from mailhub.messages import Templates, new_message_id, to_bytes
+from mailhub.parsing import parse
+from mailhub.routing import AddressBook
+from mailhub.store import Tx, autoreplies, outbound
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One accepted message, as a handler sees it."""
+
+    queue_id: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    received_at: float
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        return parse(self.raw)
+
+
+@dataclass
+class Context:
+    tx: Tx
+    config: Config
+    clock: Clock
+    templates: Templates
+    book: AddressBook
+    source: str
+    sent: list[int] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def domain(self) -> str:
+        return self.config.server.domain
+
+    @property
+    def loop_id(self) -> str:
+        """Our X-Loop value: mail carrying it came from us."""
+        return f"mailhub@{self.domain}"
+
+    async def send(
+        self,
+        msg: EmailMessage | bytes,
+        rcpts: Iterable[str],
+        *,
+        kind: str,
+        mail_from: str = "",
+        message_id: str | None = None,
+    ) -> int | None:
+        """Queue a message for delivery in this transaction. Returns the outbound id."""
+        rcpt_list = [r for r in dict.fromkeys(rcpts) if r]
+        if not rcpt_list:
+            return None
+        if isinstance(msg, EmailMessage):
+            if "Message-ID" not in msg:
+                msg["Message-ID"] = new_message_id(self.domain)
+            if "X-Loop" not in msg:
+                msg["X-Loop"] = self.loop_id
+            message_id = str(msg["Message-ID"])
+            raw = to_bytes(msg)
+        else:
+            raw = msg
+        outbound_id = await outbound.insert(
+            self.tx,
+            message_id=message_id or "",
+            mail_from=mail_from,
+            rcpts=rcpt_list,
+            raw=raw,
+            kind=kind,
+            source=self.source,
+            now=self.now(),
+        )
+        self.sent.append(outbound_id)
+        return outbound_id
+
+    async def auto_reply(self, mail: Incoming, reply: EmailMessage, *, kind: str) -> bool:
+        """Send `reply` to the sender of `mail` if RFC 3834 and the rate limit allow it.
+
+        The reply goes to the envelope sender (RFC 3834 §4) from a null return path,
+        so nothing can bounce back to us and start a loop.
+        """
+        verdict = may_auto_reply(mail.message, mail.mail_from, self.loop_id)
+        if not verdict:
+            logs.event("autoreply", queue_id=mail.queue_id, to=mail.mail_from or "<>",
+                       kind=kind, outcome="suppressed", reason=verdict.reason)
+            return False
+        sender = mail.mail_from.lower()
+        now = self.now()
+        limits = self.config.autoreply
+        if (
+            await autoreplies.count_since(self.tx, sender, now - 3600) >= limits.per_hour
+            or await autoreplies.count_since(self.tx, sender, now - 86400) >= limits.per_day
+        ):
+            logs.event("autoreply", logging.WARNING, queue_id=mail.queue_id, to=sender, kind=kind,
+                       outcome="suppressed", reason="rate limit")
+            return False
+        for name, value in reply_headers(mail.message, self.loop_id).items():
+            del reply[name]
+            reply[name] = value
+        await autoreplies.record(self.tx, sender, now)
+        await self.send(reply, [mail.mail_from], kind=kind, mail_from="")
+        return True

@@ -1,0 +1,250 @@
+"""The outbound worker: relay over SMTP (aiosmtplib) or write to a Maildir outbox.
+
+Each message goes in one SMTP transaction with all its pending recipients (up to
+`batch_size` at a time); each recipient's answer is recorded in the same commit
+that settles the message, straight after the relay answers, so a crash can
+resend at most the transactions in flight (and Message-ID stays the same).
+4xx and connection failures retry with exponential back-off until `max_age`;
+a 5xx, or running out of time, sends one DSN to the envelope sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosmtplib
+
+from mailhub import logs
+from mailhub.clock import Clock
+from mailhub.config import Config, OutboundConfig
+from mailhub.dsn import build_dsn
+from mailhub.messages import to_bytes
+from mailhub.store import Store, outbound
+from mailhub.store.outbound import OutboundItem, RecipientResult
+
+MAX_BACKOFF = 4 * 3600.0
+
+
+def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConfig) -> float | None:
+    """When to try again after `attempts` failures, or None when the message has run out of time."""
+    delay = min(cfg.retry_base_seconds * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    if now + delay > created_at + cfg.max_age_seconds:
+        return None
+    return now + delay
+
+
+class RelayTransport:
+    """One persistent SMTP connection to the relay, reused across messages."""
+
+    def __init__(self, cfg: OutboundConfig, hostname: str) -> None:
+        self.cfg = cfg
+        self.hostname = hostname
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self.client is not None and self.client.is_connected:
+            return self.client
+        client = aiosmtplib.SMTP(
+            hostname=self.cfg.relay_host, port=self.cfg.relay_port, local_hostname=self.hostname,
+            start_tls=self.cfg.starttls, timeout=60,
+        )
+        await client.connect()
+        if self.cfg.username:
+            password = ""
+            if self.cfg.password_file:
+                password = self.cfg.password_file.read_text().strip()
+            await client.login(self.cfg.username, password)
+        self.client = client
+        return client
+
+    async def close(self) -> None:
+        if self.client is not None:
+            try:
+                await self.client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                self.client.close()
+            self.client = None
+
+    async def send(self, item: OutboundItem, rcpts: list[str]) -> list[RecipientResult]:
+        try:
+            client = await self._connect()
+            errors, response = await client.sendmail(item.mail_from, rcpts, item.raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = {e.recipient: (e.code, e.message) for e in exc.recipients}
+            return [_result(r, *refused.get(r, (451, "refused"))) for r in rcpts]
+        except aiosmtplib.SMTPResponseException as exc:
+            # MAIL FROM or DATA refused: the answer applies to every recipient.
+            if exc.code >= 500:
+                await self._reset()
+            return [_result(r, exc.code, exc.message) for r in rcpts]
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self._drop()
+            return [RecipientResult(r, "pending", f"connection failed: {type(exc).__name__}")
+                    for r in rcpts]
+        results = []
+        for r in rcpts:
+            if r in errors:
+                results.append(_result(r, errors[r].code, errors[r].message))
+            else:
+                results.append(RecipientResult(r, "sent", f"250 {response}"))
+        return results
+
+    async def _reset(self) -> None:
+        try:
+            if self.client is not None:
+                await self.client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self._drop()
+
+    async def _drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+
+def _result(rcpt: str, code: int, message: str) -> RecipientResult:
+    state = "bounced" if 500 <= code < 600 else "pending"
+    return RecipientResult(rcpt, state, f"{code} {message}")
+
+
+class MaildirTransport:
+    """One file per recipient in `maildir/new`, as a local delivery agent would leave it.
+
+    The file name is fixed by (message, recipient), so writing it again after a
+    crash replaces the first copy instead of adding a duplicate.
+    """
+
+    def __init__(self, root: Path, hostname: str) -> None:
+        self.root = root
+        self.hostname = hostname.replace("/", "_").replace(":", "_")
+        for sub in ("tmp", "new", "cur"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    async def send(self, item: OutboundItem, rcpts: list[str]) -> list[RecipientResult]:
+        await asyncio.to_thread(self._write_all, item, rcpts)
+        return [RecipientResult(r, "sent", "250 written to maildir") for r in rcpts]
+
+    def _write_all(self, item: OutboundItem, rcpts: list[str]) -> None:
+        for rcpt in rcpts:
+            safe = "".join(c if c.isalnum() else "_" for c in rcpt)[:80]
+            name = f"{int(item.created_at)}.M{item.id}_{safe}.{self.hostname}"
+            data = (f"Return-Path: <{item.mail_from}>\r\nDelivered-To: {rcpt}\r\n").encode() + item.raw
+            tmp = self.root / "tmp" / name
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / "new" / name)
+        fd = os.open(self.root / "new", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def close(self) -> None:
+        return None
+
+
+class Delivery:
+    def __init__(self, store: Store, config: Config, clock: Clock,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.config = config
+        self.cfg = config.outbound
+        self.clock = clock
+        self.on_change = on_change
+        self.wake = asyncio.Event()
+        self.in_flight: set[int] = set()
+        self._slots = asyncio.Queue[object]()
+        hostname = config.server.hostname or socket.getfqdn()
+        for _ in range(self.cfg.connections):
+            if self.cfg.maildir is not None:
+                self._slots.put_nowait(MaildirTransport(self.cfg.maildir, hostname))
+            else:
+                self._slots.put_nowait(RelayTransport(self.cfg, hostname))
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            free = self._slots.qsize()
+            items: list[OutboundItem] = []
+            if free:
+                async with self.store.read() as tx:
+                    items = await outbound.due(tx, self.clock.now(), free, self.in_flight)
+                    next_at = await outbound.next_due_at(tx) if not items else None
+            for item in items:
+                self.in_flight.add(item.id)
+                transport = self._slots.get_nowait()
+                task = asyncio.create_task(self._deliver(item, transport))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if items:
+                continue
+            timeout = 60.0
+            if free and next_at is not None:
+                timeout = max(0.0, min(timeout, next_at - self.clock.now()))
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout if timeout > 0 else 0.01)
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> None:
+        """Let the transactions in flight finish (SIGTERM), then close the connections."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._slots.empty():
+            await self._slots.get_nowait().close()  # type: ignore[attr-defined]
+
+    async def _deliver(self, item: OutboundItem, transport: object) -> None:
+        try:
+            rcpts = list(item.pending)
+            results: list[RecipientResult] = []
+            for start in range(0, len(rcpts), self.cfg.batch_size):
+                batch = rcpts[start : start + self.cfg.batch_size]
+                results += await transport.send(item, batch)  # type: ignore[attr-defined]
+            await self._record(item, results)
+        except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
+            logs.event("delivery", logging.ERROR, outbound_id=item.id, outcome="error",
+                       error=type(exc).__name__)
+            logging.getLogger("mailhub").debug("delivery failure", exc_info=True)
+        finally:
+            self._slots.put_nowait(transport)
+            self.in_flight.discard(item.id)
+            self.wake.set()
+            self.on_change()
+
+    async def _record(self, item: OutboundItem, results: list[RecipientResult]) -> None:
+        now = self.clock.now()
+        pending = [r for r in results if r.state == "pending"]
+        retry_at = next_attempt(item.created_at, item.attempts + 1, now, self.cfg) if pending else None
+        if pending and retry_at is None:
+            results = [RecipientResult(r.rcpt, "expired", r.reply) if r.state == "pending" else r
+                       for r in results]
+        failures = [(r.rcpt, r.reply) for r in results if r.state in ("bounced", "expired")]
+        async with self.store.transaction() as tx:
+            await outbound.record_results(tx, item.id, results, now, retry_at)
+            if failures and item.mail_from:
+                dsn = build_dsn(
+                    domain=self.config.server.domain, hostname=self.config.server.hostname,
+                    original_raw=item.raw, envelope_sender=item.mail_from, failures=failures,
+                    now=now, loop_id=f"mailhub@{self.config.server.domain}",
+                )
+                await outbound.insert(
+                    tx, message_id=str(dsn["Message-ID"]), mail_from="", rcpts=[item.mail_from],
+                    raw=to_bytes(dsn), kind="dsn", source=f"outbound:{item.id}", now=now,
+                )
+        for state in ("sent", "pending", "bounced", "expired"):
+            group = [r.rcpt for r in results if r.state == state]
+            if group:
+                logs.event("delivery", outbound_id=item.id, kind=item.kind, source=item.source,
+                           mail_from=item.mail_from or "<>", rcpts=group, outcome=state,
+                           size=len(item.raw), attempt=item.attempts + 1,
+                           reply=next(r.reply for r in results if r.state == state)[:120])
+        if failures and item.mail_from:
+            self.wake.set()

@@ -1,0 +1,85 @@
+"""The inbound worker: route each accepted message and run its handlers, in order.
+
+For each message, every handler's state changes, every message they produce and
+the `done` mark commit in one transaction. A handler that raises rolls all of it
+back, the message moves to `failed` with the error, and the queue goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from mailhub import logs
+from mailhub.clock import Clock
+from mailhub.config import Config
+from mailhub.context import Context, Incoming
+from mailhub.handlers import HANDLERS
+from mailhub.messages import Templates
+from mailhub.routing import AddressBook, Route, resolve
+from mailhub.store import Store, inbound
+from mailhub.store.inbound import InboundItem
+
+
+def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
+    """One route per distinct destination: postmaster@ and abuse@ on one message forward once."""
+    seen: dict[tuple, Route] = {}
+    for rcpt in rcpt_tos:
+        route = resolve(rcpt, book)
+        if route is not None:
+            seen.setdefault((route.name, route.captures), route)
+    return list(seen.values())
+
+
+class Processor:
+    def __init__(self, store: Store, config: Config, clock: Clock, templates: Templates,
+                 on_sent: Callable[[], None]) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.templates = templates
+        self.book = AddressBook.from_config(config)
+        self.on_sent = on_sent
+        self.wake = asyncio.Event()
+        self.busy = False
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            async with self.store.read() as tx:
+                item = await inbound.next_queued(tx)
+            if item is None:
+                self.busy = False
+                await self.wake.wait()
+                continue
+            self.busy = True
+            await self.process(item)
+
+    async def process(self, item: InboundItem) -> None:
+        mail = Incoming(item.queue_id, item.mail_from, item.rcpt_tos, item.raw, item.received_at)
+        routes = routes_for(item.rcpt_tos, self.book)
+        sent: list[int] = []
+        try:
+            async with self.store.transaction() as tx:
+                ctx = Context(tx, self.config, self.clock, self.templates, self.book, item.queue_id)
+                for route in routes:
+                    await HANDLERS[route.name](ctx, mail, route)
+                await inbound.mark_done(tx, item.seq, self.clock.now())
+                sent = ctx.sent
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
+            # The error text is the exception's type and message: handlers never put
+            # message content into exceptions, so this is safe to show in `mailhub queue`.
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            async with self.store.transaction() as tx:
+                await inbound.mark_failed(tx, item.seq, error, self.clock.now())
+            logs.event("processed", logging.ERROR, queue_id=item.queue_id,
+                       routes=[r.name for r in routes], outcome="failed", error=type(exc).__name__)
+            logging.getLogger("mailhub").debug("handler failure", exc_info=True)
+            return
+        logs.event("processed", queue_id=item.queue_id, routes=[r.name for r in routes] or "none",
+                   outcome="done", outbound=len(sent))
+        if sent:
+            self.on_sent()

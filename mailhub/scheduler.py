@@ -1,0 +1,69 @@
+"""Periodic jobs: digests, reminders, expiry. Each app lists its jobs; each job asks the
+clock what is due, does it in one transaction, and so is safe to run at any time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mailhub import logs
+from mailhub.clock import Clock
+from mailhub.config import Config
+from mailhub.context import Context
+from mailhub.messages import Templates
+from mailhub.routing import AddressBook
+from mailhub.store import Store
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[Context], Awaitable[None]]
+
+
+def all_jobs() -> list[Job]:
+    from mailhub.conduct.jobs import JOBS as CONDUCT
+    from mailhub.lists.jobs import JOBS as LISTS
+
+    return [*LISTS, *CONDUCT]
+
+
+class Scheduler:
+    def __init__(self, store: Store, config: Config, clock: Clock, templates: Templates,
+                 on_sent: Callable[[], None], tick_seconds: float = 30.0) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.templates = templates
+        self.book = AddressBook.from_config(config)
+        self.on_sent = on_sent
+        self.tick_seconds = tick_seconds
+        self.jobs = all_jobs()
+
+    async def run_once(self) -> None:
+        """Run every job once (each in its own transaction): what is due gets done."""
+        for job in self.jobs:
+            sent: list[int] = []
+            try:
+                async with self.store.transaction() as tx:
+                    ctx = Context(tx, self.config, self.clock, self.templates, self.book,
+                                  f"job:{job.name}")
+                    await job.run(ctx)
+                    sent = ctx.sent
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
+                logs.event("job", logging.ERROR, job=job.name, outcome="failed",
+                           error=type(exc).__name__)
+                logging.getLogger("mailhub").debug("job failure", exc_info=True)
+                continue
+            if sent:
+                logs.event("job", job=job.name, outcome="sent", outbound=len(sent))
+                self.on_sent()
+
+    async def run(self) -> None:
+        while True:
+            await self.run_once()
+            await asyncio.sleep(self.tick_seconds)

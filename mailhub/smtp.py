@@ -1,0 +1,220 @@
+"""Intake: the aiosmtpd handler (SMTP or LMTP) and its policy at RCPT and DATA.
+
+The handler is thin: it checks addresses against the router, refuses what it must
+with a clear enhanced status code, and hands accepted mail to the group committer,
+answering 250 only once the message is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailhub import logs
+from mailhub.clock import Clock
+from mailhub.config import Config
+from mailhub.routing import AddressBook, is_local, resolve
+from mailhub.store import Store, inbound
+from mailhub.store.inbound import NewInbound, new_queue_id
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BARE = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
+
+# aiosmtpd's own replies, given the enhanced status codes senders act on.
+_REWRITES = (
+    ("552 Error: Too much mail data", "552 5.3.4 Message too big for this server"),
+    ("552 Error: message size exceeds", "552 5.3.4 Message too big for this server"),
+    ("500 Line too long", "500 5.5.2 Line too long: at most 998 characters (RFC 5321 4.5.3.1.6)"),
+)
+
+
+class GroupCommitter:
+    """Batches the commits of concurrent SMTP sessions into one transaction.
+
+    Sessions that arrive while a commit is running wait for the next one, so one
+    fsync is shared by every message in the batch: durability without a cap of one
+    message per disk flush.
+    """
+
+    def __init__(self, store: Store, on_commit: Callable[[], None]) -> None:
+        self.store = store
+        self.on_commit = on_commit
+        self._pending: list[tuple[NewInbound, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task | None = None
+
+    async def submit(self, item: NewInbound) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.store.transaction() as tx:
+                    await inbound.insert_many(tx, [item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - each session answers 451
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            self.on_commit()
+
+
+class Intake:
+    """The aiosmtpd handler."""
+
+    def __init__(self, config: Config, clock: Clock, committer: GroupCommitter) -> None:
+        self.config = config
+        self.book = AddressBook.from_config(config)
+        self.clock = clock
+        self.committer = committer
+        self.connections = 0
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if _CONTROL.search(address):
+            return "553 5.1.3 Control characters are not allowed in an address"
+        if len(address.rpartition("@")[0].encode()) > 64:
+            return "553 5.1.3 Local part longer than 64 octets"
+        envelope.mail_from = "" if address == "<>" else address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if _CONTROL.search(address):
+            return "553 5.1.3 Control characters are not allowed in an address"
+        local, at, domain = address.rpartition("@")
+        if not at or not local:
+            return "553 5.1.3 Address must be user@domain"
+        if len(local.encode()) > 64:
+            return "553 5.1.3 Local part longer than 64 octets"
+        if not is_local(address, self.book):
+            return "550 5.7.1 Relaying denied"
+        if len(envelope.rcpt_tos) >= self.config.server.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if resolve(address, self.book) is None:
+            return "550 5.1.1 No such address here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        rcpts = tuple(envelope.rcpt_tos)
+        mail_from = envelope.mail_from or ""
+        if _BARE.search(raw):
+            logs.event("received", mail_from=mail_from or "<>", rcpts=rcpts, size=len(raw),
+                       outcome="refused", reason="bare CR/LF or NUL")
+            return self._per_rcpt(rcpts, "550 5.5.2 Bare CR, bare LF or NUL in message; "
+                                         "send lines ending in CRLF")
+        queue_id = new_queue_id()
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        await self.committer.submit(
+            NewInbound(queue_id, self.clock.now(), mail_from, rcpts, raw, peer)
+        )
+        logs.event("received", queue_id=queue_id, mail_from=mail_from or "<>", rcpts=rcpts,
+                   routes=[r.name for r in (resolve(a, self.book) for a in rcpts) if r],
+                   size=len(raw), outcome="queued")
+        return self._per_rcpt(rcpts, f"250 2.0.0 OK queued as {queue_id}")
+
+    def _per_rcpt(self, rcpts: tuple[str, ...], status: str) -> str:
+        # LMTP answers once per recipient (RFC 2033 §4.2); the whole message is
+        # committed together, so each recipient gets the same answer.
+        if self.config.server.lmtp:
+            return "\r\n".join([status] * len(rcpts))
+        return status
+
+    async def handle_exception(self, error: Exception) -> str:
+        logs.event("session", logging.ERROR, outcome="error", error=type(error).__name__)
+        return "451 4.3.0 Temporary server error, please try again later"
+
+
+class _Hardened:
+    """What aiosmtpd leaves open by default, closed."""
+
+    event_handler: Intake
+
+    def connection_made(self, transport: Any) -> None:
+        handler = self.event_handler
+        if handler.connections >= handler.config.server.max_connections:
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+            transport.close()
+            self._refused = True
+            return
+        self._refused = False
+        handler.connections += 1
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if getattr(self, "_refused", True):
+            return
+        self.event_handler.connections -= 1
+        super().connection_lost(error)  # type: ignore[misc]
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            for prefix, replacement in _REWRITES:
+                if status.startswith(prefix):
+                    status = replacement
+                    break
+        await super().push(status)  # type: ignore[misc]
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self._refuse_address(arg):
+            return
+        await super().smtp_MAIL(arg)  # type: ignore[misc]
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self._refuse_address(arg):
+            return
+        await super().smtp_RCPT(arg)  # type: ignore[misc]
+
+    async def _refuse_address(self, arg: str | None) -> bool:
+        if arg is None:
+            return False
+        if _CONTROL.search(arg):
+            await self.push("553 5.1.3 Control characters are not allowed in an address")
+            return True
+        # A source route (<@relay:user@domain>) asks us to relay; we never do.
+        if re.search(r"<\s*@", arg):
+            await self.push("553 5.1.3 Source routes are not accepted")
+            return True
+        return False
+
+
+class HardenedSMTP(_Hardened, SMTP):
+    pass
+
+
+class HardenedLMTP(_Hardened, LMTP):
+    pass
+
+
+def protocol_factory(config: Config, intake: Intake) -> Callable[[], SMTP]:
+    cls = HardenedLMTP if config.server.lmtp else HardenedSMTP
+
+    def factory() -> SMTP:
+        return cls(
+            intake,
+            data_size_limit=config.server.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=config.server.hostname,
+            ident="mailhub",
+            timeout=config.server.session_timeout,
+        )
+
+    return factory

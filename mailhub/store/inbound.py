@@ -1,0 +1,137 @@
+"""The inbound queue: every accepted message, committed before intake answers 250."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from mailhub.store import Tx
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS inbound (
+        seq INTEGER PRIMARY KEY,
+        queue_id TEXT NOT NULL UNIQUE,
+        received_at REAL NOT NULL,
+        mail_from TEXT NOT NULL,
+        rcpt_tos TEXT NOT NULL,
+        peer TEXT NOT NULL DEFAULT '',
+        raw BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state, seq)",
+]
+
+_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXZ"
+
+
+def new_queue_id() -> str:
+    """A short random id people can read out: 'Q' and 12 characters (~59 bits)."""
+    return "Q" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    seq: int
+    queue_id: str
+    received_at: float
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    size: int
+    state: str
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class NewInbound:
+    queue_id: str
+    received_at: float
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    peer: str = ""
+
+
+async def insert_many(tx: Tx, items: list[NewInbound]) -> None:
+    await tx.executemany(
+        "INSERT INTO inbound (queue_id, received_at, mail_from, rcpt_tos, peer, raw, size,"
+        " state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+        [
+            (i.queue_id, i.received_at, i.mail_from, json.dumps(i.rcpt_tos), i.peer, i.raw,
+             len(i.raw), i.received_at)
+            for i in items
+        ],
+    )
+
+
+_COLUMNS = "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error"
+
+
+def _item(row: tuple) -> InboundItem:
+    return InboundItem(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), bytes(row[5]),
+                       row[6], row[7], row[8], row[9])
+
+
+async def next_queued(tx: Tx, after_seq: int = 0) -> InboundItem | None:
+    cur = await tx.execute(
+        f"SELECT {_COLUMNS} FROM inbound WHERE state = 'queued' AND seq > ? ORDER BY seq LIMIT 1",
+        (after_seq,),
+    )
+    row = await cur.fetchone()
+    return _item(row) if row else None
+
+
+async def get(tx: Tx, queue_id: str) -> InboundItem | None:
+    cur = await tx.execute(f"SELECT {_COLUMNS} FROM inbound WHERE queue_id = ?", (queue_id,))
+    row = await cur.fetchone()
+    return _item(row) if row else None
+
+
+async def mark_done(tx: Tx, seq: int, now: float) -> None:
+    # The raw bytes are kept only while needed: apps that keep mail (archives, cases)
+    # store their own copy in the same transaction.
+    await tx.execute(
+        "UPDATE inbound SET state = 'done', raw = X'', attempts = attempts + 1, error = NULL,"
+        " updated_at = ? WHERE seq = ?",
+        (now, seq),
+    )
+
+
+async def mark_failed(tx: Tx, seq: int, error: str, now: float) -> None:
+    await tx.execute(
+        "UPDATE inbound SET state = 'failed', attempts = attempts + 1, error = ?, updated_at = ?"
+        " WHERE seq = ?",
+        (error, now, seq),
+    )
+
+
+async def requeue(tx: Tx, queue_id: str, now: float) -> bool:
+    cur = await tx.execute(
+        "UPDATE inbound SET state = 'queued', updated_at = ? WHERE queue_id = ? AND state = 'failed'",
+        (now, queue_id),
+    )
+    return cur.rowcount == 1
+
+
+async def summary(tx: Tx) -> list[tuple[str, int, float | None]]:
+    """(state, count, oldest received_at) per state."""
+    cur = await tx.execute(
+        "SELECT state, COUNT(*), MIN(received_at) FROM inbound GROUP BY state ORDER BY state"
+    )
+    return [tuple(r) for r in await cur.fetchall()]
+
+
+async def failed(tx: Tx, limit: int = 50) -> list[tuple[str, float, str, str, str]]:
+    """(queue_id, received_at, mail_from, rcpt_tos, error) of failed items, oldest first."""
+    cur = await tx.execute(
+        "SELECT queue_id, received_at, mail_from, rcpt_tos, error FROM inbound"
+        " WHERE state = 'failed' ORDER BY seq LIMIT ?",
+        (limit,),
+    )
+    return [tuple(r) for r in await cur.fetchall()]

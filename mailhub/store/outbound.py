@@ -1,0 +1,147 @@
+"""The outbound queue (transactional outbox) and per-recipient delivery status.
+
+Apps enqueue here inside the same transaction as their state change; the delivery
+worker reads due messages and records each recipient's answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailhub.store import Tx
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS outbound (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        mail_from TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'queued'
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_at)",
+    """CREATE TABLE IF NOT EXISTS outbound_rcpt (
+        outbound_id INTEGER NOT NULL REFERENCES outbound (id) ON DELETE CASCADE,
+        rcpt TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        reply TEXT,
+        updated_at REAL,
+        PRIMARY KEY (outbound_id, rcpt)
+    )""",
+]
+
+
+@dataclass(frozen=True)
+class OutboundItem:
+    id: int
+    message_id: str
+    mail_from: str
+    raw: bytes
+    kind: str
+    source: str
+    created_at: float
+    attempts: int
+    pending: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    rcpt: str
+    state: str  # 'sent' | 'pending' (try again) | 'bounced' | 'expired'
+    reply: str
+
+
+async def insert(
+    tx: Tx,
+    *,
+    message_id: str,
+    mail_from: str,
+    rcpts: list[str],
+    raw: bytes,
+    kind: str,
+    source: str,
+    now: float,
+) -> int:
+    cur = await tx.execute(
+        "INSERT INTO outbound (message_id, mail_from, raw, kind, source, created_at,"
+        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (message_id, mail_from, raw, kind, source, now, now),
+    )
+    outbound_id = cur.lastrowid
+    await tx.executemany(
+        "INSERT INTO outbound_rcpt (outbound_id, rcpt) VALUES (?, ?)",
+        [(outbound_id, r) for r in dict.fromkeys(rcpts)],
+    )
+    return int(outbound_id)
+
+
+async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[OutboundItem]:
+    cur = await tx.execute(
+        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts FROM outbound"
+        " WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        (now, limit + len(exclude)),
+    )
+    rows = [r for r in await cur.fetchall() if r[0] not in exclude][:limit]
+    items = []
+    for r in rows:
+        rc = await tx.execute(
+            "SELECT rcpt FROM outbound_rcpt WHERE outbound_id = ? AND state = 'pending'"
+            " ORDER BY rcpt",
+            (r[0],),
+        )
+        pending = tuple(x[0] for x in await rc.fetchall())
+        items.append(OutboundItem(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], pending))
+    return items
+
+
+async def next_due_at(tx: Tx) -> float | None:
+    cur = await tx.execute("SELECT MIN(next_attempt_at) FROM outbound WHERE state = 'queued'")
+    (t,) = await cur.fetchone()
+    return t
+
+
+async def record_results(
+    tx: Tx, outbound_id: int, results: list[RecipientResult], now: float, retry_at: float | None
+) -> None:
+    """Record each recipient's answer; the message is done when nobody is pending."""
+    await tx.executemany(
+        "UPDATE outbound_rcpt SET state = ?, reply = ?, updated_at = ?"
+        " WHERE outbound_id = ? AND rcpt = ?",
+        [(r.state, r.reply[:500], now, outbound_id, r.rcpt) for r in results],
+    )
+    cur = await tx.execute(
+        "SELECT COUNT(*) FROM outbound_rcpt WHERE outbound_id = ? AND state = 'pending'",
+        (outbound_id,),
+    )
+    (pending,) = await cur.fetchone()
+    if pending and retry_at is not None:
+        await tx.execute(
+            "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+            (retry_at, outbound_id),
+        )
+    else:
+        # Done: the body is no longer needed (case mail must not linger in the queue).
+        await tx.execute(
+            "UPDATE outbound SET attempts = attempts + 1, state = 'done', raw = X'' WHERE id = ?",
+            (outbound_id,),
+        )
+
+
+async def summary(tx: Tx) -> list[tuple[str, int, float | None]]:
+    cur = await tx.execute(
+        "SELECT r.state, COUNT(*), MIN(o.created_at) FROM outbound_rcpt r"
+        " JOIN outbound o ON o.id = r.outbound_id GROUP BY r.state ORDER BY r.state"
+    )
+    return [tuple(r) for r in await cur.fetchall()]
+
+
+async def recipients(tx: Tx, outbound_id: int) -> list[tuple[str, str, str | None]]:
+    cur = await tx.execute(
+        "SELECT rcpt, state, reply FROM outbound_rcpt WHERE outbound_id = ? ORDER BY rcpt",
+        (outbound_id,),
+    )
+    return [tuple(r) for r in await cur.fetchall()]

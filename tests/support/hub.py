@@ -1,0 +1,103 @@
+"""Start a real mailhub Service on loopback with a real SQLite file, relaying to a Sink."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosmtplib
+
+from mailhub.clock import ManualClock
+from mailhub.config import load_config
+from mailhub.service import Service
+from tests.support.sink import Sink
+
+DOMAIN = "cop.example.org"
+
+BASE_CONFIG = """
+[server]
+domains = ["cop.example.org", "other.example.org"]
+listen = "127.0.0.1:0"
+lmtp = {lmtp}
+max_message_bytes = 200000
+max_recipients = 5
+max_connections = {max_connections}
+
+[storage]
+path = "{db}"
+
+[outbound]
+relay = "smtp://127.0.0.1:{sink_port}"
+retry_base = 0
+batch_size = 50
+
+[admin]
+addresses = ["admin@example.net"]
+
+[enquiries]
+handlers = ["helper@example.net"]
+language = "{language}"
+"""
+
+
+@dataclass
+class Hub:
+    service: Service
+    sink: Sink
+    clock: ManualClock
+    path: Path
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    async def send(self, mail_from: str, rcpts: list[str], raw: bytes | str) -> tuple[int, str]:
+        """Send one message over SMTP; returns the final (code, text) of DATA."""
+        if isinstance(raw, str):
+            raw = raw.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port, timeout=10)
+        await client.connect()
+        try:
+            await client.ehlo()
+            code, text = await client.execute_command(f"MAIL FROM:<{mail_from}>".encode())
+            if code >= 400:
+                return code, text
+            for r in rcpts:
+                code, text = await client.execute_command(f"RCPT TO:<{r}>".encode())
+                if code >= 400:
+                    return code, text
+            response = await client.data(raw)
+            return response.code, response.message
+        except aiosmtplib.SMTPResponseException as exc:
+            return exc.code, exc.message
+        finally:
+            client.close()
+
+    async def idle(self) -> None:
+        await self.service.idle()
+
+
+async def start_hub(tmp_path: Path, *, extra: str = "", lmtp: bool = False, language: str = "en",
+                    max_connections: int = 50, clock: ManualClock | None = None,
+                    sink: Sink | None = None) -> Hub:
+    if sink is None:
+        sink = Sink()
+        await sink.start()
+    text = BASE_CONFIG.format(db=tmp_path / "mailhub.db", sink_port=sink.port,
+                              lmtp=str(lmtp).lower(), language=language,
+                              max_connections=max_connections)
+    path = tmp_path / "mailhub.toml"
+    path.write_text(text + textwrap.dedent(extra))
+    config = load_config(path)
+    clock = clock or ManualClock()
+    service = Service(config, clock, run_scheduler=False)
+    await service.start()
+    return Hub(service, sink, clock, path)
+
+
+def message(*, sender: str = "Sam Sender <sam@example.net>", to: str = f"enquiries@{DOMAIN}",
+            subject: str = "Hello", body: str = "Hi there.\n", headers: str = "") -> str:
+    extra = headers if not headers or headers.endswith("\n") else headers + "\n"
+    return (f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: <m-{abs(hash(body))}@example.net>\n"
+            f"{extra}\n{body}")
