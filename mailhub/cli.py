@@ -9,7 +9,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from mailhub import logs
 from mailhub.config import Config, ConfigError, load_config
@@ -57,20 +56,30 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
     book = AddressBook.from_config(config)
     print(f"config OK: {config.source}")
     print(f"domains: {', '.join(config.server.domains)} (default {config.server.domain})")
-    print(f"listen: {config.server.host}:{config.server.port} "
-          f"({'LMTP' if config.server.lmtp else 'SMTP'})")
+    print(
+        f"listen: {config.server.host}:{config.server.port} "
+        f"({'LMTP' if config.server.lmtp else 'SMTP'})"
+    )
     print(f"storage: {config.storage.path}")
     out = config.outbound
-    print("outbound: " + (f"maildir {out.maildir}" if out.maildir else
-                          f"relay smtp://{out.relay_host}:{out.relay_port}"
-                          + (" with STARTTLS" if out.starttls else "")))
+    print(
+        "outbound: "
+        + (
+            f"maildir {out.maildir}"
+            if out.maildir
+            else f"relay smtp://{out.relay_host}:{out.relay_port}"
+            + (" with STARTTLS" if out.starttls else "")
+        )
+    )
     d = config.server.domain
     print("routes:")
     print(f"  postmaster@{d}, abuse@{d} -> administrators ({', '.join(config.admins)})")
     handlers = config.enquiries.handlers or config.admins
     print(f"  enquiries@{d} -> {', '.join(handlers)} (acknowledged in {config.enquiries.language})")
     if config.conduct is not None:
-        print(f"  conduct@{d} -> code of conduct committee ({len(config.conduct.committee)} members)")
+        print(
+            f"  conduct@{d} -> code of conduct committee ({len(config.conduct.committee)} members)"
+        )
     print("lists:" if config.lists else "lists: none")
     for lst in config.lists:
         print(f"  {lst.name}@{d} ({lst.display_name}; subscription {lst.subscription})")
@@ -108,8 +117,10 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
             print("failed inbound messages (retry with `mailhub queue retry ID`):")
             for queue_id, received, mail_from, rcpts, error in failed:
                 when = datetime.fromtimestamp(received, UTC).strftime("%Y-%m-%d %H:%M")
-                print(f"  {queue_id} {when} from <{mail_from}> to {', '.join(json.loads(rcpts))}: "
-                      f"{error}")
+                print(
+                    f"  {queue_id} {when} from <{mail_from}> to {', '.join(json.loads(rcpts))}: "
+                    f"{error}"
+                )
         return 0
     finally:
         await store.close()
@@ -117,23 +128,29 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from mailhub.conduct.cli import register as register_conduct
+    from mailhub.lists.archive_cli import register as register_archive
     from mailhub.lists.cli import register as register_lists
 
-    parser = argparse.ArgumentParser(prog="mailhub", description="Mail for communities of practice.")
+    parser = argparse.ArgumentParser(
+        prog="mailhub", description="Mail for communities of practice."
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="config file (default: $MAILHUB_CONFIG or "
-                                         "config/mailhub.toml)")
+    common.add_argument(
+        "--config", help="config file (default: $MAILHUB_CONFIG or config/mailhub.toml)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", parents=[common], help="run the mail service")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_serve)
-    sub.add_parser("check", parents=[common], help="validate the config, show what is served"
-                   ).set_defaults(func=cmd_check)
+    sub.add_parser(
+        "check", parents=[common], help="validate the config, show what is served"
+    ).set_defaults(func=cmd_check)
     p = sub.add_parser("queue", parents=[common], help="queue counts and failed messages")
     p.add_argument("action", nargs="?", choices=["retry"])
     p.add_argument("id", nargs="?")
     p.set_defaults(func=cmd_queue)
     register_lists(sub, common)
+    register_archive(sub, common)
     register_conduct(sub, common)
     return parser
 
@@ -157,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
         print(f"mailhub: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-
-
 
 
 if __name__ == "__main__":

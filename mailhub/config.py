@@ -210,7 +210,9 @@ def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
     t = section(raw, "outbound")
     maildir, relay = t.get("maildir"), t.get("relay")
     if (maildir is None) == (relay is None):
-        raise ConfigError("outbound", 'set exactly one of maildir = "path" or relay = "smtp://host:port"')
+        raise ConfigError(
+            "outbound", 'set exactly one of maildir = "path" or relay = "smtp://host:port"'
+        )
     common = dict(
         batch_size=get_int(t, "batch_size", "outbound", 100, 1),
         connections=get_int(t, "connections", "outbound", 4, 1),
@@ -228,14 +230,18 @@ def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
         port = None
         url = urlsplit("invalid://")
     if url.scheme != "smtp" or not url.hostname:
-        raise ConfigError("outbound.relay", f'must be a URL such as "smtp://127.0.0.1:2525", got {relay!r}')
+        raise ConfigError(
+            "outbound.relay", f'must be a URL such as "smtp://127.0.0.1:2525", got {relay!r}'
+        )
     password_file = t.get("password_file")
     return OutboundConfig(
         relay_host=url.hostname,
         relay_port=port or 25,
         starttls=get_bool(t, "starttls", "outbound", False),
         username=t.get("username") or (unquote(url.username) if url.username else None),
-        password_file=_path(password_file, base, "outbound.password_file") if password_file else None,
+        password_file=_path(password_file, base, "outbound.password_file")
+        if password_file
+        else None,
         **common,
     )
 
@@ -278,7 +284,9 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
     templates = raw.get("templates")
     config = Config(
         server=server,
-        storage=StorageConfig(path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path")),
+        storage=StorageConfig(
+            path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path")
+        ),
         outbound=_outbound(raw, base),
         admins=get_addresses(section(raw, "admin"), "addresses", "admin"),
         enquiries=EnquiriesConfig(

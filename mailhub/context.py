@@ -103,8 +103,14 @@ class Context:
         """
         verdict = may_auto_reply(mail.message, mail.mail_from, self.loop_id)
         if not verdict:
-            logs.event("autoreply", queue_id=mail.queue_id, to=mail.mail_from or "<>",
-                       kind=kind, outcome="suppressed", reason=verdict.reason)
+            logs.event(
+                "autoreply",
+                queue_id=mail.queue_id,
+                to=mail.mail_from or "<>",
+                kind=kind,
+                outcome="suppressed",
+                reason=verdict.reason,
+            )
             return False
         sender = mail.mail_from.lower()
         now = self.now()
@@ -113,8 +119,15 @@ class Context:
             await autoreplies.count_since(self.tx, sender, now - 3600) >= limits.per_hour
             or await autoreplies.count_since(self.tx, sender, now - 86400) >= limits.per_day
         ):
-            logs.event("autoreply", logging.WARNING, queue_id=mail.queue_id, to=sender, kind=kind,
-                       outcome="suppressed", reason="rate limit")
+            logs.event(
+                "autoreply",
+                logging.WARNING,
+                queue_id=mail.queue_id,
+                to=sender,
+                kind=kind,
+                outcome="suppressed",
+                reason="rate limit",
+            )
             return False
         for name, value in reply_headers(mail.message, self.loop_id).items():
             del reply[name]

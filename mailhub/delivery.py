@@ -50,8 +50,11 @@ class RelayTransport:
         if self.client is not None and self.client.is_connected:
             return self.client
         client = aiosmtplib.SMTP(
-            hostname=self.cfg.relay_host, port=self.cfg.relay_port, local_hostname=self.hostname,
-            start_tls=self.cfg.starttls, timeout=60,
+            hostname=self.cfg.relay_host,
+            port=self.cfg.relay_port,
+            local_hostname=self.hostname,
+            start_tls=self.cfg.starttls,
+            timeout=60,
         )
         await client.connect()
         if self.cfg.username:
@@ -82,10 +85,12 @@ class RelayTransport:
             if exc.code >= 500:
                 await self._reset()
             return [_result(r, exc.code, exc.message) for r in rcpts]
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
-            return [RecipientResult(r, "pending", f"connection failed: {type(exc).__name__}")
-                    for r in rcpts]
+            return [
+                RecipientResult(r, "pending", f"connection failed: {type(exc).__name__}")
+                for r in rcpts
+            ]
         results = []
         for r in rcpts:
             if r in errors:
@@ -133,7 +138,9 @@ class MaildirTransport:
         for rcpt in rcpts:
             safe = "".join(c if c.isalnum() else "_" for c in rcpt)[:80]
             name = f"{int(item.created_at)}.M{item.id}_{safe}.{self.hostname}"
-            data = (f"Return-Path: <{item.mail_from}>\r\nDelivered-To: {rcpt}\r\n").encode() + item.raw
+            data = (
+                f"Return-Path: <{item.mail_from}>\r\nDelivered-To: {rcpt}\r\n"
+            ).encode() + item.raw
             tmp = self.root / "tmp" / name
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -151,8 +158,13 @@ class MaildirTransport:
 
 
 class Delivery:
-    def __init__(self, store: Store, config: Config, clock: Clock,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Clock,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.config = config
         self.cfg = config.outbound
@@ -210,8 +222,13 @@ class Delivery:
                 results += await transport.send(item, batch)  # type: ignore[attr-defined]
             await self._record(item, results)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
-            logs.event("delivery", logging.ERROR, outbound_id=item.id, outcome="error",
-                       error=type(exc).__name__)
+            logs.event(
+                "delivery",
+                logging.ERROR,
+                outbound_id=item.id,
+                outcome="error",
+                error=type(exc).__name__,
+            )
             logging.getLogger("mailhub").debug("delivery failure", exc_info=True)
         finally:
             self._slots.put_nowait(transport)
@@ -222,29 +239,51 @@ class Delivery:
     async def _record(self, item: OutboundItem, results: list[RecipientResult]) -> None:
         now = self.clock.now()
         pending = [r for r in results if r.state == "pending"]
-        retry_at = next_attempt(item.created_at, item.attempts + 1, now, self.cfg) if pending else None
+        retry_at = (
+            next_attempt(item.created_at, item.attempts + 1, now, self.cfg) if pending else None
+        )
         if pending and retry_at is None:
-            results = [RecipientResult(r.rcpt, "expired", r.reply) if r.state == "pending" else r
-                       for r in results]
+            results = [
+                RecipientResult(r.rcpt, "expired", r.reply) if r.state == "pending" else r
+                for r in results
+            ]
         failures = [(r.rcpt, r.reply) for r in results if r.state in ("bounced", "expired")]
         async with self.store.transaction() as tx:
             await outbound.record_results(tx, item.id, results, now, retry_at)
             if failures and item.mail_from:
                 dsn = build_dsn(
-                    domain=self.config.server.domain, hostname=self.config.server.hostname,
-                    original_raw=item.raw, envelope_sender=item.mail_from, failures=failures,
-                    now=now, loop_id=f"mailhub@{self.config.server.domain}",
+                    domain=self.config.server.domain,
+                    hostname=self.config.server.hostname,
+                    original_raw=item.raw,
+                    envelope_sender=item.mail_from,
+                    failures=failures,
+                    now=now,
+                    loop_id=f"mailhub@{self.config.server.domain}",
                 )
                 await outbound.insert(
-                    tx, message_id=str(dsn["Message-ID"]), mail_from="", rcpts=[item.mail_from],
-                    raw=to_bytes(dsn), kind="dsn", source=f"outbound:{item.id}", now=now,
+                    tx,
+                    message_id=str(dsn["Message-ID"]),
+                    mail_from="",
+                    rcpts=[item.mail_from],
+                    raw=to_bytes(dsn),
+                    kind="dsn",
+                    source=f"outbound:{item.id}",
+                    now=now,
                 )
         for state in ("sent", "pending", "bounced", "expired"):
             group = [r.rcpt for r in results if r.state == state]
             if group:
-                logs.event("delivery", outbound_id=item.id, kind=item.kind, source=item.source,
-                           mail_from=item.mail_from or "<>", rcpts=group, outcome=state,
-                           size=len(item.raw), attempt=item.attempts + 1,
-                           reply=next(r.reply for r in results if r.state == state)[:120])
+                logs.event(
+                    "delivery",
+                    outbound_id=item.id,
+                    kind=item.kind,
+                    source=item.source,
+                    mail_from=item.mail_from or "<>",
+                    rcpts=group,
+                    outcome=state,
+                    size=len(item.raw),
+                    attempt=item.attempts + 1,
+                    reply=next(r.reply for r in results if r.state == state)[:120],
+                )
         if failures and item.mail_from:
             self.wake.set()

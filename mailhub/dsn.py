@@ -43,21 +43,28 @@ def build_dsn(
     msg.make_mixed()
     # Build the report by hand-assembled MIME parts through the email package.
     report = EmailMessage(policy=policy.SMTP)
-    status_fields = [f"Reporting-MTA: dns; {hostname}", f"Arrival-Date: {format_datetime(as_datetime(now))}"]
+    status_fields = [
+        f"Reporting-MTA: dns; {hostname}",
+        f"Arrival-Date: {format_datetime(as_datetime(now))}",
+    ]
     per_rcpt = []
     for rcpt, reason in failures:
         code = reason[:3] if reason[:3].isdigit() else "550"
         status = "5.0.0" if code.startswith("5") else "4.4.7"
         per_rcpt.append(
-            "\n".join([
-                f"Final-Recipient: rfc822; {rcpt}",
-                "Action: failed",
-                f"Status: {status}",
-                f"Diagnostic-Code: smtp; {' '.join(reason.split())[:400]}",
-            ])
+            "\n".join(
+                [
+                    f"Final-Recipient: rfc822; {rcpt}",
+                    "Action: failed",
+                    f"Status: {status}",
+                    f"Diagnostic-Code: smtp; {' '.join(reason.split())[:400]}",
+                ]
+            )
         )
     report.set_content(
-        ("\n".join(status_fields) + "\n\n" + "\n\n".join(per_rcpt) + "\n").encode("ascii", "replace"),
+        ("\n".join(status_fields) + "\n\n" + "\n\n".join(per_rcpt) + "\n").encode(
+            "ascii", "replace"
+        ),
         maintype="message",
         subtype="delivery-status",
     )

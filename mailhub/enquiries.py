@@ -35,19 +35,31 @@ def forward_headers(
     return envelope
 
 
-async def _forward(ctx: Context, mail: Incoming, route: Route, to: list[str], label: str,
-                   kind: str) -> None:
-    envelope = forward_headers(mail, via=route.address, to=to, label=label,
-                               now_header=format_datetime(as_datetime(ctx.now())))
+async def _forward(
+    ctx: Context, mail: Incoming, route: Route, to: list[str], label: str, kind: str
+) -> None:
+    envelope = forward_headers(
+        mail,
+        via=route.address,
+        to=to,
+        label=label,
+        now_header=format_datetime(as_datetime(ctx.now())),
+    )
     envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
     envelope["X-Loop"] = ctx.loop_id
-    await ctx.send(rewrap(mail.raw, envelope), to, kind=kind, message_id=message_id,
-                   mail_from=f"postmaster@{ctx.domain}")
+    await ctx.send(
+        rewrap(mail.raw, envelope),
+        to,
+        kind=kind,
+        message_id=message_id,
+        mail_from=f"postmaster@{ctx.domain}",
+    )
 
 
 async def handle_admin(ctx: Context, mail: Incoming, route: Route) -> None:
-    await _forward(ctx, mail, route, list(ctx.config.admins), route.address.split("@")[0],
-                   "admin.forward")
+    await _forward(
+        ctx, mail, route, list(ctx.config.admins), route.address.split("@")[0], "admin.forward"
+    )
 
 
 async def handle_enquiry(ctx: Context, mail: Incoming, route: Route) -> None:

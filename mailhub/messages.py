@@ -55,7 +55,8 @@ class Templates:
         if len(parts) == 1:
             return parts[0]
         return Rendered(
-            " / ".join(p.subject for p in parts), SEPARATOR.join(p.body.rstrip() for p in parts) + "\n"
+            " / ".join(p.subject for p in parts),
+            SEPARATOR.join(p.body.rstrip() for p in parts) + "\n",
         )
 
 

@@ -33,8 +33,14 @@ def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
 
 
 class Processor:
-    def __init__(self, store: Store, config: Config, clock: Clock, templates: Templates,
-                 on_sent: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Clock,
+        templates: Templates,
+        on_sent: Callable[[], None],
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
@@ -75,11 +81,22 @@ class Processor:
             error = f"{type(exc).__name__}: {exc}"[:500]
             async with self.store.transaction() as tx:
                 await inbound.mark_failed(tx, item.seq, error, self.clock.now())
-            logs.event("processed", logging.ERROR, queue_id=item.queue_id,
-                       routes=[r.name for r in routes], outcome="failed", error=type(exc).__name__)
+            logs.event(
+                "processed",
+                logging.ERROR,
+                queue_id=item.queue_id,
+                routes=[r.name for r in routes],
+                outcome="failed",
+                error=type(exc).__name__,
+            )
             logging.getLogger("mailhub").debug("handler failure", exc_info=True)
             return
-        logs.event("processed", queue_id=item.queue_id, routes=[r.name for r in routes] or "none",
-                   outcome="done", outbound=len(sent))
+        logs.event(
+            "processed",
+            queue_id=item.queue_id,
+            routes=[r.name for r in routes] or "none",
+            outcome="done",
+            outbound=len(sent),
+        )
         if sent:
             self.on_sent()

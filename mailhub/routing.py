@@ -86,7 +86,9 @@ def resolve(address: str, book: AddressBook) -> Route | None:
         m = pattern.fullmatch(local)
         if m is None:
             continue
-        captures = {k: (v.lower() if k in ("list", "member") else v) for k, v in m.groupdict().items()}
+        captures = {
+            k: (v.lower() if k in ("list", "member") else v) for k, v in m.groupdict().items()
+        }
         if _valid(name, captures, book):
             return Route(name, address, domain.lower(), tuple(sorted(captures.items())))
     return None

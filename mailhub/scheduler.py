@@ -31,8 +31,15 @@ def all_jobs() -> list[Job]:
 
 
 class Scheduler:
-    def __init__(self, store: Store, config: Config, clock: Clock, templates: Templates,
-                 on_sent: Callable[[], None], tick_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Clock,
+        templates: Templates,
+        on_sent: Callable[[], None],
+        tick_seconds: float = 30.0,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
@@ -48,15 +55,17 @@ class Scheduler:
             sent: list[int] = []
             try:
                 async with self.store.transaction() as tx:
-                    ctx = Context(tx, self.config, self.clock, self.templates, self.book,
-                                  f"job:{job.name}")
+                    ctx = Context(
+                        tx, self.config, self.clock, self.templates, self.book, f"job:{job.name}"
+                    )
                     await job.run(ctx)
                     sent = ctx.sent
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
-                logs.event("job", logging.ERROR, job=job.name, outcome="failed",
-                           error=type(exc).__name__)
+                logs.event(
+                    "job", logging.ERROR, job=job.name, outcome="failed", error=type(exc).__name__
+                )
                 logging.getLogger("mailhub").debug("job failure", exc_info=True)
                 continue
             if sent:

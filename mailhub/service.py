@@ -18,8 +18,14 @@ from mailhub.store import Store, inbound, outbound
 
 
 class Service:
-    def __init__(self, config: Config, clock: Clock | None = None, *,
-                 scheduler_tick: float = 30.0, run_scheduler: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        *,
+        scheduler_tick: float = 30.0,
+        run_scheduler: bool = True,
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.templates = Templates(config.templates_dir)
@@ -33,25 +39,38 @@ class Service:
     async def start(self) -> None:
         self.store = await Store.open(self.config.storage.path)
         self.delivery = Delivery(self.store, self.config, self.clock, self._notify)
-        self.processor = Processor(self.store, self.config, self.clock, self.templates,
-                                   self._wake_delivery)
-        self.scheduler = Scheduler(self.store, self.config, self.clock, self.templates,
-                                   self._wake_delivery, self.scheduler_tick)
+        self.processor = Processor(
+            self.store, self.config, self.clock, self.templates, self._wake_delivery
+        )
+        self.scheduler = Scheduler(
+            self.store,
+            self.config,
+            self.clock,
+            self.templates,
+            self._wake_delivery,
+            self.scheduler_tick,
+        )
         self.committer = GroupCommitter(self.store, self._wake_processor)
         self.intake = Intake(self.config, self.clock, self.committer)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            protocol_factory(self.config, self.intake), host=self.config.server.host,
+            protocol_factory(self.config, self.intake),
+            host=self.config.server.host,
             port=self.config.server.port,
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self._tasks = [asyncio.create_task(self.processor.run(), name="processor"),
-                       asyncio.create_task(self.delivery.run(), name="delivery")]
+        self._tasks = [
+            asyncio.create_task(self.processor.run(), name="processor"),
+            asyncio.create_task(self.delivery.run(), name="delivery"),
+        ]
         if self.run_scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-        logs.event("started", listen=f"{self.config.server.host}:{self.port}",
-                   protocol="LMTP" if self.config.server.lmtp else "SMTP",
-                   domains=self.config.server.domains)
+        logs.event(
+            "started",
+            listen=f"{self.config.server.host}:{self.port}",
+            protocol="LMTP" if self.config.server.lmtp else "SMTP",
+            domains=self.config.server.domains,
+        )
 
     def _wake_processor(self) -> None:
         self.processor.wake.set()
@@ -69,15 +88,19 @@ class Service:
 
         Waits on the workers' change events, not on a timer.
         """
+
         async def settled() -> bool:
             async with self.store.read() as tx:
                 cur = await tx.execute("SELECT COUNT(*) FROM inbound WHERE state = 'queued'")
                 (queued,) = await cur.fetchone()
                 cur = await tx.execute(
                     "SELECT COUNT(*) FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?",
-                    (self.clock.now(),))
+                    (self.clock.now(),),
+                )
                 (due,) = await cur.fetchone()
-            return not queued and not due and not self.delivery.in_flight and not self.processor.busy
+            return (
+                not queued and not due and not self.delivery.in_flight and not self.processor.busy
+            )
 
         async def wait() -> None:
             while True:
@@ -99,8 +122,9 @@ class Service:
         for task in self._tasks:
             if task.get_name() != "delivery":
                 task.cancel()
-        await asyncio.gather(*[t for t in self._tasks if t.get_name() != "delivery"],
-                             return_exceptions=True)
+        await asyncio.gather(
+            *[t for t in self._tasks if t.get_name() != "delivery"], return_exceptions=True
+        )
         delivery = [t for t in self._tasks if t.get_name() == "delivery"]
         for task in delivery:
             task.cancel()

@@ -82,8 +82,14 @@ class Intake:
         self.committer = committer
         self.connections = 0
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         if _CONTROL.search(address):
             return "553 5.1.3 Control characters are not allowed in an address"
         if len(address.rpartition("@")[0].encode()) > 64:
@@ -92,8 +98,14 @@ class Intake:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if _CONTROL.search(address):
             return "553 5.1.3 Control characters are not allowed in an address"
         local, at, domain = address.rpartition("@")
@@ -116,18 +128,31 @@ class Intake:
         rcpts = tuple(envelope.rcpt_tos)
         mail_from = envelope.mail_from or ""
         if _BARE.search(raw):
-            logs.event("received", mail_from=mail_from or "<>", rcpts=rcpts, size=len(raw),
-                       outcome="refused", reason="bare CR/LF or NUL")
-            return self._per_rcpt(rcpts, "550 5.5.2 Bare CR, bare LF or NUL in message; "
-                                         "send lines ending in CRLF")
+            logs.event(
+                "received",
+                mail_from=mail_from or "<>",
+                rcpts=rcpts,
+                size=len(raw),
+                outcome="refused",
+                reason="bare CR/LF or NUL",
+            )
+            return self._per_rcpt(
+                rcpts, "550 5.5.2 Bare CR, bare LF or NUL in message; send lines ending in CRLF"
+            )
         queue_id = new_queue_id()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         await self.committer.submit(
             NewInbound(queue_id, self.clock.now(), mail_from, rcpts, raw, peer)
         )
-        logs.event("received", queue_id=queue_id, mail_from=mail_from or "<>", rcpts=rcpts,
-                   routes=[r.name for r in (resolve(a, self.book) for a in rcpts) if r],
-                   size=len(raw), outcome="queued")
+        logs.event(
+            "received",
+            queue_id=queue_id,
+            mail_from=mail_from or "<>",
+            rcpts=rcpts,
+            routes=[r.name for r in (resolve(a, self.book) for a in rcpts) if r],
+            size=len(raw),
+            outcome="queued",
+        )
         return self._per_rcpt(rcpts, f"250 2.0.0 OK queued as {queue_id}")
 
     def _per_rcpt(self, rcpts: tuple[str, ...], status: str) -> str:

@@ -4,8 +4,11 @@ from tests.support.hub import DOMAIN, message
 
 
 async def test_enquiry_reaches_handlers_and_sender_is_acknowledged(hub):
-    code, text = await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"],
-                                message(subject="Can I join?", body="Please tell me more.\n"))
+    code, text = await hub.send(
+        "sam@example.net",
+        [f"enquiries@{DOMAIN}"],
+        message(subject="Can I join?", body="Please tell me more.\n"),
+    )
     assert code == 250 and "queued as Q" in text
     await hub.sink.wait_count("helper@example.net")
     await hub.sink.wait_count("sam@example.net")

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from mailhub.config import ConfigError, ServerConfig, check_address, get_addresses, get_str, section
+from mailhub.config import ServerConfig, check_address, get_addresses, get_str, section
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,14 @@ def parse_conduct(raw: dict[str, Any], server: ServerConfig) -> ConductConfig | 
     for i, m in enumerate(t.get("committee", [])):
         key = f"conduct.committee[{i}]"
         name = get_str(m, "name", key)
-        members.append(CommitteeMember(member_key(name), name, get_addresses(m, "addresses", key),
-                                       tuple(m.get("aliases", []))))
-    return ConductConfig(check_address(get_str(t, "fallback", "conduct"), "conduct.fallback"),
-                         tuple(members))
+        members.append(
+            CommitteeMember(
+                member_key(name),
+                name,
+                get_addresses(m, "addresses", key),
+                tuple(m.get("aliases", [])),
+            )
+        )
+    return ConductConfig(
+        check_address(get_str(t, "fallback", "conduct"), "conduct.fallback"), tuple(members)
+    )

@@ -1,42 +1,132 @@
-"""[[lists]] in the config → ListConfig records."""
+"""[[lists]] in the config → ListConfig records (and [dmarc], which lists consult)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from mailhub.config import ConfigError, ServerConfig, get_addresses, get_language, get_str
+from mailhub.config import (
+    ConfigError,
+    ServerConfig,
+    get_addresses,
+    get_bool,
+    get_int,
+    get_language,
+    get_str,
+    parse_duration,
+    section,
+)
 
 SUBSCRIPTION = ("open", "confirm", "approve", "invite")
+NON_MEMBER_ACTIONS = ("hold", "reject", "accept")
+REPLY_TO = ("sender", "list")
+DELIVERY = ("personalised", "bulk")
+DMARC_REWRITE = ("auto", "always", "never")
+# Local parts the service itself answers: a list may not take them.
+RESERVED = {"postmaster", "abuse", "enquiries", "conduct", "mailer-daemon"}
 
 
 @dataclass(frozen=True)
 class ListConfig:
     name: str
     display_name: str
-    subscription: str = "confirm"
+    description: str = ""
+    language: str = "en"
+    subscription: str = "confirm"  # open | confirm | approve | invite
+    non_member_posts: str = "hold"  # hold | reject | accept
+    hold_first_posts: int = 0  # a new member's first N posts are held (0: off)
     facilitators: tuple[str, ...] = ()
     champions: tuple[str, ...] = ()
-    language: str = "en"
+    footer: str = ""
+    reply_to: str = "sender"  # sender | list
+    delivery: str = "personalised"  # personalised (VERP, one copy each) | bulk
+    dmarc_rewrite: str = "auto"  # auto (when the poster's domain asks) | always | never
+    archive_url: str = ""
+    max_post_bytes: int = 5 * 1024 * 1024  # larger posts are held
+    max_post_recipients: int = 10  # posts with more To/Cc addresses are held
+    digest_interval: float = 3600.0  # facilitators' digest of pending items; 0: at once
+    member_digest_interval: float = 86400.0  # members in digest mode
+    request_expiry: float = 14 * 86400.0  # pending requests and held posts
+    confirm_expiry: float = 7 * 86400.0  # confirmation tokens
+    bounce_threshold: float = 5.0  # bounce score at which a member is disabled
+
+
+@dataclass(frozen=True)
+class DmarcConfig:
+    """Domains known to publish p=reject or p=quarantine (no DNS lookups: a local list)."""
+
+    strict_domains: frozenset[str] = frozenset()
+
+
+def _choice(t: dict[str, Any], name: str, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = get_str(t, name, key, default)
+    if value not in choices:
+        raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def parse_list(t: dict[str, Any], key: str) -> ListConfig:
+    if not isinstance(t, dict):
+        raise ConfigError(key, "must be a table")
+    name = get_str(t, "name", key).lower()
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9._]|-(?!-))*", name) or name in RESERVED:
+        raise ConfigError(
+            f"{key}.name",
+            f"{name!r} cannot be a list name (letters, digits, . _ -; "
+            f"not {', '.join(sorted(RESERVED))})",
+        )
+    for suffix in ("-join", "-leave", "-request", "-owner", "-confirm", "-bounces"):
+        if name.endswith(suffix):
+            raise ConfigError(f"{key}.name", f"{name!r} ends in {suffix}, which is a list command")
+    return ListConfig(
+        name=name,
+        display_name=get_str(t, "display_name", key, name),
+        description=get_str(t, "description", key, ""),
+        language=get_language(t, "language", key),
+        subscription=_choice(t, "subscription", key, "confirm", SUBSCRIPTION),
+        non_member_posts=_choice(t, "non_member_posts", key, "hold", NON_MEMBER_ACTIONS),
+        hold_first_posts=get_int(t, "hold_first_posts", key, 0),
+        facilitators=get_addresses(t, "facilitators", key),
+        champions=get_addresses(t, "champions", key),
+        footer=get_str(t, "footer", key, ""),
+        reply_to=_choice(t, "reply_to", key, "sender", REPLY_TO),
+        delivery=_choice(t, "delivery", key, "personalised", DELIVERY),
+        dmarc_rewrite=_choice(t, "dmarc_rewrite", key, "auto", DMARC_REWRITE),
+        archive_url=get_str(t, "archive_url", key, ""),
+        max_post_bytes=get_int(t, "max_post_bytes", key, 5 * 1024 * 1024, 1),
+        max_post_recipients=get_int(t, "max_post_recipients", key, 10, 1),
+        digest_interval=parse_duration(t.get("digest_interval", "1h"), f"{key}.digest_interval"),
+        member_digest_interval=parse_duration(
+            t.get("member_digest_interval", "1d"), f"{key}.member_digest_interval"
+        ),
+        request_expiry=parse_duration(t.get("request_expiry", "14d"), f"{key}.request_expiry"),
+        confirm_expiry=parse_duration(t.get("confirm_expiry", "7d"), f"{key}.confirm_expiry"),
+        bounce_threshold=float(t.get("bounce_threshold", 5.0)),
+    )
 
 
 def parse_lists(raw: dict[str, Any], server: ServerConfig) -> tuple[ListConfig, ...]:
     tables = raw.get("lists", [])
     if not isinstance(tables, list):
         raise ConfigError("lists", "must be an array of tables, [[lists]]")
-    out = []
-    for i, t in enumerate(tables):
-        key = f"lists[{i}]"
-        name = get_str(t, "name", key).lower()
-        subscription = get_str(t, "subscription", key, "confirm")
-        if subscription not in SUBSCRIPTION:
-            raise ConfigError(f"{key}.subscription", f"must be one of {', '.join(SUBSCRIPTION)}")
-        out.append(ListConfig(
-            name=name,
-            display_name=get_str(t, "display_name", key, name),
-            subscription=subscription,
-            facilitators=get_addresses(t, "facilitators", key),
-            champions=get_addresses(t, "champions", key),
-            language=get_language(t, "language", key),
-        ))
+    out = [parse_list(t, f"lists[{i}]") for i, t in enumerate(tables)]
+    names = [lst.name for lst in out]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError("lists", f"the list name {name!r} is used twice")
     return tuple(out)
+
+
+def parse_dmarc(raw: dict[str, Any]) -> DmarcConfig:
+    t = section(raw, "dmarc")
+    domains = t.get("strict_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise ConfigError("dmarc.strict_domains", "must be a list of domain names")
+    get_bool(t, "enabled", "dmarc", True)
+    return DmarcConfig(frozenset(d.lower() for d in domains))
+
+
+def find_list(lists: tuple[ListConfig, ...], name: str) -> ListConfig | None:
+    name = name.lower()
+    return next((lst for lst in lists if lst.name == name), None)

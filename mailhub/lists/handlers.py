@@ -1,17 +1,16 @@
-"""Route handlers of the lists app (placeholder until the app lands)."""
+"""Route handlers of the lists app: posting side (posting, requests, bounces) and
+membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from mailhub.lists import bounces, membership, posting, requests
 
-from mailhub.routing import ROUTES
-
-
-async def _not_built(ctx: Any, mail: Any, route: Any) -> None:
-    raise RuntimeError("the lists app is not built yet")
-
-
-HANDLERS: dict[str, Callable[..., Awaitable[None]]] = {
-    name: _not_built for _, name in ROUTES if name.startswith("lists.")
+HANDLERS = {
+    "lists.post": posting.handle_post,
+    "lists.request": requests.handle_request,
+    "lists.bounces": bounces.handle_bounce,
+    "lists.join": membership.handle_join,
+    "lists.leave": membership.handle_leave,
+    "lists.confirm": membership.handle_confirm,
+    "lists.owner": membership.handle_owner,
 }

@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-JOBS: list = []
+from mailhub.lists.digest import JOBS as MEMBER_DIGESTS
+from mailhub.lists.moderation import JOBS as FACILITATOR_DIGESTS
+
+JOBS = [*MEMBER_DIGESTS, *FACILITATOR_DIGESTS]

@@ -19,7 +19,6 @@ from pathlib import Path
 import aiosqlite
 
 import mailhub.logs  # noqa: F401 - caps library loggers that would log mail content
-
 from mailhub.store.schema import migrate
 
 Tx = aiosqlite.Connection

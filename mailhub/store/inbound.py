@@ -63,8 +63,16 @@ async def insert_many(tx: Tx, items: list[NewInbound]) -> None:
         "INSERT INTO inbound (queue_id, received_at, mail_from, rcpt_tos, peer, raw, size,"
         " state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
         [
-            (i.queue_id, i.received_at, i.mail_from, json.dumps(i.rcpt_tos), i.peer, i.raw,
-             len(i.raw), i.received_at)
+            (
+                i.queue_id,
+                i.received_at,
+                i.mail_from,
+                json.dumps(i.rcpt_tos),
+                i.peer,
+                i.raw,
+                len(i.raw),
+                i.received_at,
+            )
             for i in items
         ],
     )
@@ -74,8 +82,18 @@ _COLUMNS = "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, a
 
 
 def _item(row: tuple) -> InboundItem:
-    return InboundItem(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), bytes(row[5]),
-                       row[6], row[7], row[8], row[9])
+    return InboundItem(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        tuple(json.loads(row[4])),
+        bytes(row[5]),
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+    )
 
 
 async def next_queued(tx: Tx, after_seq: int = 0) -> InboundItem | None:

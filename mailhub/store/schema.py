@@ -15,7 +15,9 @@ TABLE_GROUPS = (
     "mailhub.store.inbound",
     "mailhub.store.outbound",
     "mailhub.store.autoreplies",
+    "mailhub.store.bans",
     "mailhub.store.lists",
+    "mailhub.store.membership",
     "mailhub.store.conduct",
 )
 

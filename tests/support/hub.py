@@ -78,15 +78,26 @@ class Hub:
         await self.service.idle()
 
 
-async def start_hub(tmp_path: Path, *, extra: str = "", lmtp: bool = False, language: str = "en",
-                    max_connections: int = 50, clock: ManualClock | None = None,
-                    sink: Sink | None = None) -> Hub:
+async def start_hub(
+    tmp_path: Path,
+    *,
+    extra: str = "",
+    lmtp: bool = False,
+    language: str = "en",
+    max_connections: int = 50,
+    clock: ManualClock | None = None,
+    sink: Sink | None = None,
+) -> Hub:
     if sink is None:
         sink = Sink()
         await sink.start()
-    text = BASE_CONFIG.format(db=tmp_path / "mailhub.db", sink_port=sink.port,
-                              lmtp=str(lmtp).lower(), language=language,
-                              max_connections=max_connections)
+    text = BASE_CONFIG.format(
+        db=tmp_path / "mailhub.db",
+        sink_port=sink.port,
+        lmtp=str(lmtp).lower(),
+        language=language,
+        max_connections=max_connections,
+    )
     path = tmp_path / "mailhub.toml"
     path.write_text(text + textwrap.dedent(extra))
     config = load_config(path)
@@ -96,8 +107,16 @@ async def start_hub(tmp_path: Path, *, extra: str = "", lmtp: bool = False, lang
     return Hub(service, sink, clock, path)
 
 
-def message(*, sender: str = "Sam Sender <sam@example.net>", to: str = f"enquiries@{DOMAIN}",
-            subject: str = "Hello", body: str = "Hi there.\n", headers: str = "") -> str:
+def message(
+    *,
+    sender: str = "Sam Sender <sam@example.net>",
+    to: str = f"enquiries@{DOMAIN}",
+    subject: str = "Hello",
+    body: str = "Hi there.\n",
+    headers: str = "",
+) -> str:
     extra = headers if not headers or headers.endswith("\n") else headers + "\n"
-    return (f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: <m-{abs(hash(body))}@example.net>\n"
-            f"{extra}\n{body}")
+    return (
+        f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: <m-{abs(hash(body))}@example.net>\n"
+        f"{extra}\n{body}"
+    )

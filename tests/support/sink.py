@@ -51,8 +51,7 @@ class Sink:
             self.transactions += 1
             for rcpt in envelope.rcpt_tos:
                 sender = "" if envelope.mail_from == "<>" else envelope.mail_from
-                self.received.append(Received(sender, rcpt.lower(),
-                                              envelope.original_content))
+                self.received.append(Received(sender, rcpt.lower(), envelope.original_content))
             self._changed.notify_all()
         return "250 2.0.0 OK"
 
@@ -60,7 +59,8 @@ class Sink:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SMTP(self, decode_data=False, enable_SMTPUTF8=True, hostname="sink"),
-            host="127.0.0.1", port=0,
+            host="127.0.0.1",
+            port=0,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -71,9 +71,11 @@ class Sink:
     def to(self, rcpt: str) -> list[Received]:
         return [r for r in self.received if r.rcpt == rcpt.lower()]
 
-    async def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0
-                       ) -> list[Received]:
+    async def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0
+    ) -> list[Received]:
         """Wait until `predicate(received)` holds; fails the test on timeout."""
+
         async def wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: predicate(self.received))

@@ -1,0 +1,3 @@
+"""Placeholder until this part of the lists app lands."""
+
+JOBS: list = []

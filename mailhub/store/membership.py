@@ -1,0 +1,1 @@
+SCHEMA: list[str] = []
