@@ -15,6 +15,7 @@ TABLE_GROUPS = (
     "mailhub.store.inbound",
     "mailhub.store.outbound",
     "mailhub.store.autoreplies",
+    "mailhub.store.secrets",
     "mailhub.store.bans",
     "mailhub.store.lists",
     "mailhub.store.membership",
