@@ -68,8 +68,13 @@ class Context:
         kind: str,
         mail_from: str = "",
         message_id: str | None = None,
+        personalise: str | None = None,
     ) -> int | None:
-        """Queue a message for delivery in this transaction. Returns the outbound id."""
+        """Queue a message for delivery in this transaction. Returns the outbound id.
+
+        `personalise="list:NAME"`: stored once, sent to each recipient in its own SMTP
+        transaction with per-member envelope and headers (mailhub.lists.verp).
+        """
         rcpt_list = [r for r in dict.fromkeys(rcpts) if r]
         if not rcpt_list:
             return None
@@ -91,6 +96,7 @@ class Context:
             kind=kind,
             source=self.source,
             now=self.now(),
+            personalise=personalise,
         )
         self.sent.append(outbound_id)
         return outbound_id

@@ -11,11 +11,14 @@ a 5xx, or running out of time, sends one DSN to the envelope sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import aiosmtplib
 
@@ -23,8 +26,10 @@ from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
+from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
-from mailhub.store import Store, outbound
+from mailhub.store import Store, Tx, outbound, secrets
+from mailhub.store.batching import GroupCommit
 from mailhub.store.outbound import OutboundItem, RecipientResult
 
 MAX_BACKOFF = 4 * 3600.0
@@ -36,6 +41,14 @@ def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConf
     if now + delay > created_at + cfg.max_age_seconds:
         return None
     return now + delay
+
+
+class Transport(Protocol):
+    async def send(
+        self, mail_from: str, rcpts: list[str], raw: bytes, item: OutboundItem
+    ) -> list[RecipientResult]: ...
+
+    async def close(self) -> None: ...
 
 
 class RelayTransport:
@@ -73,10 +86,12 @@ class RelayTransport:
                 self.client.close()
             self.client = None
 
-    async def send(self, item: OutboundItem, rcpts: list[str]) -> list[RecipientResult]:
+    async def send(
+        self, mail_from: str, rcpts: list[str], raw: bytes, item: OutboundItem
+    ) -> list[RecipientResult]:
         try:
             client = await self._connect()
-            errors, response = await client.sendmail(item.mail_from, rcpts, item.raw)
+            errors, response = await client.sendmail(mail_from, rcpts, raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = {e.recipient: (e.code, e.message) for e in exc.recipients}
             return [_result(r, *refused.get(r, (451, "refused"))) for r in rcpts]
@@ -157,6 +172,16 @@ class MaildirTransport:
         return None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One SMTP transaction's outcome, recorded as soon as the relay has answered."""
+
+    item: OutboundItem
+    mail_from: str
+    raw: bytes
+    results: list[RecipientResult]
+
+
 class Delivery:
     def __init__(
         self,
@@ -172,7 +197,9 @@ class Delivery:
         self.on_change = on_change
         self.wake = asyncio.Event()
         self.in_flight: set[int] = set()
-        self._slots = asyncio.Queue[object]()
+        self.stopping = False
+        self._secret: bytes | None = None
+        self._slots = asyncio.Queue[Transport]()
         hostname = config.server.hostname or socket.getfqdn()
         for _ in range(self.cfg.connections):
             if self.cfg.maildir is not None:
@@ -180,12 +207,18 @@ class Delivery:
             else:
                 self._slots.put_nowait(RelayTransport(self.cfg, hostname))
         self._tasks: set[asyncio.Task] = set()
+        # Connections share commits: each waits for its own answer to be on disk
+        # before its next transaction, so a crash resends at most one per connection.
+        self.recorder = GroupCommit(store, self._record_attempts)
 
     async def run(self) -> None:
-        while True:
+        async with self.store.transaction() as tx:
+            self._secret = await secrets.get_or_create(tx, "lists")
+        while not self.stopping:
             self.wake.clear()
             free = self._slots.qsize()
             items: list[OutboundItem] = []
+            next_at = None
             if free:
                 async with self.store.read() as tx:
                     items = await outbound.due(tx, self.clock.now(), free, self.in_flight)
@@ -200,27 +233,46 @@ class Delivery:
                 continue
             timeout = 60.0
             if free and next_at is not None:
-                timeout = max(0.0, min(timeout, next_at - self.clock.now()))
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=timeout if timeout > 0 else 0.01)
-            except TimeoutError:
-                pass
+                timeout = max(0.01, min(timeout, next_at - self.clock.now()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
 
     async def drain(self) -> None:
-        """Let the transactions in flight finish (SIGTERM), then close the connections."""
+        """SIGTERM: finish the SMTP transactions in flight, record them, close connections."""
+        self.stopping = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.recorder.drain()
         while not self._slots.empty():
-            await self._slots.get_nowait().close()  # type: ignore[attr-defined]
+            await self._slots.get_nowait().close()
 
-    async def _deliver(self, item: OutboundItem, transport: object) -> None:
+    def _transactions(self, item: OutboundItem) -> list[tuple[str, list[str], bytes]]:
+        """(envelope sender, recipients, bytes) of each SMTP transaction for this message."""
+        rcpts = list(item.pending)
+        if item.personalise and item.personalise.startswith("list:"):
+            list_name = item.personalise.split(":", 1)[1]
+            out = []
+            for rcpt in rcpts:
+                mail_from, raw = personalise_list_mail(
+                    self.config, self._secret or b"", list_name, item.raw, rcpt
+                )
+                out.append((mail_from, [rcpt], raw))
+            return out
+        size = self.cfg.batch_size
+        return [(item.mail_from, rcpts[i : i + size], item.raw) for i in range(0, len(rcpts), size)]
+
+    async def _deliver(self, item: OutboundItem, transport: Transport) -> None:
         try:
-            rcpts = list(item.pending)
-            results: list[RecipientResult] = []
-            for start in range(0, len(rcpts), self.cfg.batch_size):
-                batch = rcpts[start : start + self.cfg.batch_size]
-                results += await transport.send(item, batch)  # type: ignore[attr-defined]
-            await self._record(item, results)
+            attempts: list[Attempt] = []
+            for mail_from, rcpts, raw in self._transactions(item):
+                if self.stopping:
+                    return  # the rest stays pending, due at once after a restart
+                results = await transport.send(mail_from, rcpts, raw, item)
+                attempt = Attempt(item, mail_from, raw, results)
+                await self.recorder.submit(attempt)
+                attempts.append(attempt)
+                self._log(attempt)
+            await self._settle(item, attempts)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
             logs.event(
                 "delivery",
@@ -236,54 +288,69 @@ class Delivery:
             self.wake.set()
             self.on_change()
 
-    async def _record(self, item: OutboundItem, results: list[RecipientResult]) -> None:
+    async def _record_attempts(self, tx: Tx, attempts: list[Attempt]) -> None:
         now = self.clock.now()
-        pending = [r for r in results if r.state == "pending"]
+        for a in attempts:
+            await outbound.record_recipients(tx, a.item.id, a.results, now)
+            await self._bounce(tx, a, [r for r in a.results if r.state == "bounced"], now)
+
+    async def _bounce(self, tx: Tx, a: Attempt, failed: list[RecipientResult], now: float) -> None:
+        """One DSN to the envelope sender for the recipients that failed; never to <>."""
+        if not failed or not a.mail_from:
+            return
+        dsn = build_dsn(
+            domain=self.config.server.domain,
+            hostname=self.config.server.hostname,
+            original_raw=a.raw,
+            envelope_sender=a.mail_from,
+            failures=[(r.rcpt, r.reply) for r in failed],
+            now=now,
+            loop_id=f"mailhub@{self.config.server.domain}",
+        )
+        await outbound.insert(
+            tx,
+            message_id=str(dsn["Message-ID"]),
+            mail_from="",
+            rcpts=[a.mail_from],
+            raw=to_bytes(dsn),
+            kind="dsn",
+            source=f"outbound:{a.item.id}",
+            now=now,
+        )
+        self.wake.set()
+
+    async def _settle(self, item: OutboundItem, attempts: list[Attempt]) -> None:
+        now = self.clock.now()
+        pending = any(r.state == "pending" for a in attempts for r in a.results)
         retry_at = (
             next_attempt(item.created_at, item.attempts + 1, now, self.cfg) if pending else None
         )
-        if pending and retry_at is None:
-            results = [
-                RecipientResult(r.rcpt, "expired", r.reply) if r.state == "pending" else r
-                for r in results
-            ]
-        failures = [(r.rcpt, r.reply) for r in results if r.state in ("bounced", "expired")]
         async with self.store.transaction() as tx:
-            await outbound.record_results(tx, item.id, results, now, retry_at)
-            if failures and item.mail_from:
-                dsn = build_dsn(
-                    domain=self.config.server.domain,
-                    hostname=self.config.server.hostname,
-                    original_raw=item.raw,
-                    envelope_sender=item.mail_from,
-                    failures=failures,
-                    now=now,
-                    loop_id=f"mailhub@{self.config.server.domain}",
-                )
-                await outbound.insert(
-                    tx,
-                    message_id=str(dsn["Message-ID"]),
-                    mail_from="",
-                    rcpts=[item.mail_from],
-                    raw=to_bytes(dsn),
-                    kind="dsn",
-                    source=f"outbound:{item.id}",
-                    now=now,
-                )
-        for state in ("sent", "pending", "bounced", "expired"):
-            group = [r.rcpt for r in results if r.state == state]
+            if pending and retry_at is None:
+                # Out of time (max_age): give up on those still pending and tell the sender.
+                for a in attempts:
+                    expired = [
+                        RecipientResult(r.rcpt, "expired", r.reply)
+                        for r in a.results
+                        if r.state == "pending"
+                    ]
+                    await outbound.record_recipients(tx, item.id, expired, now)
+                    await self._bounce(tx, a, expired, now)
+            await outbound.settle(tx, item.id, retry_at)
+
+    def _log(self, a: Attempt) -> None:
+        for state in ("sent", "pending", "bounced"):
+            group = [r for r in a.results if r.state == state]
             if group:
                 logs.event(
                     "delivery",
-                    outbound_id=item.id,
-                    kind=item.kind,
-                    source=item.source,
-                    mail_from=item.mail_from or "<>",
-                    rcpts=group,
+                    outbound_id=a.item.id,
+                    kind=a.item.kind,
+                    source=a.item.source,
+                    mail_from=a.mail_from or "<>",
+                    rcpts=[r.rcpt for r in group],
                     outcome=state,
-                    size=len(item.raw),
-                    attempt=item.attempts + 1,
-                    reply=next(r.reply for r in results if r.state == state)[:120],
+                    size=len(a.raw),
+                    attempt=a.item.attempts + 1,
+                    reply=group[0].reply[:120],
                 )
-        if failures and item.mail_from:
-            self.wake.set()

@@ -4,7 +4,6 @@ asyncio process, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from mailhub import logs
 from mailhub.clock import Clock, SystemClock
@@ -13,8 +12,9 @@ from mailhub.delivery import Delivery
 from mailhub.messages import Templates
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
-from mailhub.smtp import GroupCommitter, Intake, protocol_factory
+from mailhub.smtp import Intake, protocol_factory
 from mailhub.store import Store, inbound, outbound
+from mailhub.store.batching import GroupCommit
 
 
 class Service:
@@ -50,7 +50,7 @@ class Service:
             self._wake_delivery,
             self.scheduler_tick,
         )
-        self.committer = GroupCommitter(self.store, self._wake_processor)
+        self.committer = GroupCommit(self.store, inbound.insert_many, self._wake_processor)
         self.intake = Intake(self.config, self.clock, self.committer)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
@@ -116,9 +116,7 @@ class Service:
         if self.server is not None:
             self.server.close()
         # Sessions waiting for a group commit finish it; new ones are not accepted.
-        if self.committer._flushing is not None:
-            with contextlib.suppress(Exception):
-                await self.committer._flushing
+        await self.committer.drain()
         for task in self._tasks:
             if task.get_name() != "delivery":
                 task.cancel()

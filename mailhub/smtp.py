@@ -7,7 +7,6 @@ answering 250 only once the message is on disk.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config
 from mailhub.routing import AddressBook, is_local, resolve
-from mailhub.store import Store, inbound
+from mailhub.store.batching import GroupCommit
 from mailhub.store.inbound import NewInbound, new_queue_id
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -34,48 +33,10 @@ _REWRITES = (
 )
 
 
-class GroupCommitter:
-    """Batches the commits of concurrent SMTP sessions into one transaction.
-
-    Sessions that arrive while a commit is running wait for the next one, so one
-    fsync is shared by every message in the batch: durability without a cap of one
-    message per disk flush.
-    """
-
-    def __init__(self, store: Store, on_commit: Callable[[], None]) -> None:
-        self.store = store
-        self.on_commit = on_commit
-        self._pending: list[tuple[NewInbound, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task | None = None
-
-    async def submit(self, item: NewInbound) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-        await asyncio.shield(future)
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.store.transaction() as tx:
-                    await inbound.insert_many(tx, [item for item, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - each session answers 451
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-            self.on_commit()
-
-
 class Intake:
     """The aiosmtpd handler."""
 
-    def __init__(self, config: Config, clock: Clock, committer: GroupCommitter) -> None:
+    def __init__(self, config: Config, clock: Clock, committer: GroupCommit[NewInbound]) -> None:
         self.config = config
         self.book = AddressBook.from_config(config)
         self.clock = clock
@@ -94,7 +55,9 @@ class Intake:
             return "553 5.1.3 Control characters are not allowed in an address"
         if len(address.rpartition("@")[0].encode()) > 64:
             return "553 5.1.3 Local part longer than 64 octets"
-        envelope.mail_from = "" if address == "<>" else address
+        # Kept as "<>" in the session (aiosmtpd treats an empty mail_from as "no MAIL yet");
+        # the queue stores the null sender as "".
+        envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
@@ -126,7 +89,7 @@ class Intake:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         rcpts = tuple(envelope.rcpt_tos)
-        mail_from = envelope.mail_from or ""
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         if _BARE.search(raw):
             logs.event(
                 "received",

@@ -18,6 +18,7 @@ SCHEMA = [
         raw BLOB NOT NULL,
         kind TEXT NOT NULL,
         source TEXT NOT NULL DEFAULT '',
+        personalise TEXT,
         created_at REAL NOT NULL,
         next_attempt_at REAL NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
@@ -46,6 +47,7 @@ class OutboundItem:
     created_at: float
     attempts: int
     pending: tuple[str, ...]
+    personalise: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,12 @@ async def insert(
     kind: str,
     source: str,
     now: float,
+    personalise: str | None = None,
 ) -> int:
     cur = await tx.execute(
-        "INSERT INTO outbound (message_id, mail_from, raw, kind, source, created_at,"
-        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (message_id, mail_from, raw, kind, source, now, now),
+        "INSERT INTO outbound (message_id, mail_from, raw, kind, source, personalise, created_at,"
+        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, mail_from, raw, kind, source, personalise, now, now),
     )
     outbound_id = cur.lastrowid
     await tx.executemany(
@@ -81,7 +84,8 @@ async def insert(
 
 async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[OutboundItem]:
     cur = await tx.execute(
-        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts FROM outbound"
+        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise"
+        " FROM outbound"
         " WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit + len(exclude)),
     )
@@ -94,7 +98,9 @@ async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[Outboun
             (r[0],),
         )
         pending = tuple(x[0] for x in await rc.fetchall())
-        items.append(OutboundItem(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], pending))
+        items.append(
+            OutboundItem(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], pending, r[8])
+        )
     return items
 
 
@@ -104,15 +110,19 @@ async def next_due_at(tx: Tx) -> float | None:
     return t
 
 
-async def record_results(
-    tx: Tx, outbound_id: int, results: list[RecipientResult], now: float, retry_at: float | None
+async def record_recipients(
+    tx: Tx, outbound_id: int, results: list[RecipientResult], now: float
 ) -> None:
-    """Record each recipient's answer; the message is done when nobody is pending."""
+    """Record the relay's answer for each recipient of one SMTP transaction."""
     await tx.executemany(
         "UPDATE outbound_rcpt SET state = ?, reply = ?, updated_at = ?"
         " WHERE outbound_id = ? AND rcpt = ?",
         [(r.state, r.reply[:500], now, outbound_id, r.rcpt) for r in results],
     )
+
+
+async def settle(tx: Tx, outbound_id: int, retry_at: float | None) -> None:
+    """After an attempt: try again at `retry_at` if anyone is still pending, else done."""
     cur = await tx.execute(
         "SELECT COUNT(*) FROM outbound_rcpt WHERE outbound_id = ? AND state = 'pending'",
         (outbound_id,),
