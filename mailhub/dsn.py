@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import format_datetime
 
 from mailhub.clock import as_datetime
 from mailhub.messages import address, new_message_id, split_raw, to_bytes
+from mailhub.parsing import clean
 
 
 def build_dsn(
@@ -41,33 +43,26 @@ def build_dsn(
     lines += [f"  <{rcpt}>: {reason}" for rcpt, reason in failures]
     msg.set_content("\n".join(lines) + "\n")
     msg.make_mixed()
-    # Build the report by hand-assembled MIME parts through the email package.
-    report = EmailMessage(policy=policy.SMTP)
-    status_fields = [
-        f"Reporting-MTA: dns; {hostname}",
-        f"Arrival-Date: {format_datetime(as_datetime(now))}",
-    ]
-    per_rcpt = []
+    # message/delivery-status is a series of header blocks (RFC 3464 §2.1): the email
+    # package models each block as a Message of its own.
+    per_message = Message(policy=policy.SMTP)
+    per_message["Reporting-MTA"] = f"dns; {hostname}"
+    per_message["Arrival-Date"] = format_datetime(as_datetime(now))
+    blocks = [per_message]
     for rcpt, reason in failures:
         code = reason[:3] if reason[:3].isdigit() else "550"
-        status = "5.0.0" if code.startswith("5") else "4.4.7"
-        per_rcpt.append(
-            "\n".join(
-                [
-                    f"Final-Recipient: rfc822; {rcpt}",
-                    "Action: failed",
-                    f"Status: {status}",
-                    f"Diagnostic-Code: smtp; {' '.join(reason.split())[:400]}",
-                ]
-            )
+        enhanced = re.search(r"\b([245]\.\d{1,3}\.\d{1,3})\b", reason)
+        block = Message(policy=policy.SMTP)
+        block["Final-Recipient"] = f"rfc822; {clean(rcpt)}"
+        block["Action"] = "failed"
+        block["Status"] = (
+            enhanced.group(1) if enhanced else ("5.0.0" if code[0] == "5" else "4.4.7")
         )
-    report.set_content(
-        ("\n".join(status_fields) + "\n\n" + "\n\n".join(per_rcpt) + "\n").encode(
-            "ascii", "replace"
-        ),
-        maintype="message",
-        subtype="delivery-status",
-    )
+        block["Diagnostic-Code"] = "smtp; " + clean(reason)[:400]
+        blocks.append(block)
+    report = Message(policy=policy.SMTP)
+    report["Content-Type"] = "message/delivery-status"
+    report.set_payload(blocks)
     headers, _ = split_raw(original_raw)
     original = EmailMessage(policy=policy.SMTP)
     original.set_content(headers.decode("ascii", "replace") + "\n", subtype="rfc822-headers")

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.headerregistry import Address
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,12 @@ class Templates:
 
 
 def address(display_name: str, addr: str) -> str:
-    return formataddr((clean(display_name), clean(addr))) if display_name else clean(addr)
+    """A `Name <addr>` header value, quoted as needed; internationalised addresses allowed."""
+    try:
+        return str(Address(display_name=clean(display_name), addr_spec=clean(addr)))
+    except (ValueError, IndexError, TypeError):
+        # An address the parser cannot take apart: keep it bare rather than fail.
+        return clean(addr)
 
 
 def new_message_id(domain: str) -> str:
@@ -94,7 +100,12 @@ def build_message(
 
 
 def to_bytes(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=policy.SMTP)
+    """Serialise for SMTP: 7-bit headers where possible, UTF-8 headers (RFC 6532) only when an
+    address cannot be written any other way (an internationalised local part)."""
+    try:
+        return msg.as_bytes(policy=policy.SMTP)
+    except UnicodeEncodeError:
+        return msg.as_bytes(policy=policy.SMTPUTF8)
 
 
 _MIME_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}

@@ -4,6 +4,7 @@ asyncio process, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from mailhub import logs
 from mailhub.clock import Clock, SystemClock
@@ -83,6 +84,18 @@ class Service:
     def _notify(self) -> None:
         self._changed.set()
 
+    async def wait_until(self, check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+        """Wait until `check()` holds, re-checking whenever a worker reports a change."""
+
+        async def wait() -> None:
+            while True:
+                self._changed.clear()
+                if await check():
+                    return
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
     async def idle(self, timeout: float = 10.0) -> None:
         """Wait until nothing is queued, processing or due for delivery (for tests and drains).
 
@@ -102,14 +115,7 @@ class Service:
                 not queued and not due and not self.delivery.in_flight and not self.processor.busy
             )
 
-        async def wait() -> None:
-            while True:
-                self._changed.clear()
-                if await settled():
-                    return
-                await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
+        await self.wait_until(settled, timeout)
 
     async def stop(self) -> None:
         """Stop accepting, finish what is in flight, close the store (SIGTERM)."""
