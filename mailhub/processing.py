@@ -8,6 +8,7 @@ back, the message moves to `failed` with the error, and the queue goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -20,6 +21,8 @@ from mailhub.messages import Templates
 from mailhub.routing import AddressBook, Route, resolve
 from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
+
+POLL_SECONDS = 5.0
 
 
 def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
@@ -57,7 +60,10 @@ class Processor:
                 item = await inbound.next_queued(tx)
             if item is None:
                 self.busy = False
-                await self.wake.wait()
+                # Woken at once by intake; the timeout picks up `mailhub queue retry`,
+                # which runs in another process.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
                 continue
             self.busy = True
             await self.process(item)

@@ -82,6 +82,7 @@ async def start_hub(
     tmp_path: Path,
     *,
     extra: str = "",
+    top: str = "",
     lmtp: bool = False,
     language: str = "en",
     max_connections: int = 50,
@@ -99,7 +100,8 @@ async def start_hub(
         max_connections=max_connections,
     )
     path = tmp_path / "mailhub.toml"
-    path.write_text(text + textwrap.dedent(extra))
+    # `top`: top-level keys, which TOML needs before the first table.
+    path.write_text(textwrap.dedent(top) + text + textwrap.dedent(extra))
     config = load_config(path)
     clock = clock or ManualClock()
     service = Service(config, clock, run_scheduler=False)
