@@ -59,7 +59,9 @@ class Processor:
             async with self.store.read() as tx:
                 item = await inbound.next_queued(tx)
             if item is None:
-                self.busy = False
+                if self.busy:
+                    self.busy = False
+                    self.on_sent()  # also tells waiters (Service.idle) that the queue is empty
                 # Woken at once by intake; the timeout picks up `mailhub queue retry`,
                 # which runs in another process.
                 with contextlib.suppress(TimeoutError):
