@@ -54,21 +54,29 @@ class Store:
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction: committed on normal exit, rolled back on an exception."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                await self.conn.rollback()
+                await self._rollback()
                 raise
             else:
-                await self.conn.commit()
+                # Shielded: a task cancelled at this point (shutdown) must still leave the
+                # connection out of its transaction for the next user.
+                await asyncio.shield(self.conn.commit())
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Reads see a consistent snapshot and never interleave with a writer's statements."""
         async with self._lock:
-            await self.conn.execute("BEGIN")
             try:
+                await self.conn.execute("BEGIN")
                 yield self.conn
             finally:
-                await self.conn.rollback()
+                await self._rollback()
+
+    async def _rollback(self) -> None:
+        # Always issued, and shielded from cancellation: if a task was cancelled while its
+        # BEGIN was still queued in aiosqlite's thread, the BEGIN runs anyway, and this
+        # ROLLBACK (queued after it) closes it. ROLLBACK outside a transaction is a no-op.
+        await asyncio.shield(self.conn.rollback())

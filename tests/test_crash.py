@@ -1,0 +1,156 @@
+"""kill -9 the real server process in the middle of a load, restart it, and count.
+
+Every message that got 250 must be delivered (lost = 0). Duplicates are allowed only
+for SMTP transactions in flight at the kill: at most one per delivery connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+import aiosmtplib
+
+from tests.support.hub import DOMAIN
+from tests.support.sink import Sink
+
+CONNECTIONS = 4
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path: Path, port: int, sink_port: int) -> Path:
+    path = tmp_path / "mailhub.toml"
+    path.write_text(f"""
+[server]
+domains = ["{DOMAIN}"]
+listen = "127.0.0.1:{port}"
+[storage]
+path = "{tmp_path / "mailhub.db"}"
+[outbound]
+relay = "smtp://127.0.0.1:{sink_port}"
+connections = {CONNECTIONS}
+retry_base = 0
+[admin]
+addresses = ["admin@example.net"]
+""")
+    return path
+
+
+async def start_server(config: Path, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailhub",
+        "serve",
+        "--config",
+        str(config),
+        "--log-level",
+        "WARNING",
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(200):  # bounded: ~10 s
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return proc
+        except OSError:
+            if proc.returncode is not None:
+                raise RuntimeError("server exited at start") from None
+            await asyncio.sleep(0.05)  # polling a port that is not open yet: no event to await
+    raise RuntimeError("server did not start")
+
+
+def raw_message(n: int) -> bytes:
+    return (
+        f"From: sam@example.net\r\nSubject: load {n}\r\nMessage-ID: <load-{n}@example.net>\r\n"
+        f"\r\nmessage {n}\r\n"
+    ).encode()
+
+
+async def sender(port: int, numbers: asyncio.Queue[int], accepted: set[int]) -> None:
+    """Send numbered messages until the queue is empty or the server goes away."""
+    client = None
+    while not numbers.empty():
+        n = numbers.get_nowait()
+        try:
+            if client is None:
+                client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5)
+                await client.connect()
+            await client.sendmail("sam@example.net", [f"postmaster@{DOMAIN}"], raw_message(n))
+            accepted.add(n)
+        except (aiosmtplib.SMTPException, OSError):
+            return  # killed mid-transaction: not accepted, not counted
+    if client is not None:
+        client.close()
+
+
+_ORIGINAL = re.compile(rb"^X-Original-Message-ID: <load-(\d+)@", re.MULTILINE)
+
+
+def delivered_ids(sink: Sink) -> Counter[int]:
+    # A regex over the raw bytes: this runs on every delivery, so no full parse.
+    ids: Counter[int] = Counter()
+    for r in sink.to("admin@example.net"):
+        m = _ORIGINAL.search(r.raw)
+        if m:
+            ids[int(m.group(1))] += 1
+    return ids
+
+
+async def run_load_and_stop(tmp_path: Path, how: signal.Signals) -> tuple[set[int], Counter[int]]:
+    sink = Sink()
+    await sink.start()
+    port = free_port()
+    config = write_config(tmp_path, port, sink.port)
+    proc = await start_server(config, port)
+    accepted: set[int] = set()
+    numbers: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(400):
+        numbers.put_nowait(n)
+    try:
+        senders = [asyncio.create_task(sender(port, numbers, accepted)) for _ in range(5)]
+        # Stop the server mid-load: once deliveries are flowing and mail is still arriving.
+        await sink.wait_for(lambda rs: len(rs) >= 60, timeout=30)
+        proc.send_signal(how)
+        await asyncio.wait_for(proc.wait(), 30)
+        await asyncio.gather(*senders)
+        # Mid-load: some accepted mail was still undelivered when the server stopped.
+        assert len(set(delivered_ids(sink))) < len(accepted), "the stop did not land mid-load"
+        proc = await start_server(config, port)
+        await sink.wait_for(lambda rs: accepted <= set(delivered_ids(sink)), timeout=60)
+        # Let anything else queued finish too, then count.
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        return accepted, delivered_ids(sink)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+        await sink.stop()
+
+
+async def test_kill_9_mid_load_loses_nothing(tmp_path):
+    accepted, delivered = await run_load_and_stop(tmp_path, signal.SIGKILL)
+    lost = accepted - set(delivered)
+    duplicated = [n for n, count in delivered.items() if count > 1]
+    print(f"accepted={len(accepted)} lost={len(lost)} duplicated={len(duplicated)}")
+    assert not lost
+    assert len(duplicated) <= CONNECTIONS
+
+
+async def test_sigterm_drains_cleanly_with_no_duplicates(tmp_path):
+    accepted, delivered = await run_load_and_stop(tmp_path, signal.SIGTERM)
+    assert not accepted - set(delivered)
+    assert all(count == 1 for count in delivered.values())
