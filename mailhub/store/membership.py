@@ -1,1 +1,429 @@
-SCHEMA: list[str] = []
+"""Membership requests, their tokens, invitations, the facilitators' digests and the action log.
+
+Members themselves live in mailhub/store/lists.py (the posting side owns them); this
+module holds everything about *becoming* or *stopping being* a member, and about
+facilitators acting on pending items by replying to a numbered digest.
+
+Tokens are capabilities: only their SHA-256 hash is stored, so a copy of the database
+cannot be used to confirm anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailhub.store import Tx
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS membership_requests (
+        id INTEGER PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        confirmed_at REAL,
+        handled_by TEXT NOT NULL DEFAULT '',
+        handled_at REAL,
+        reason TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS membership_requests_list ON membership_requests (list_name, state)",
+    "CREATE INDEX IF NOT EXISTS membership_requests_address ON membership_requests"
+    " (list_name, address)",
+    """CREATE TABLE IF NOT EXISTS membership_tokens (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        purpose TEXT NOT NULL,
+        list_name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        request_id INTEGER,
+        digest_id INTEGER,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS membership_invitations (
+        list_name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        invited_by TEXT NOT NULL DEFAULT '',
+        invited_at REAL NOT NULL,
+        used_at REAL,
+        PRIMARY KEY (list_name, address)
+    )""",
+    """CREATE TABLE IF NOT EXISTS moderation_digests (
+        id INTEGER PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        role TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        signature TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS moderation_digests_recipient ON moderation_digests"
+    " (list_name, recipient, sent_at)",
+    """CREATE TABLE IF NOT EXISTS moderation_digest_entries (
+        digest_id INTEGER NOT NULL REFERENCES moderation_digests (id),
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        ref_id INTEGER NOT NULL,
+        PRIMARY KEY (digest_id, number)
+    )""",
+    """CREATE TABLE IF NOT EXISTS moderation_log (
+        id INTEGER PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref_id INTEGER,
+        subject_address TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL
+    )""",
+]
+
+# Request states. 'unconfirmed': waiting for the requester's reply (double opt-in);
+# 'pending': confirmed, waiting for a facilitator; then one of the final states.
+UNCONFIRMED = "unconfirmed"
+PENDING = "pending"
+APPROVED = "approved"
+REJECTED = "rejected"
+EXPIRED = "expired"
+WITHDRAWN = "withdrawn"
+JOINED = "joined"  # confirmed under a policy that needs no approval
+OPEN_STATES = (UNCONFIRMED, PENDING)
+
+
+@dataclass(frozen=True)
+class MembershipRequest:
+    id: int
+    list_name: str
+    address: str
+    display_name: str
+    note: str
+    state: str
+    created_at: float
+    confirmed_at: float | None
+    handled_by: str
+    handled_at: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    purpose: str  # 'confirm-join' | 'confirm-leave' | 'digest'
+    list_name: str
+    address: str
+    request_id: int | None
+    digest_id: int | None
+    created_at: float
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    list_name: str
+    address: str
+    invited_by: str
+    invited_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True)
+class Digest:
+    id: int
+    list_name: str
+    recipient: str
+    role: str  # 'facilitator' | 'champion'
+    sent_at: float
+    signature: str
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    digest_id: int
+    number: int
+    kind: str  # 'request' | 'held'
+    ref_id: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    list_name: str
+    actor: str
+    action: str
+    kind: str
+    ref_id: int | None
+    subject_address: str
+    detail: str
+    at: float
+
+
+_REQ = (
+    "id, list_name, address, display_name, note, state, created_at, confirmed_at,"
+    " handled_by, handled_at, reason"
+)
+_TOK = "id, purpose, list_name, address, request_id, digest_id, created_at, expires_at, used_at"
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+async def add_request(
+    tx: Tx, *, list_name: str, address: str, display_name: str, note: str, state: str, now: float
+) -> int:
+    cur = await tx.execute(
+        "INSERT INTO membership_requests (list_name, address, display_name, note, state,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (list_name, address.lower(), display_name, note, state, now),
+    )
+    return int(cur.lastrowid)
+
+
+async def get_request(tx: Tx, request_id: int) -> MembershipRequest | None:
+    cur = await tx.execute(f"SELECT {_REQ} FROM membership_requests WHERE id = ?", (request_id,))
+    row = await cur.fetchone()
+    return MembershipRequest(*row) if row else None
+
+
+async def open_request(tx: Tx, list_name: str, address: str) -> MembershipRequest | None:
+    """The newest unconfirmed or pending request of `address` for `list_name`."""
+    cur = await tx.execute(
+        f"SELECT {_REQ} FROM membership_requests WHERE list_name = ? AND address = ?"
+        " AND state IN (?, ?) ORDER BY id DESC LIMIT 1",
+        (list_name, address.lower(), *OPEN_STATES),
+    )
+    row = await cur.fetchone()
+    return MembershipRequest(*row) if row else None
+
+
+async def requests_in_state(tx: Tx, list_name: str, state: str) -> list[MembershipRequest]:
+    cur = await tx.execute(
+        f"SELECT {_REQ} FROM membership_requests WHERE list_name = ? AND state = ? ORDER BY id",
+        (list_name, state),
+    )
+    return [MembershipRequest(*r) for r in await cur.fetchall()]
+
+
+async def count_pending(tx: Tx, list_name: str) -> int:
+    cur = await tx.execute(
+        "SELECT COUNT(*) FROM membership_requests WHERE list_name = ? AND state = ?",
+        (list_name, PENDING),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def confirm_request(tx: Tx, request_id: int, state: str, note: str, now: float) -> bool:
+    """unconfirmed → `state` (pending or joined). False if it was not unconfirmed any more."""
+    cur = await tx.execute(
+        "UPDATE membership_requests SET state = ?, confirmed_at = ?,"
+        " note = CASE WHEN note = '' THEN ? ELSE note END WHERE id = ? AND state = ?",
+        (state, now, note, request_id, UNCONFIRMED),
+    )
+    return cur.rowcount == 1
+
+
+async def settle_request(
+    tx: Tx, request_id: int, *, state: str, by: str, now: float, reason: str = ""
+) -> bool:
+    """An open request → a final state, once: False if someone else settled it first."""
+    cur = await tx.execute(
+        "UPDATE membership_requests SET state = ?, handled_by = ?, handled_at = ?, reason = ?"
+        " WHERE id = ? AND state IN (?, ?)",
+        (state, by, now, reason, request_id, *OPEN_STATES),
+    )
+    return cur.rowcount == 1
+
+
+async def stale_requests(tx: Tx, state: str, before: float) -> list[MembershipRequest]:
+    """Open requests in `state` that became so before `before` (all lists)."""
+    column = "confirmed_at" if state == PENDING else "created_at"
+    cur = await tx.execute(
+        f"SELECT {_REQ} FROM membership_requests WHERE state = ? AND {column} <= ? ORDER BY id",
+        (state, before),
+    )
+    return [MembershipRequest(*r) for r in await cur.fetchall()]
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+async def add_token(
+    tx: Tx,
+    *,
+    token_hash: str,
+    purpose: str,
+    list_name: str,
+    address: str,
+    now: float,
+    expires_at: float,
+    request_id: int | None = None,
+    digest_id: int | None = None,
+) -> int:
+    cur = await tx.execute(
+        "INSERT INTO membership_tokens (token_hash, purpose, list_name, address, request_id,"
+        " digest_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (token_hash, purpose, list_name, address.lower(), request_id, digest_id, now, expires_at),
+    )
+    return int(cur.lastrowid)
+
+
+async def find_token(tx: Tx, token_hash: str) -> Token | None:
+    cur = await tx.execute(
+        f"SELECT {_TOK} FROM membership_tokens WHERE token_hash = ?", (token_hash,)
+    )
+    row = await cur.fetchone()
+    return Token(*row) if row else None
+
+
+async def use_token(tx: Tx, token_id: int, now: float) -> bool:
+    """Mark a token used, once: False if it was already used (a concurrent reply won)."""
+    cur = await tx.execute(
+        "UPDATE membership_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL",
+        (now, token_id),
+    )
+    return cur.rowcount == 1
+
+
+async def void_tokens(tx: Tx, list_name: str, address: str, purpose: str, now: float) -> None:
+    """Use up every live token of one purpose for one person (a newer one replaces them)."""
+    await tx.execute(
+        "UPDATE membership_tokens SET used_at = ? WHERE list_name = ? AND address = ?"
+        " AND purpose = ? AND used_at IS NULL",
+        (now, list_name, address.lower(), purpose),
+    )
+
+
+async def purge_tokens(tx: Tx, before: float) -> int:
+    """Forget tokens that expired before `before` (kept a while to answer late replies)."""
+    cur = await tx.execute("DELETE FROM membership_tokens WHERE expires_at < ?", (before,))
+    return cur.rowcount
+
+
+# --- invitations ------------------------------------------------------------------------
+
+
+async def invite(tx: Tx, list_name: str, address: str, by: str, now: float) -> bool:
+    """Record an invitation; False if one that is not used yet exists."""
+    existing = await get_invitation(tx, list_name, address)
+    if existing is not None and existing.used_at is None:
+        return False
+    await tx.execute(
+        "DELETE FROM membership_invitations WHERE list_name = ? AND address = ?",
+        (list_name, address.lower()),
+    )
+    await tx.execute(
+        "INSERT INTO membership_invitations (list_name, address, invited_by, invited_at)"
+        " VALUES (?, ?, ?, ?)",
+        (list_name, address.lower(), by, now),
+    )
+    return True
+
+
+async def get_invitation(tx: Tx, list_name: str, address: str) -> Invitation | None:
+    cur = await tx.execute(
+        "SELECT list_name, address, invited_by, invited_at, used_at FROM membership_invitations"
+        " WHERE list_name = ? AND address = ?",
+        (list_name, address.lower()),
+    )
+    row = await cur.fetchone()
+    return Invitation(*row) if row else None
+
+
+async def use_invitation(tx: Tx, list_name: str, address: str, now: float) -> None:
+    await tx.execute(
+        "UPDATE membership_invitations SET used_at = ? WHERE list_name = ? AND address = ?"
+        " AND used_at IS NULL",
+        (now, list_name, address.lower()),
+    )
+
+
+# --- facilitators' digests --------------------------------------------------------------
+
+
+async def add_digest(
+    tx: Tx,
+    *,
+    list_name: str,
+    recipient: str,
+    role: str,
+    now: float,
+    signature: str,
+    entries: list[tuple[str, int]],
+) -> int:
+    """Record a digest and its entries, numbered from 1 in the order given."""
+    cur = await tx.execute(
+        "INSERT INTO moderation_digests (list_name, recipient, role, sent_at, signature)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (list_name, recipient.lower(), role, now, signature),
+    )
+    digest_id = int(cur.lastrowid)
+    await tx.executemany(
+        "INSERT INTO moderation_digest_entries (digest_id, number, kind, ref_id)"
+        " VALUES (?, ?, ?, ?)",
+        [(digest_id, n, kind, ref) for n, (kind, ref) in enumerate(entries, start=1)],
+    )
+    return digest_id
+
+
+async def get_digest(tx: Tx, digest_id: int) -> Digest | None:
+    cur = await tx.execute(
+        "SELECT id, list_name, recipient, role, sent_at, signature FROM moderation_digests"
+        " WHERE id = ?",
+        (digest_id,),
+    )
+    row = await cur.fetchone()
+    return Digest(*row) if row else None
+
+
+async def last_digest(tx: Tx, list_name: str, recipient: str) -> Digest | None:
+    cur = await tx.execute(
+        "SELECT id, list_name, recipient, role, sent_at, signature FROM moderation_digests"
+        " WHERE list_name = ? AND recipient = ? ORDER BY sent_at DESC, id DESC LIMIT 1",
+        (list_name, recipient.lower()),
+    )
+    row = await cur.fetchone()
+    return Digest(*row) if row else None
+
+
+async def digest_entries(tx: Tx, digest_id: int) -> list[DigestEntry]:
+    cur = await tx.execute(
+        "SELECT digest_id, number, kind, ref_id FROM moderation_digest_entries"
+        " WHERE digest_id = ? ORDER BY number",
+        (digest_id,),
+    )
+    return [DigestEntry(*r) for r in await cur.fetchall()]
+
+
+# --- action log -------------------------------------------------------------------------
+
+
+async def log_action(
+    tx: Tx,
+    *,
+    list_name: str,
+    actor: str,
+    action: str,
+    kind: str,
+    now: float,
+    ref_id: int | None = None,
+    subject_address: str = "",
+    detail: str = "",
+) -> None:
+    await tx.execute(
+        "INSERT INTO moderation_log (list_name, actor, action, kind, ref_id, subject_address,"
+        " detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (list_name, actor.lower(), action, kind, ref_id, subject_address.lower(), detail, now),
+    )
+
+
+async def action_log(tx: Tx, list_name: str) -> list[LogEntry]:
+    cur = await tx.execute(
+        "SELECT id, list_name, actor, action, kind, ref_id, subject_address, detail, at"
+        " FROM moderation_log WHERE list_name = ? ORDER BY id",
+        (list_name,),
+    )
+    return [LogEntry(*r) for r in await cur.fetchall()]

@@ -1,0 +1,173 @@
+"""Reading a facilitator's reply to a digest: lines such as `approve 1 3`,
+`reject 2 not a public-sector employee`, `approve all`, `discard 4`, `accept 4`.
+
+`parse_reply` is pure. Only the new text of a reply counts: quoted lines (`> `), what
+follows a signature separator (`-- `) or a client's "On ... wrote:" line, and the quoted
+part of an HTML-only reply are ignored, so a digest quoted back can never act by itself.
+Welsh verbs are understood too, for lists run in Welsh.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from mailhub.parsing import body_text, html_to_text, part_text
+
+APPROVE = "approve"
+REJECT = "reject"
+ACCEPT = "accept"
+DISCARD = "discard"
+
+VERBS = {
+    "approve": APPROVE,
+    "reject": REJECT,
+    "accept": ACCEPT,
+    "discard": DISCARD,
+    # Welsh: cymeradwyo (approve), gwrthod (reject), derbyn (accept), taflu (discard).
+    "cymeradwyo": APPROVE,
+    "gwrthod": REJECT,
+    "derbyn": ACCEPT,
+    "taflu": DISCARD,
+}
+ALL_WORDS = {"all", "pob", "popeth"}
+MAX_RANGE = 500  # `approve 1-100000` is a mistake, not a request
+MAX_LINES = 200  # a reply longer than this is not a list of commands
+
+_STOP = (
+    re.compile(r"^--\s*$"),
+    re.compile(r"^-{2,}\s*original message\s*-{2,}", re.IGNORECASE),
+    re.compile(r"^_{10,}\s*$"),
+    re.compile(r"^on\b.*\bwrote:\s*$", re.IGNORECASE),
+    re.compile(r"^ar\b.*\bysgrifennodd\b.*:\s*$", re.IGNORECASE),
+    re.compile(r"^from:\s", re.IGNORECASE),
+    re.compile(r"^oddi wrth:\s", re.IGNORECASE),
+)
+_TARGET = re.compile(r"#?(\d{1,6})(?:\s*-\s*#?(\d{1,6}))?")
+_ONE = r"#?\d{1,6}(?:\s*-\s*#?\d{1,6})?"
+# Numbers joined by spaces, commas, "&", "and" or the Welsh "a"/"ac"; then a word boundary.
+_TARGETS = re.compile(
+    rf"\s*({_ONE}(?:\s*(?:,|&|\s(?:and|a|ac)\s)?\s*{_ONE})*)(?![\w-])", re.IGNORECASE
+)
+_HTML_QUOTE = re.compile(
+    r"<blockquote|<hr\b|<div[^>]*(?:gmail_quote|divRplyFwdMsg|moz-cite-prefix|appendonsend)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # approve | reject | accept | discard
+    numbers: tuple[int, ...]  # the entry numbers, in the order written; () when `all`
+    all: bool
+    reason: str
+    line: str
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    commands: tuple[Command, ...]
+    problems: tuple[str, ...]  # lines that start with a command word but could not be read
+
+
+def new_lines(text: str) -> list[str]:
+    """The lines a person wrote: before any signature or quoted original, without `>` lines."""
+    out: list[str] = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[: MAX_LINES * 5]:
+        line = raw.replace("\u00a0", " ").strip()
+        if raw.rstrip("\n") == "-- " or any(p.match(line) for p in _STOP):
+            break
+        if line.startswith(">") or not line:
+            continue
+        out.append(line)
+    return out[:MAX_LINES]
+
+
+def _targets(rest: str) -> tuple[list[int], bool, str, str | None]:
+    """Numbers (or `all`) at the start of `rest`; then the remaining text; or a problem."""
+    words = rest.split(None, 1)
+    if words and words[0].lower().strip(".:;,") in ALL_WORDS:
+        return [], True, words[1] if len(words) > 1 else "", None
+    m = _TARGETS.match(rest)
+    if not m:
+        return [], False, "", "no entry number after the command word"
+    numbers: list[int] = []
+    for t in _TARGET.finditer(m.group(1)):
+        first = int(t.group(1))
+        last = int(t.group(2)) if t.group(2) else first
+        if last < first or last - first >= MAX_RANGE:
+            return [], False, "", f"the range {first}-{last} is not one I can act on"
+        numbers.extend(range(first, last + 1))
+    return numbers, False, rest[m.end() :], None
+
+
+def parse_line(line: str) -> Command | str | None:
+    """A command, a problem (str), or None when the line is not a command at all."""
+    first, _, rest = line.partition(" ")
+    verb = VERBS.get(first.lower().rstrip(":"))
+    if verb is None:
+        return None
+    numbers, is_all, remainder, problem = _targets(rest)
+    if problem:
+        return problem
+    reason = remainder.strip().lstrip(":-–—,.;").strip()
+    if verb in (APPROVE, ACCEPT) and re.search(r"\d", reason):
+        # `approve 1 or 2`: numbers we could not read; acting on part of it would surprise.
+        return "could not tell which entries were meant"
+    return Command(
+        verb,
+        tuple(dict.fromkeys(numbers)),
+        is_all,
+        reason[:500] if verb in (REJECT, DISCARD) else "",
+        line[:200],
+    )
+
+
+def parse_reply(text: str) -> ParsedReply:
+    commands: list[Command] = []
+    problems: list[str] = []
+    for line in new_lines(text):
+        result = parse_line(line)
+        if isinstance(result, Command):
+            commands.append(result)
+        elif isinstance(result, str):
+            problems.append(f'"{line[:80]}": {result}')
+    return ParsedReply(tuple(commands), tuple(problems))
+
+
+def strip_html_quote(html: str) -> str:
+    """The HTML of a reply up to where the quoted original starts."""
+    m = _HTML_QUOTE.search(html)
+    return html[: m.start()] if m else html
+
+
+def reply_text(msg: Message) -> str:
+    """The text a facilitator wrote: the plain part, or the HTML part without its quote."""
+    plain: Message | None = None
+    html: Message | None = None
+    try:
+        for part in msg.walk():
+            if part.is_multipart():
+                continue
+            disposition = (part.get("Content-Disposition") or "").lower()
+            if disposition.startswith("attachment"):
+                continue
+            ctype = part.get_content_type()
+            if ctype == "text/plain" and plain is None:
+                plain = part
+            elif ctype == "text/html" and html is None:
+                html = part
+    except Exception:  # noqa: BLE001 - a broken structure: fall back to the general reader
+        return body_text(msg)
+    if plain is not None:
+        return part_text(plain)
+    if html is not None:
+        try:
+            payload = html.get_payload(decode=True) or b""
+            charset = html.get_content_charset() or "utf-8"
+            source = payload.decode(charset, "replace")
+        except (LookupError, UnicodeError, AttributeError):
+            return part_text(html)
+        return html_to_text(strip_html_quote(source))
+    return body_text(msg)
