@@ -1,21 +1,444 @@
-"""Placeholder until this part of the lists app lands."""
+"""Joining and leaving a list: `LIST-join@D`, `LIST-leave@D`, `LIST-confirm+TOKEN@D`,
+and `LIST-owner@D` (the list's facilitators).
+
+The address that joins is the envelope sender, as ezmlm does: it is where the
+confirmation goes (RFC 3834 answers go to the return path), so the double opt-in
+proves that this very mailbox asked. Anything sent in answer to a request goes
+through `ctx.auto_reply`; mail caused by a person acting on a token (a confirmation,
+a facilitator's decision) is sent straight to the person concerned, still from a null
+return path, because that person is clearly waiting for it.
+"""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
+from mailhub import logs
+from mailhub.autoreply import may_auto_reply
+from mailhub.clock import as_datetime
+from mailhub.context import Context, Incoming
+from mailhub.enquiries import forward_headers
+from mailhub.lists import tokens
+from mailhub.lists.config import ListConfig, find_list
+from mailhub.lists.digest_reply import new_lines, reply_text
+from mailhub.messages import address, build_message, new_message_id, rewrap
+from mailhub.parsing import addresses, clean, header_values
+from mailhub.routing import Route
+from mailhub.store import bans
+from mailhub.store import lists as list_store
+from mailhub.store import membership as store
 
-async def handle_join(ctx: Any, mail: Any, route: Any) -> None:
-    raise RuntimeError("not built yet")
+NOTE_LENGTH = 300
+# Words people write when the address itself is the command: not a note for facilitators.
+_COMMAND_WORDS = {"subscribe", "join", "yes", "ok", "confirm", "ymuno", "ie", "iawn", "cadarnhau"}
 
 
-async def handle_leave(ctx: Any, mail: Any, route: Any) -> None:
-    raise RuntimeError("not built yet")
+# --- shared by the membership and moderation sides -------------------------------------
 
 
-async def handle_confirm(ctx: Any, mail: Any, route: Any) -> None:
-    raise RuntimeError("not built yet")
+def when(ts: float | None) -> str:
+    """A date people can read in any language of the list."""
+    return as_datetime(ts).strftime("%Y-%m-%d %H:%M UTC") if ts is not None else "-"
 
 
-async def handle_owner(ctx: Any, mail: Any, route: Any) -> None:
-    raise RuntimeError("not built yet")
+def list_vars(ctx: Context, lst: ListConfig) -> dict[str, str]:
+    d = ctx.domain
+    owner = f"{lst.name}-owner@{d}"
+    return {
+        "name": lst.name,
+        "display_name": lst.display_name,
+        "description": lst.description,
+        "post": f"{lst.name}@{d}",
+        "join": f"{lst.name}-join@{d}",
+        "leave": f"{lst.name}-leave@{d}",
+        "request": f"{lst.name}-request@{d}",
+        "owner": owner,
+        "conduct": f"conduct@{d}" if ctx.config.conduct is not None else owner,
+    }
+
+
+def confirm_address(ctx: Context, lst: ListConfig, token: str) -> str:
+    return f"{lst.name}-confirm+{token}@{ctx.domain}"
+
+
+def compose(
+    ctx: Context,
+    lst: ListConfig,
+    template: str,
+    to: str,
+    *,
+    reply_to: str = "",
+    **variables: Any,
+) -> EmailMessage:
+    text = ctx.templates.render(
+        template, lst.language, list=list_vars(ctx, lst), domain=ctx.domain, **variables
+    )
+    return build_message(
+        from_=address(lst.display_name, f"{lst.name}-owner@{ctx.domain}"),
+        to=to,
+        subject=text.subject,
+        body=text.body,
+        domain=ctx.domain,
+        now=ctx.now(),
+        headers={"Reply-To": reply_to} if reply_to else None,
+    )
+
+
+async def answer(
+    ctx: Context, mail: Incoming, lst: ListConfig, template: str, **variables: Any
+) -> bool:
+    """An automatic answer to the sender of `mail` (RFC 3834 rules and rate limit apply)."""
+    msg = compose(ctx, lst, template, mail.mail_from, **variables)
+    kind = f"lists.{template}.{variables.get('situation', '')}".rstrip(".")
+    return await ctx.auto_reply(mail, msg, kind=kind)
+
+
+async def tell(
+    ctx: Context, lst: ListConfig, to: str, template: str, *, reply_to: str = "", **variables: Any
+) -> None:
+    """Mail to `to` that a person's action caused: sent directly, from a null return path."""
+    msg = compose(ctx, lst, template, to, reply_to=reply_to, **variables)
+    # Generated, not a reply: out-of-office robots must not answer it (RFC 3834 §5).
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    kind = f"lists.{template}.{variables.get('situation', '')}".rstrip(".")
+    await ctx.send(msg, [to], kind=kind, mail_from="")
+
+
+async def issue_token(
+    ctx: Context,
+    lst: ListConfig,
+    purpose: str,
+    address_: str,
+    ttl: float,
+    *,
+    request_id: int | None = None,
+    digest_id: int | None = None,
+) -> str:
+    token = tokens.new_token()
+    await store.add_token(
+        ctx.tx,
+        token_hash=tokens.token_hash(token),
+        purpose=purpose,
+        list_name=lst.name,
+        address=address_,
+        now=ctx.now(),
+        expires_at=ctx.now() + ttl,
+        request_id=request_id,
+        digest_id=digest_id,
+    )
+    return token
+
+
+def note_from(mail: Incoming) -> str:
+    """What the requester wrote for the facilitators: new lines only, one line, short."""
+    lines = [
+        ln
+        for ln in new_lines(reply_text(mail.message))
+        if ln.lower().strip(" .!") not in _COMMAND_WORDS
+    ]
+    return clean(" ".join(lines))[:NOTE_LENGTH]
+
+
+def display_name_of(mail: Incoming, addr: str) -> str:
+    """The From: display name, when From: names the address that asks."""
+    for name, from_addr in addresses(mail.message, "from"):
+        if from_addr.lower() == addr:
+            return name[:100]
+    return ""
+
+
+def _list(ctx: Context, route: Route) -> ListConfig:
+    lst = find_list(ctx.config.lists, route.get("list"))
+    if lst is None:  # the router only routes to configured lists
+        raise LookupError(f"no list {route.get('list')}")
+    return lst
+
+
+async def welcome(ctx: Context, lst: ListConfig, to: str, *, approved_by: str = "") -> None:
+    await tell(ctx, lst, to, "membership_welcome", approved=bool(approved_by))
+
+
+async def log(ctx: Context, lst: ListConfig, actor: str, action: str, kind: str, **kw: Any) -> None:
+    await store.log_action(
+        ctx.tx, list_name=lst.name, actor=actor, action=action, kind=kind, now=ctx.now(), **kw
+    )
+    logs.event(
+        "membership", list=lst.name, actor=actor, action=action, kind=kind, ref=kw.get("ref_id")
+    )
+
+
+# --- joining ----------------------------------------------------------------------------
+
+
+async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
+    """`LIST-join@D`, and `subscribe` sent to `LIST-request@D` (called by the posting side)."""
+    lst = _list(ctx, route)
+    who = mail.mail_from.lower()
+    if not who:
+        logs.event("membership", list=lst.name, action="join", outcome="ignored null sender")
+        return
+    tx, now = ctx.tx, ctx.now()
+    if await list_store.get_member(tx, lst.name, who):
+        await answer(ctx, mail, lst, "membership_status", situation="already_member")
+        return
+    ban = await bans.active(tx, who, lst.name, now)
+    if ban is not None:
+        await answer(
+            ctx, mail, lst, "membership_status", situation="banned", until=_until(ban.ends_at)
+        )
+        return
+    invitation = await store.get_invitation(tx, lst.name, who)
+    invited = invitation is not None and invitation.used_at is None
+    if lst.subscription == "invite" and not invited:
+        await answer(ctx, mail, lst, "membership_status", situation="invite_only")
+        await log(ctx, lst, who, "join-refused", "request", detail="not invited")
+        return
+    name = display_name_of(mail, who)
+    note = note_from(mail)
+    if lst.subscription == "open":
+        await list_store.add_member(tx, lst.name, who, name, now)
+        await log(ctx, lst, who, "joined", "member", subject_address=who)
+        msg = compose(ctx, lst, "membership_welcome", who, approved=False)
+        await ctx.auto_reply(mail, msg, kind="lists.membership_welcome")
+        return
+    pending = await store.open_request(tx, lst.name, who)
+    if pending is not None and pending.state == store.PENDING:
+        await answer(
+            ctx,
+            mail,
+            lst,
+            "membership_status",
+            situation="already_pending",
+            since=when(pending.confirmed_at),
+        )
+        return
+    if pending is not None:
+        # Asked again before confirming: a fresh token, and the old one stops working.
+        request_id = pending.id
+        await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_JOIN, now)
+    else:
+        request_id = await store.add_request(
+            tx,
+            list_name=lst.name,
+            address=who,
+            display_name=name,
+            note=note,
+            state=store.UNCONFIRMED,
+            now=now,
+        )
+    token = await issue_token(
+        ctx, lst, tokens.CONFIRM_JOIN, who, lst.confirm_expiry, request_id=request_id
+    )
+    await log(ctx, lst, who, "join-asked", "request", ref_id=request_id, subject_address=who)
+    msg = compose(
+        ctx,
+        lst,
+        "membership_confirm",
+        who,
+        reply_to=confirm_address(ctx, lst, token),
+        action="join",
+        again=pending is not None,
+        needs_approval=lst.subscription == "approve" and not invited,
+        expires=when(now + lst.confirm_expiry),
+    )
+    await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.join")
+
+
+def _until(ends_at: float | None) -> str:
+    return when(ends_at) if ends_at is not None else ""
+
+
+async def _confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token) -> None:
+    tx, now, who = ctx.tx, ctx.now(), token.address
+    request = await store.get_request(tx, token.request_id) if token.request_id else None
+    if request is None or request.state != store.UNCONFIRMED:
+        await _already(ctx, lst, who, request)
+        return
+    await store.use_token(tx, token.id, now)
+    if await list_store.get_member(tx, lst.name, who):
+        await store.confirm_request(tx, request.id, store.JOINED, "", now)
+        await tell(ctx, lst, who, "membership_status", situation="already_member")
+        return
+    ban = await bans.active(tx, who, lst.name, now)
+    if ban is not None:
+        await store.settle_request(
+            tx, request.id, state=store.REJECTED, by="", now=now, reason="banned"
+        )
+        await tell(
+            ctx, lst, who, "membership_status", situation="banned", until=_until(ban.ends_at)
+        )
+        return
+    invitation = await store.get_invitation(tx, lst.name, who)
+    invited = invitation is not None and invitation.used_at is None
+    if lst.subscription == "invite" and not invited:
+        await store.settle_request(
+            tx, request.id, state=store.REJECTED, by="", now=now, reason="not invited"
+        )
+        await tell(ctx, lst, who, "membership_status", situation="invite_only")
+        return
+    if lst.subscription == "approve" and not invited:
+        await store.confirm_request(tx, request.id, store.PENDING, note_from(mail), now)
+        await log(
+            ctx, lst, who, "join-confirmed", "request", ref_id=request.id, subject_address=who
+        )
+        await tell(ctx, lst, who, "membership_status", situation="pending")
+        from mailhub.lists import moderation  # moderation builds on this module
+
+        await moderation.on_new_item(ctx, lst)
+        return
+    await store.confirm_request(tx, request.id, store.JOINED, "", now)
+    await store.use_invitation(tx, lst.name, who, now)
+    await list_store.add_member(tx, lst.name, who, request.display_name, now)
+    await log(ctx, lst, who, "joined", "member", ref_id=request.id, subject_address=who)
+    await welcome(ctx, lst, who)
+
+
+async def _already(
+    ctx: Context, lst: ListConfig, who: str, request: store.MembershipRequest | None
+) -> None:
+    """A confirmation that has already done its work: say where things stand."""
+    if await list_store.get_member(ctx.tx, lst.name, who):
+        await tell(ctx, lst, who, "membership_status", situation="already_member")
+    elif request is not None and request.state == store.PENDING:
+        await tell(
+            ctx,
+            lst,
+            who,
+            "membership_status",
+            situation="already_pending",
+            since=when(request.confirmed_at),
+        )
+    else:
+        await tell(
+            ctx, lst, who, "membership_status", situation="token_invalid", reason=tokens.USED
+        )
+
+
+# --- leaving ----------------------------------------------------------------------------
+
+
+async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
+    """`LIST-leave@D`, and `unsubscribe` sent to `LIST-request@D`."""
+    lst = _list(ctx, route)
+    who = mail.mail_from.lower()
+    if not who:
+        logs.event("membership", list=lst.name, action="leave", outcome="ignored null sender")
+        return
+    tx, now = ctx.tx, ctx.now()
+    if await list_store.get_member(tx, lst.name, who) is None:
+        request = await store.open_request(tx, lst.name, who)
+        if request is not None:
+            await store.settle_request(tx, request.id, state=store.WITHDRAWN, by=who, now=now)
+            await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_JOIN, now)
+            await log(ctx, lst, who, "withdrawn", "request", ref_id=request.id, subject_address=who)
+            await answer(ctx, mail, lst, "membership_status", situation="withdrawn")
+        else:
+            await answer(ctx, mail, lst, "membership_status", situation="not_member")
+        return
+    await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_LEAVE, now)
+    token = await issue_token(ctx, lst, tokens.CONFIRM_LEAVE, who, lst.confirm_expiry)
+    msg = compose(
+        ctx,
+        lst,
+        "membership_confirm",
+        who,
+        reply_to=confirm_address(ctx, lst, token),
+        action="leave",
+        again=False,
+        needs_approval=False,
+        expires=when(now + lst.confirm_expiry),
+    )
+    await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.leave")
+
+
+async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> None:
+    who = token.address
+    await store.use_token(ctx.tx, token.id, ctx.now())
+    if await list_store.remove_member(ctx.tx, lst.name, who):
+        await log(ctx, lst, who, "left", "member", subject_address=who)
+        await tell(ctx, lst, who, "membership_status", situation="left")
+    else:
+        await tell(ctx, lst, who, "membership_status", situation="not_member")
+
+
+# --- LIST-confirm+TOKEN@D ---------------------------------------------------------------
+
+
+async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
+    """A reply to a confirmation (join or leave) or to a facilitators' digest."""
+    lst = _list(ctx, route)
+    verdict = may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
+    if not verdict:
+        # An out-of-office or a bounce must never confirm anything, nor be answered.
+        logs.event(
+            "membership",
+            list=lst.name,
+            action="confirm",
+            outcome="ignored",
+            reason=verdict.reason,
+            queue_id=mail.queue_id,
+        )
+        return
+    token = await store.find_token(ctx.tx, tokens.token_hash(route.get("token")))
+    if token is not None and token.purpose == tokens.DIGEST and token.list_name == lst.name:
+        from mailhub.lists import moderation  # moderation builds on this module
+
+        await moderation.handle_digest_reply(ctx, mail, lst, token)
+        return
+    problem = tokens.token_problem(token, lst.name, ctx.now())
+    if problem == tokens.USED and token is not None and token.purpose == tokens.CONFIRM_JOIN:
+        request = await store.get_request(ctx.tx, token.request_id) if token.request_id else None
+        await _already(ctx, lst, token.address, request)
+        return
+    if problem is not None or token is None:
+        logs.event(
+            "membership",
+            list=lst.name,
+            action="confirm",
+            outcome="refused",
+            reason=problem,
+            queue_id=mail.queue_id,
+        )
+        await answer(ctx, mail, lst, "membership_status", situation="token_invalid", reason=problem)
+        return
+    if token.purpose == tokens.CONFIRM_JOIN:
+        await _confirm_join(ctx, mail, lst, token)
+    elif token.purpose == tokens.CONFIRM_LEAVE:
+        await _confirm_leave(ctx, lst, token)
+
+
+# --- LIST-owner@D -----------------------------------------------------------------------
+
+
+async def handle_owner(ctx: Context, mail: Incoming, route: Route) -> None:
+    """Forward to the list's facilitators (the administrators if it has none)."""
+    lst = _list(ctx, route)
+    if any(v.lower() == ctx.loop_id.lower() for v in header_values(mail.message, "x-loop")):
+        logs.event(
+            "membership",
+            list=lst.name,
+            action="owner",
+            outcome="loop discarded",
+            queue_id=mail.queue_id,
+        )
+        return
+    to = list(lst.facilitators) or list(ctx.config.admins)
+    envelope = forward_headers(
+        mail,
+        via=route.address,
+        to=to,
+        label=f"{lst.display_name} facilitators",
+        now_header=format_datetime(as_datetime(ctx.now())),
+    )
+    envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
+    envelope["X-Loop"] = ctx.loop_id
+    await ctx.send(
+        rewrap(mail.raw, envelope),
+        to,
+        kind="lists.owner.forward",
+        message_id=message_id,
+        mail_from=f"postmaster@{ctx.domain}",
+    )
