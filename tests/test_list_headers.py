@@ -1,0 +1,143 @@
+"""The distribution copy: list headers, subject prefix, footer placement, DMARC rewrite."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mailhub.lists.config import DmarcConfig, ListConfig
+from mailhub.lists.headers import (
+    distribution_copy,
+    needs_dmarc_rewrite,
+    prefixed_subject,
+)
+from mailhub.parsing import addresses, body_text, header, parse
+
+D = "cop.example.org"
+LIST = ListConfig(name="green", display_name="Green Team", archive_url="https://a.example/g")
+NO_DMARC = DmarcConfig()
+
+PLAIN = (
+    b"From: Ann Example <ann@example.net>\r\nTo: green@cop.example.org\r\n"
+    b"Subject: Hello\r\nMessage-ID: <p1@example.net>\r\nReturn-Receipt-To: ann@example.net\r\n"
+    b"List-Id: <other.example.com>\r\n\r\nHi all.\r\n"
+)
+MIXED = (
+    b"From: ann@example.net\r\nTo: green@cop.example.org\r\nSubject: Files\r\n"
+    b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+    b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
+)
+HTML = (
+    b"From: ann@example.net\r\nTo: green@cop.example.org\r\nSubject: Rich\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hello</p>\r\n"
+)
+ENCRYPTED = (
+    b"From: ann@example.net\r\nSubject: Secret\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="e"\r\n'
+    b"\r\n--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+    b"--e\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP-----\r\n--e--\r\n"
+)
+
+
+def copy(raw: bytes, cfg: ListConfig = LIST, dmarc: DmarcConfig = NO_DMARC):
+    out = distribution_copy(
+        raw,
+        cfg=cfg,
+        domain=D,
+        loop_id=f"mailhub@{D}",
+        footer="Be kind. Report: conduct@cop.example.org",
+        dmarc=dmarc,
+        message_id="<new@cop.example.org>",
+    )
+    return parse(out)
+
+
+def test_subject_prefixed_once():
+    assert prefixed_subject("Hello", "Green Team") == "[Green Team] Hello"
+
+
+def test_subject_prefix_not_repeated_on_replies():
+    assert prefixed_subject("Re: [Green Team] Hello", "Green Team") == "Re: [Green Team] Hello"
+
+
+def test_empty_subject_gets_prefix():
+    assert prefixed_subject("", "Green") == "[Green] (no subject)"
+
+
+def test_list_headers_rfc2919_and_2369():
+    m = copy(PLAIN)
+    assert header(m, "list-id") == '"Green Team" <green.cop.example.org>'
+    assert header(m, "list-post") == "<mailto:green@cop.example.org>"
+    assert header(m, "list-help") == "<mailto:green-request@cop.example.org?subject=help>"
+    assert header(m, "list-subscribe") == "<mailto:green-join@cop.example.org>"
+    assert header(m, "list-unsubscribe") == "<mailto:green-leave@cop.example.org>"
+    assert header(m, "list-archive") == "<https://a.example/g>"
+    assert header(m, "precedence") == "list"
+    assert header(m, "x-loop") == f"mailhub@{D}"
+    assert header(m, "message-id") == "<p1@example.net>"
+
+
+def test_foreign_list_headers_and_receipt_requests_stripped():
+    m = copy(PLAIN)
+    assert len(m.get_all("list-id")) == 1 and "return-receipt-to" not in m
+
+
+def test_footer_appended_to_plain_text():
+    m = copy(PLAIN)
+    assert not m.is_multipart()
+    assert "Hi all." in m.get_content() and "conduct@cop.example.org" in m.get_content()
+
+
+def test_footer_added_as_part_of_multipart_mixed():
+    m = copy(MIXED)
+    parts = list(m.iter_parts())
+    assert m.get_content_type() == "multipart/mixed" and len(parts) == 3
+    assert parts[1].get_filename() == "a.pdf"
+    assert "Report: conduct@" in parts[2].get_content()
+
+
+def test_html_only_wrapped_not_rewritten():
+    m = copy(HTML)
+    parts = list(m.iter_parts())
+    assert m.get_content_type() == "multipart/mixed"
+    assert parts[0].get_content_type() == "text/html" and "<p>Hello</p>" in parts[0].get_content()
+    assert "Be kind" in parts[1].get_content()
+
+
+def test_encrypted_left_alone():
+    m = copy(ENCRYPTED)
+    assert m.get_content_type() == "multipart/encrypted" and "Be kind" not in body_text(m)
+
+
+def test_from_kept_without_dmarc_policy():
+    assert addresses(copy(PLAIN), "from") == [("Ann Example", "ann@example.net")]
+
+
+def test_dmarc_rewrite_for_strict_domain():
+    m = copy(PLAIN, dmarc=DmarcConfig(frozenset({"example.net"})))
+    assert addresses(m, "from") == [("Ann Example via Green Team", "green@cop.example.org")]
+    assert addresses(m, "reply-to") == [("Ann Example", "ann@example.net")]
+
+
+def test_dmarc_rewrite_always_with_list_reply_to_puts_poster_in_cc():
+    m = copy(PLAIN, cfg=replace(LIST, dmarc_rewrite="always", reply_to="list"))
+    assert addresses(m, "reply-to") == [("Green Team", "green@cop.example.org")]
+    assert ("Ann Example", "ann@example.net") in addresses(m, "cc")
+
+
+def test_dmarc_subdomain_counts_and_never_means_never():
+    strict = DmarcConfig(frozenset({"example.net"}))
+    assert needs_dmarc_rewrite(LIST, strict, "a@mail.example.net")
+    assert not needs_dmarc_rewrite(replace(LIST, dmarc_rewrite="never"), strict, "a@example.net")
+
+
+def test_members_are_not_named_in_to():
+    m = copy(PLAIN)
+    assert [a for _, a in addresses(m, "to", "cc")] == ["green@cop.example.org"]
+
+
+def test_malformed_post_still_yields_a_copy():
+    raw = b"From: \xff\xfe <bad\r\nSubject: =?x-unknown?q?zz?=\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n\xff body\r\n"
+    m = copy(raw)
+    assert header(m, "list-id") and "[Green Team]" in header(m, "subject")
