@@ -1,0 +1,113 @@
+"""LIST-request@D: members' own settings by email, and muting a thread."""
+
+from __future__ import annotations
+
+import pytest_asyncio
+
+from mailhub.lists.requests import parse_commands
+from mailhub.store import lists as store
+from tests.support.hub import DOMAIN, message
+from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+REQUEST = f"green-request@{DOMAIN}"
+
+
+def test_commands_from_subject_and_body():
+    assert parse_commands("digest on", "own on\n").verbs == ("digest-on", "own-on")
+
+
+def test_quoted_text_and_signature_ignored():
+    body = "> nomail\nmute\n-- \nmail\n"
+    assert parse_commands("Re: [Green] Tea", body).verbs == ("mute",)
+
+
+def test_attribution_line_stops_reading():
+    body = "mute\n\nOn Tue, Ann wrote:\nnomail\n"
+    assert parse_commands("", body).verbs == ("mute",)
+
+
+def test_words_in_a_sentence_are_not_commands():
+    assert parse_commands("Mail settings", "Help with a form please\n").verbs == ()
+
+
+def test_subscribe_goes_to_membership():
+    assert parse_commands("subscribe", "").verbs == ("join",)
+
+
+@pytest_asyncio.fixture
+async def hub(tmp_path):
+    h = await make_hub(tmp_path)
+    yield h
+    await h.service.stop()
+    await h.sink.stop()
+
+
+def request(sender, body, subject="", headers=""):
+    return message(sender=sender, to=REQUEST, subject=subject, body=body, headers=headers)
+
+
+async def member(hub, addr):
+    async with hub.service.store.read() as tx:
+        return await store.get_member(tx, "green", addr)
+
+
+async def test_digest_nomail_own_settings_confirmed(hub):
+    await hub.send("bob@example.net", [REQUEST], request("bob@example.net", "digest on\n"))
+    await hub.sink.wait_count("bob@example.net")
+    await hub.send("cat@example.org", [REQUEST], request("cat@example.org", "nomail\nown on\n"))
+    await hub.sink.wait_count("cat@example.org")
+    await hub.idle()
+    assert (await member(hub, "bob@example.net")).delivery == "digest"
+    cat = await member(hub, "cat@example.org")
+    assert cat.delivery == "nomail" and cat.own_posts
+    reply = hub.sink.to("cat@example.org")[0]
+    assert reply.mail_from == "" and "own messages" in reply.message.get_content()
+    # Neither gets the next post as it is sent.
+    await hub.send("ann@example.net", [LIST], post())
+    await hub.idle()
+    assert len(hub.sink.to("bob@example.net")) == 1 and len(hub.sink.to("cat@example.org")) == 1
+
+
+async def test_non_member_cannot_change_settings(hub):
+    await hub.send("zed@example.com", [REQUEST], request("zed@example.com", "nomail\n"))
+    await hub.sink.wait_count("zed@example.com")
+    assert "not a member" in hub.sink.to("zed@example.com")[0].message["Subject"]
+
+
+async def test_help(hub):
+    await hub.send("zed@example.com", [REQUEST], request("zed@example.com", "", subject="help"))
+    await hub.sink.wait_count("zed@example.com")
+    text = hub.sink.to("zed@example.com")[0].message.get_content()
+    assert "digest on" in text and f"green-join@{DOMAIN}" in text
+
+
+async def test_mute_stops_a_thread_for_that_member_only(hub):
+    first = post(subject="Tea on Friday", body="Who is in?\n")
+    await hub.send("ann@example.net", [LIST], first)
+    await hub.sink.wait_count("bob@example.net")
+    root = hub.sink.to("bob@example.net")[0].message["Message-ID"]
+    mute = request(
+        "bob@example.net",
+        "mute\n",
+        subject="Re: [Green Team] Tea on Friday",
+        headers=f"In-Reply-To: {root}",
+    )
+    await hub.send("bob@example.net", [REQUEST], mute)
+    await hub.sink.wait_count("bob@example.net", 2)
+    assert "conversation" in hub.sink.to("bob@example.net")[1].message.get_content()
+    reply = message(
+        sender="Cat <cat@example.org>",
+        to=LIST,
+        subject="Re: [Green Team] Tea",
+        body="Me!\n",
+        headers=f"In-Reply-To: {root}\nReferences: {root}",
+    )
+    await hub.send("cat@example.org", [LIST], reply)
+    await hub.sink.wait_count("ann@example.net")
+    other = post(subject="Something else", body="New topic\n")
+    await hub.send("ann@example.net", [LIST], other)
+    await hub.sink.wait_count("bob@example.net", 3)
+    await hub.idle()
+    subjects = [r.message["Subject"] for r in hub.sink.to("bob@example.net")]
+    assert not any(s == "Re: [Green Team] Tea" for s in subjects)
+    assert subjects[-1] == "[Green Team] Something else"
