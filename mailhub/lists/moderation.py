@@ -37,7 +37,9 @@ FACILITATOR = "facilitator"
 CHAMPION = "champion"
 REQUEST = "request"
 HELD = "held"
-DIGEST_TOKEN_LIFETIME = 14 * DAY  # a digest may sit unread over a holiday
+# A digest works a day longer than its entries can wait, so a late reply is told that an
+# entry expired rather than that the digest did.
+DIGEST_TOKEN_GRACE = DAY
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,12 @@ async def send_digest(
         )
         if numbered:
             token = await membership.issue_token(
-                ctx, lst, tokens.DIGEST, recipient, DIGEST_TOKEN_LIFETIME, digest_id=digest_id
+                ctx,
+                lst,
+                tokens.DIGEST,
+                recipient,
+                lst.request_expiry + DIGEST_TOKEN_GRACE,
+                digest_id=digest_id,
             )
             reply_to = membership.confirm_address(ctx, lst, token)
     await membership.tell(
