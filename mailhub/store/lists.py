@@ -370,10 +370,13 @@ async def last_archive_id(tx: Tx, list_name: str) -> int:
     return int(n or 0)
 
 
-async def archived_since(tx: Tx, list_name: str, after_id: int) -> list[ArchivedPost]:
+async def archived_since(
+    tx: Tx, list_name: str, after_id: int, limit: int = -1
+) -> list[ArchivedPost]:
+    """Archived posts after `after_id`, oldest first (at most `limit`; -1: all)."""
     cur = await tx.execute(
-        f"SELECT {_ARCHIVE} FROM list_archive WHERE list_name = ? AND id > ? ORDER BY id",
-        (list_name.lower(), after_id),
+        f"SELECT {_ARCHIVE} FROM list_archive WHERE list_name = ? AND id > ? ORDER BY id LIMIT ?",
+        (list_name.lower(), after_id, limit),
     )
     return [ArchivedPost(*r[:7], bytes(r[7])) for r in await cur.fetchall()]
 
