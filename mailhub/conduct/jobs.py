@@ -1,5 +1,75 @@
-"""Scheduled jobs of the conduct app."""
+"""Scheduled jobs of the conduct app: reminders, escalation, and retention of content."""
 
 from __future__ import annotations
 
-JOBS: list = []
+from mailhub import logs
+from mailhub.conduct import notify
+from mailhub.conduct.cases import active_recused, handler_addresses
+from mailhub.conduct.casework import ONE_WEEK
+from mailhub.context import Context
+from mailhub.scheduler import Job
+from mailhub.store import conduct as store
+
+
+async def remind_and_escalate(ctx: Context) -> None:
+    """Remind the members handling a case at `reminder_after` when the reporter has had no
+    answer; escalate to the fallback reviewer at `escalate_after`. Each happens once."""
+    conduct = ctx.config.conduct
+    if conduct is None:
+        return
+    now = ctx.now()
+    for case in await store.open_cases(ctx.tx):
+        if case.answered_at is not None:
+            continue
+        recusals = await store.recusals(ctx.tx, case.ref)
+        committee = notify.committee_address(ctx, case.ref)
+        common = dict(
+            ref=case.ref,
+            to=committee,
+            reply_to=committee,
+            opened=notify.stamp(case.opened_at),
+            due=notify.stamp(case.opened_at + ONE_WEEK),
+            committee_address=committee,
+            case_address=notify.reporter_address(ctx, case.ref),
+        )
+        if case.reminded_at is None and now >= case.opened_at + conduct.reminder_after:
+            to = handler_addresses(case, recusals, conduct)
+            msg = notify.notice(ctx, "conduct_reminder", **common)
+            await ctx.send(msg, to, kind="conduct.reminder", mail_from="")
+            await store.mark_reminded(ctx.tx, case.ref, now)
+            await store.audit(ctx.tx, case.ref, now, "mailhub", "reminded", f"{len(to)} recipients")
+            logs.event("conduct.case", ref=case.ref, outcome="reminded")
+        if case.escalated_at is None and now >= case.opened_at + conduct.escalate_after:
+            recused = len(active_recused(recusals))
+            msg = notify.notice(
+                ctx,
+                "conduct_escalation",
+                handling=len(conduct.committee) - recused,
+                recused=recused,
+                **common,
+            )
+            await ctx.send(msg, [conduct.fallback], kind="conduct.escalation", mail_from="")
+            await store.mark_escalated(ctx.tx, case.ref, now)
+            await store.audit(ctx.tx, case.ref, now, "mailhub", "escalated", conduct.fallback)
+            logs.event("conduct.case", ref=case.ref, outcome="escalated")
+
+
+async def apply_retention(ctx: Context) -> None:
+    """Delete closed cases' content after `retention_days`; the case record, its recusals,
+    its audit trail and the bans register stay."""
+    conduct = ctx.config.conduct
+    if conduct is None or conduct.retention_days <= 0:
+        return
+    now = ctx.now()
+    for case in await store.closed_before(ctx.tx, now - conduct.retention_days * 86400.0):
+        deleted = await store.delete_content(ctx.tx, case.ref, now)
+        await store.audit(
+            ctx.tx, case.ref, now, "mailhub", "content-deleted", f"{deleted} messages (retention)"
+        )
+        logs.event("conduct.case", ref=case.ref, outcome="content deleted", messages=deleted)
+
+
+JOBS: list[Job] = [
+    Job("conduct.reminders", remind_and_escalate),
+    Job("conduct.retention", apply_retention),
+]

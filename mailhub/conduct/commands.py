@@ -1,0 +1,108 @@
+"""Email commands in a committee message, one per line: parsing only (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailhub.config import ConfigError, parse_duration
+
+OUTCOMES = ("no-action", "reprimand", "temporary-ban", "permanent-ban", "other")
+USAGE = (
+    "#close no-action | reprimand | other | temporary-ban DURATION LIST|all ADDRESS"
+    " | permanent-ban LIST|all ADDRESS"
+)
+_LINE = re.compile(r"^[ \t]*#(recuse|share|close|readmit)\b[ \t]*(.*?)[ \t]*$", re.I | re.M)
+
+
+@dataclass(frozen=True)
+class Recuse:
+    pass
+
+
+@dataclass(frozen=True)
+class Share:
+    pass
+
+
+@dataclass(frozen=True)
+class Close:
+    outcome: str
+    duration: float | None = None  # seconds, for temporary-ban
+    scope: str = ""  # a list name or 'all', for bans
+    addresses: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def is_ban(self) -> bool:
+        return self.outcome.endswith("-ban")
+
+    def describe(self) -> str:
+        parts = [self.outcome]
+        if self.duration is not None:
+            parts.append(f"{self.duration / 86400:g}d")
+        if self.scope:
+            parts.append(self.scope)
+        parts.extend(self.addresses)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Readmit:
+    name: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    line: str
+    problem: str
+
+
+Command = Recuse | Share | Close | Readmit | Invalid
+
+
+def parse_commands(text: str) -> list[Command]:
+    """Commands on lines of their own; quoted lines (`> #close ...`) never count."""
+    out: list[Command] = []
+    for m in _LINE.finditer(text):
+        verb, args = m.group(1).lower(), m.group(2)
+        line = f"#{verb} {args}".strip()
+        if verb == "recuse":
+            out.append(Recuse())
+        elif verb == "share":
+            out.append(Share())
+        elif verb == "readmit":
+            out.append(Readmit(args) if args else Invalid(line, "say whom: #readmit NAME"))
+        else:
+            out.append(parse_close(args, line))
+    return out
+
+
+def parse_close(args: str, line: str = "") -> Close | Invalid:
+    line = line or f"#close {args}"
+    tokens = args.split()
+    if not tokens or tokens[0].lower() not in OUTCOMES:
+        return Invalid(line, f"the outcome must be one of: {USAGE}")
+    outcome = tokens[0].lower()
+    rest = tokens[1:]
+    if outcome not in ("temporary-ban", "permanent-ban"):
+        return Close(outcome, note=" ".join(rest)[:200])
+    addresses = tuple(t.strip("<>,;").lower() for t in rest if "@" in t)
+    words = [t for t in rest if "@" not in t]
+    duration = None
+    if outcome == "temporary-ban":
+        if not words:
+            return Invalid(
+                line, "say how long, e.g. #close temporary-ban 7d all person@example.org"
+            )
+        try:
+            duration = parse_duration(words.pop(0), "duration")
+        except ConfigError:
+            return Invalid(line, "the duration must look like 7d, 2w or 12h")
+        if duration <= 0:
+            return Invalid(line, "the duration must be more than zero")
+    if len(words) != 1:
+        return Invalid(line, "say which list the ban is for, or all")
+    if not addresses:
+        return Invalid(line, "name the address to ban, e.g. ... all person@example.org")
+    return Close(outcome, duration, words[0].lower(), addresses)

@@ -1,0 +1,130 @@
+"""The mail a case sends: every piece built here, with case addresses only.
+
+Everything the committee or the reporter receives shows `conduct@D` or a case
+address (`conduct+REF@D`, `conduct+REF-committee@D`) in From, To and Reply-To, so
+reply-all can never reach a personal inbox.
+"""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from mailhub.clock import as_datetime
+from mailhub.conduct.config import ConductConfig
+from mailhub.context import Context
+from mailhub.messages import address, build_message, new_message_id, rewrap
+from mailhub.parsing import clean
+
+COMMITTEE_NAME = "Code of conduct committee"
+
+_SUBJECTS = {
+    "new": {"en": "New report", "cy": "Adroddiad newydd"},
+    "reply": {"en": "Reply from reporter", "cy": "Ateb gan yr unigolyn a adroddodd"},
+    "answer": {
+        "en": "Reply from the code of conduct committee",
+        "cy": "Ateb gan y pwyllgor cod ymddygiad",
+    },
+    "discussion": {"en": "Committee discussion", "cy": "Trafodaeth y pwyllgor"},
+}
+_DAYS_CY = ("Dydd Llun", "Dydd Mawrth", "Dydd Mercher", "Dydd Iau", "Dydd Gwener")
+_DAYS_CY += ("Dydd Sadwrn", "Dydd Sul")
+_MONTHS_CY = [
+    "Ionawr",
+    "Chwefror",
+    "Mawrth",
+    "Ebrill",
+    "Mai",
+    "Mehefin",
+    "Gorffennaf",
+    "Awst",
+    "Medi",
+    "Hydref",
+    "Tachwedd",
+    "Rhagfyr",
+]
+
+
+def conduct_address(ctx: Context) -> str:
+    return f"conduct@{ctx.domain}"
+
+
+def reporter_address(ctx: Context, ref: str) -> str:
+    return f"conduct+{ref}@{ctx.domain}"
+
+
+def committee_address(ctx: Context, ref: str) -> str:
+    return f"conduct+{ref}-committee@{ctx.domain}"
+
+
+def date_en(ts: float) -> str:
+    d = as_datetime(ts)
+    return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+def date_cy(ts: float) -> str:
+    d = as_datetime(ts)
+    return f"{_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
+
+
+def stamp(ts: float) -> str:
+    """A language-neutral time for committee notices and the console."""
+    return as_datetime(ts).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def neutral_subject(conduct: ConductConfig, ref: str, what: str) -> str:
+    words = [_SUBJECTS[what][lang] for lang in conduct.language.split("+")]
+    return f"[{ref}] " + " / ".join(words)
+
+
+def notice(
+    ctx: Context, name: str, *, ref: str, to: str, reply_to: str, **context: Any
+) -> EmailMessage:
+    """A notice from the committee address, rendered from templates/LANG/NAME.txt."""
+    conduct: ConductConfig = ctx.config.conduct
+    text = ctx.templates.render(name, conduct.language, ref=ref, **context)
+    return build_message(
+        from_=address(COMMITTEE_NAME, conduct_address(ctx)),
+        to=to,
+        subject=text.subject,
+        body=text.body,
+        domain=ctx.domain,
+        now=ctx.now(),
+        headers={
+            "Reply-To": reply_to,
+            "Auto-Submitted": "auto-generated",
+            "X-Conduct-Case": ref,
+        },
+    )
+
+
+def wrapped(
+    ctx: Context, raw: bytes, *, ref: str, subject: str, from_: str, to: str, reply_to: str
+) -> tuple[bytes, str]:
+    """An original message's body, verbatim, under neutral case headers: (bytes, Message-ID)."""
+    envelope = EmailMessage(policy=policy.SMTP)
+    envelope["From"] = from_
+    envelope["To"] = to
+    envelope["Reply-To"] = reply_to
+    envelope["Subject"] = clean(subject)
+    envelope["Date"] = format_datetime(as_datetime(ctx.now()))
+    envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
+    envelope["X-Loop"] = ctx.loop_id
+    envelope["X-Conduct-Case"] = ref
+    return rewrap(raw, envelope), message_id
+
+
+_ATTRIBUTION = re.compile(r"(?im)^[ \t]*(on|ar)\b[^\n]{0,300}\b(wrote|ysgrifennodd)\s*:[ \t]*$")
+
+
+def scrub(text: str, conduct: ConductConfig, ctx: Context) -> str:
+    """A committee member's text made fit for the reporter: no member's address in it, and
+    mail-client attribution lines ("On ..., Ada <ada@...> wrote:") made neutral."""
+    text = _ATTRIBUTION.sub("Earlier in this case:", text)
+    for m in conduct.committee:
+        for addr in m.addresses:
+            text = re.sub(re.escape(addr), conduct_address(ctx), text, flags=re.I)
+    return text

@@ -1,0 +1,506 @@
+"""Code-of-conduct cases end to end: real server, real SQLite file, real SMTP sink."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+
+import pytest_asyncio
+
+from mailhub.store import bans
+from mailhub.store import conduct as store
+from tests.support.hub import DOMAIN, message, start_hub
+
+CONDUCT = f"conduct@{DOMAIN}"
+ADA, BRYN, CARYS = "ada@example.net", "bryn@example.net", "carys@example.net"
+FALLBACK = "board@example.net"
+REPORTER = "rhian@reporter.example"
+
+COMMITTEE_TOML = """
+[conduct]
+fallback = "board@example.net"
+[[conduct.committee]]
+name = "Ada Jones"
+addresses = ["ada@example.net"]
+aliases = ["AJ", "Ada J"]
+[[conduct.committee]]
+name = "Bryn Hughes"
+addresses = ["bryn@example.net"]
+aliases = ["Brynnie"]
+[[conduct.committee]]
+name = "Carys Pryce"
+addresses = ["carys@example.net"]
+"""
+
+
+@pytest_asyncio.fixture
+async def hub(tmp_path):
+    h = await start_hub(tmp_path, extra=COMMITTEE_TOML)
+    yield h
+    await h.service.stop()
+    await h.sink.stop()
+
+
+def html_base64_report(text: str, subject: str = "Something happened at the meetup") -> str:
+    html = f"<html><body><p>{text}</p></body></html>"
+    encoded = base64.encodebytes(html.encode()).decode()
+    return (
+        f"From: Rhian Report <{REPORTER}>\nTo: {CONDUCT}\nSubject: {subject}\n"
+        f"Message-ID: <r-{abs(hash(text))}@reporter.example>\nMIME-Version: 1.0\n"
+        "Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n" + encoded
+    )
+
+
+async def send(hub, sender: str, to: str, raw: str) -> None:
+    code, _ = await hub.send(sender, [to], raw)
+    assert code == 250
+    await hub.idle()
+
+
+async def open_report(hub, raw: str, sender: str = REPORTER) -> str:
+    """Send a report; return its reference, read from the acknowledgement."""
+    before = len(hub.sink.to(sender))
+    await send(hub, sender, CONDUCT, raw)
+    acks = hub.sink.to(sender)
+    assert len(acks) == before + 1
+    m = re.match(r"\[(C-[0-9A-Z]{4}-[0-9A-Z]{2})\] Report received", acks[-1].message["Subject"])
+    assert m, acks[-1].message["Subject"]
+    return m.group(1)
+
+
+def subjects(hub, addr: str) -> list[str]:
+    return [r.message["Subject"] for r in hub.sink.to(addr)]
+
+
+def last_subjects(hub, addr: str, n: int) -> set[str]:
+    """The subjects of the last n messages at addr (mail sent together may arrive in any order)."""
+    return set(subjects(hub, addr)[-n:])
+
+
+async def test_whole_case_never_reaches_the_member_named_by_alias(hub):
+    ref = await open_report(
+        hub, html_base64_report("Brynnie shouted at me during the <b>workshop</b>.")
+    )
+    ack = hub.sink.to(REPORTER)[0]
+    assert ack.mail_from == ""
+    a = ack.message
+    assert a["Reply-To"] == f"conduct+{ref}@{DOMAIN}"
+    assert a["Auto-Submitted"] == "auto-replied"
+    ack_text = a.get_content()
+    assert ref in ack_text and "within one week" in ack_text
+    assert "meetup" not in a["Subject"] and "shouted" not in ack_text
+
+    for member in (ADA, CARYS):
+        got = sorted(hub.sink.to(member), key=lambda r: "details" in r.message["Subject"])
+        assert [r.message["Subject"] for r in got] == [
+            f"[{ref}] New report",
+            f"[{ref}] Case details",
+        ]
+        report = got[0]
+        assert report.mail_from == ""
+        m = report.message
+        assert m["From"] == f"Code of conduct committee <{CONDUCT}>"
+        assert m["Reply-To"] == f"conduct+{ref}-committee@{DOMAIN}"
+        assert "Brynnie shouted" in m.get_content()  # the original body, decoded
+        details = got[1].message.get_content()
+        assert 'Bryn Hughes: alias "Brynnie"' in details
+        assert REPORTER in details
+    async with hub.service.store.read() as tx:
+        (rec,) = await store.recusals(tx, ref)
+    assert rec.member == "bryn-hughes" and not rec.possible
+
+    # The reporter adds something: it joins the case, for Ada and Carys only.
+    await send(
+        hub,
+        REPORTER,
+        f"conduct+{ref}@{DOMAIN}",
+        message(
+            sender=REPORTER,
+            to=f"conduct+{ref}@{DOMAIN}",
+            subject=f"Re: [{ref}] Report received",
+            body="It happened twice.\n",
+        ),
+    )
+    for member in (ADA, CARYS):
+        last = hub.sink.to(member)[-1].message
+        assert last["Subject"] == f"[{ref}] Reply from reporter"
+        assert "It happened twice." in last.get_content()
+
+    # Day 5: a reminder (no answer yet); day 7: escalation to the fallback.
+    hub.clock.advance(5 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    for member in (ADA, CARYS):
+        assert subjects(hub, member)[-1].startswith(f"[{ref}] Reminder")
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    assert sum("Reminder" in s for s in subjects(hub, ADA)) == 1  # once only
+    assert hub.sink.to(FALLBACK) == []
+    hub.clock.advance(2 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    assert [s.startswith(f"[{ref}] Escalated") for s in subjects(hub, FALLBACK)] == [True]
+
+    # Ada answers the reporter; the committee talks; the case closes.
+    await send(
+        hub,
+        ADA,
+        f"conduct+{ref}@{DOMAIN}",
+        message(
+            sender=f"Ada Jones <{ADA}>",
+            to=f"conduct+{ref}@{DOMAIN}",
+            subject=f"Re: [{ref}] Reply from reporter",
+            body=f"Thank you, we are looking into it.\n\nOn Monday, Ada <{ADA}> wrote:\n> hi\n",
+        ),
+    )
+    await send(
+        hub,
+        CARYS,
+        f"conduct+{ref}-committee@{DOMAIN}",
+        message(
+            sender=CARYS,
+            to=f"conduct+{ref}-committee@{DOMAIN}",
+            subject=f"Re: [{ref}] New report",
+            body="I agree.\n#close reprimand\n",
+        ),
+    )
+    assert last_subjects(hub, ADA, 2) == {f"Re: [{ref}] New report", f"[{ref}] Case closed"}
+    await hub.idle()
+    assert hub.sink.to(BRYN) == []
+
+
+async def test_committee_answer_reaches_reporter_from_the_committee_address(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    await send(
+        hub,
+        ADA,
+        f"conduct+{ref}@{DOMAIN}",
+        message(
+            sender=f"Ada Jones <{ADA}>",
+            to=f"conduct+{ref}@{DOMAIN}",
+            subject="Your report",
+            body=f"We will talk to them.\n\nOn Tue, Ada Jones <{ADA}> wrote:\n> x\nmail {ADA}\n",
+        ),
+    )
+    answer = hub.sink.to(REPORTER)[-1]
+    assert answer.mail_from == ""
+    assert ADA not in answer.raw.decode().lower()
+    m = answer.message
+    assert m["From"] == f"Code of conduct committee <{CONDUCT}>"
+    assert m["Reply-To"] == f"conduct+{ref}@{DOMAIN}"
+    body = m.get_content()
+    assert "We will talk to them." in body and "the code of conduct committee" in body
+    # The other members see a copy; Ada does not get her own answer back.
+    assert subjects(hub, CARYS)[-1] == f"[{ref}] Answer sent to the reporter"
+    assert len(hub.sink.to(ADA)) == 2  # the report and its details; not her own answer
+    # An answer stops the reminders.
+    hub.clock.advance(8 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    assert not any("Reminder" in s for s in subjects(hub, CARYS))
+    assert hub.sink.to(FALLBACK) == []
+
+
+async def test_out_of_office_from_a_member_never_reaches_the_reporter(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    n = len(hub.sink.to(REPORTER))
+    await send(
+        hub,
+        ADA,
+        f"conduct+{ref}@{DOMAIN}",
+        message(
+            sender=ADA,
+            to=f"conduct+{ref}@{DOMAIN}",
+            subject="Out of office",
+            body="I am away.\n",
+            headers="Auto-Submitted: auto-replied",
+        ),
+    )
+    assert len(hub.sink.to(REPORTER)) == n
+    async with hub.service.store.read() as tx:
+        trail = await store.audit_trail(tx, ref)
+    assert trail[-1].action == "not-relayed"
+
+
+async def test_report_naming_every_member_goes_to_the_fallback(hub):
+    await open_report(
+        hub,
+        message(
+            sender=REPORTER,
+            to=CONDUCT,
+            body="Ada Jones, Bryn Hughes and Carys Pryce all ignored me.\n",
+        ),
+    )
+    for member in (ADA, BRYN, CARYS):
+        assert hub.sink.to(member) == []
+    got = sorted(hub.sink.to(FALLBACK), key=lambda r: "details" in r.message["Subject"])
+    assert [r.message["Subject"][12:] for r in got] == ["New report", "Case details"]
+    assert "fallback reviewer" in got[1].message.get_content()
+
+
+async def test_non_member_on_committee_address_opens_a_separate_case(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="Report one.\n"))
+    before = {a: len(hub.sink.to(a)) for a in (ADA, BRYN, CARYS)}
+    outsider = "nosy@elsewhere.example"
+    await send(
+        hub,
+        outsider,
+        f"conduct+{ref}-committee@{DOMAIN}",
+        message(
+            sender=outsider, to=f"conduct+{ref}-committee@{DOMAIN}", subject="hi", body="let me in"
+        ),
+    )
+    # A new case: acknowledged with its own reference, nothing of the first.
+    acks = hub.sink.to(outsider)
+    assert len(acks) == 1
+    new_ref = re.search(r"C-[0-9A-Z]{4}-[0-9A-Z]{2}", acks[0].message["Subject"]).group(0)
+    assert new_ref != ref and ref not in acks[0].raw.decode()
+    for a in (ADA, BRYN, CARYS):
+        new = hub.sink.to(a)[before[a] :]
+        assert {r.message["Subject"] for r in new} == {
+            f"[{new_ref}] New report",
+            f"[{new_ref}] Case details",
+        }
+        assert all(ref not in r.raw.decode() for r in new)
+    async with hub.service.store.read() as tx:
+        trail = await store.audit_trail(tx, ref)
+    assert trail[-1].action == "refused-writer" and trail[-1].actor == outsider
+
+
+async def test_recused_member_writing_to_the_case_opens_a_separate_case(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="About Brynnie.\n"))
+    await send(
+        hub,
+        BRYN,
+        f"conduct+{ref}@{DOMAIN}",
+        message(sender=BRYN, to=f"conduct+{ref}@{DOMAIN}", subject="?", body="What is this?"),
+    )
+    assert len(hub.sink.to(REPORTER)) == 1  # nothing reached the reporter
+    async with hub.service.store.read() as tx:
+        trail = await store.audit_trail(tx, ref)
+        cases = await store.all_cases(tx)
+    assert trail[-1].action == "refused-writer" and trail[-1].actor == BRYN
+    assert len(cases) == 2
+
+
+async def test_forged_or_unknown_reference_opens_a_new_case(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="Report one.\n"))
+    other = "someone@else.example"
+    for address in (f"conduct+C-ZZZZ-ZZ@{DOMAIN}", f"conduct+C-ZZZZ-ZZ-committee@{DOMAIN}"):
+        await send(hub, other, address, message(sender=other, to=address, body="hello\n"))
+    # A subject tag of a real case from a stranger to conduct@ opens a new case too.
+    await send(
+        hub,
+        other,
+        CONDUCT,
+        message(sender=other, to=CONDUCT, subject=f"Re: [{ref}] Report received", body="x\n"),
+    )
+    acks = hub.sink.to(other)
+    assert len(acks) == 3
+    assert all(ref not in r.raw.decode() for r in acks)
+    async with hub.service.store.read() as tx:
+        cases = await store.all_cases(tx)
+        first_messages = await store.messages(tx, ref)
+    assert len(cases) == 4 and len(first_messages) == 1
+
+
+async def test_recuse_command(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(
+        hub, CARYS, committee, message(sender=CARYS, to=committee, body="I know them.\n#recuse\n")
+    )
+    n_carys = len(hub.sink.to(CARYS))
+    await send(
+        hub,
+        REPORTER,
+        f"conduct+{ref}@{DOMAIN}",
+        message(sender=REPORTER, to=f"conduct+{ref}@{DOMAIN}", body="More detail.\n"),
+    )
+    hub.clock.advance(8 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    assert len(hub.sink.to(CARYS)) == n_carys
+    assert subjects(hub, ADA)[-1].startswith(f"[{ref}] Reminder")
+    async with hub.service.store.read() as tx:
+        recs = await store.recusals(tx, ref)
+    assert [(r.member, r.reason) for r in recs] == [
+        ("carys-pryce", "declared a conflict of interest (#recuse)")
+    ]
+    # Now Carys is an outsider to the case: her message opens a separate case.
+    await send(hub, CARYS, committee, message(sender=CARYS, to=committee, body="Oops.\n"))
+    async with hub.service.store.read() as tx:
+        assert len(await store.all_cases(tx)) == 2
+
+
+async def test_committee_message_copied_to_a_recused_member_is_refused(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="About Brynnie.\n"))
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    n_carys = len(hub.sink.to(CARYS))
+    await send(
+        hub,
+        ADA,
+        committee,
+        message(sender=ADA, to=committee, headers=f"Cc: {BRYN}", body="Thoughts?\n"),
+    )
+    assert len(hub.sink.to(CARYS)) == n_carys
+    refusal = hub.sink.to(ADA)[-1].message
+    assert refusal["Subject"] == f"[{ref}] Your message was not passed on"
+    assert BRYN in refusal.get_content()
+    assert hub.sink.to(BRYN) == []
+
+
+async def test_close_with_temporary_ban(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(
+        hub,
+        ADA,
+        committee,
+        message(
+            sender=ADA,
+            to=committee,
+            body="Agreed.\n#close temporary-ban 7d all troll@bad.example\n",
+        ),
+    )
+    now = hub.clock.now()
+    async with hub.service.store.read() as tx:
+        case = await store.get_case(tx, ref)
+        assert case.state == "closed" and case.outcome == "temporary-ban 7d all troll@bad.example"
+        assert await bans.active(tx, "troll@bad.example", "any-list", now + 6 * 86400)
+        assert await bans.active(tx, "troll@bad.example", "any-list", now + 7 * 86400 + 1) is None
+        trail = await store.audit_trail(tx, ref)
+    assert (trail[-1].actor, trail[-1].action) == (ADA, "closed")
+    assert last_subjects(hub, CARYS, 2) == {f"[{ref}] Case closed", f"[{ref}] Committee discussion"}
+    # A closed case is not escalated.
+    hub.clock.advance(8 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    assert hub.sink.to(FALLBACK) == []
+
+
+async def test_bad_command_is_explained_to_its_author(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(hub, ADA, committee, message(sender=ADA, to=committee, body="#close banish\n"))
+    err = hub.sink.to(ADA)[-1].message
+    assert err["Subject"] == f"[{ref}] A command could not be carried out"
+    async with hub.service.store.read() as tx:
+        assert (await store.get_case(tx, ref)).state == "open"
+
+
+async def test_readmit_lifts_a_possible_match_only(hub):
+    ref = await open_report(
+        hub, message(sender=REPORTER, to=CONDUCT, body="Ada was there, and Brynnie.\n")
+    )
+    assert hub.sink.to(ADA) == []
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(
+        hub,
+        CARYS,
+        committee,
+        message(
+            sender=CARYS, to=committee, body="Not our Ada.\n#readmit Ada Jones\n#readmit Bryn\n"
+        ),
+    )
+    assert set(subjects(hub, ADA)) == {f"[{ref}] New report", f"[{ref}] Case details"}
+    assert f"[{ref}] A command could not be carried out" in subjects(hub, CARYS)
+    assert hub.sink.to(BRYN) == []
+    async with hub.service.store.read() as tx:
+        recs = {r.member: r for r in await store.recusals(tx, ref)}
+        trail = await store.audit_trail(tx, ref)
+    assert recs["ada-jones"].lifted_by == CARYS and recs["bryn-hughes"].active
+    assert any(e.action == "readmitted" and e.actor == CARYS for e in trail)
+
+
+async def test_reply_naming_a_member_recuses_them_from_then_on(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    n_ada = len(hub.sink.to(ADA))
+    await send(
+        hub,
+        REPORTER,
+        f"conduct+{ref}@{DOMAIN}",
+        message(sender=REPORTER, to=f"conduct+{ref}@{DOMAIN}", body="AJ saw it too.\n"),
+    )
+    assert len(hub.sink.to(ADA)) == n_ada
+    assert last_subjects(hub, CARYS, 2) == {f"[{ref}] Reply from reporter", f"[{ref}] Case details"}
+
+
+async def test_direct_report_and_share(hub):
+    direct = f"conduct-carys-pryce@{DOMAIN}"
+    code, _ = await hub.send(
+        REPORTER, [direct], message(sender=REPORTER, to=direct, body="Dear Carys, Brynnie...\n")
+    )
+    assert code == 250
+    await hub.idle()
+    ack = hub.sink.to(REPORTER)[0].message
+    ref = re.search(r"C-[0-9A-Z]{4}-[0-9A-Z]{2}", ack["Subject"]).group(0)
+    assert "Carys Pryce" in ack.get_content()
+    assert set(subjects(hub, CARYS)) == {f"[{ref}] New report", f"[{ref}] Case details"}
+    assert hub.sink.to(ADA) == [] and hub.sink.to(BRYN) == []
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(hub, CARYS, committee, message(sender=CARYS, to=committee, body="#share\n"))
+    assert set(subjects(hub, ADA)) == {f"[{ref}] New report", f"[{ref}] Case details"}
+    assert hub.sink.to(BRYN) == []
+
+
+async def test_unscannable_content_is_delivered_and_flagged(hub):
+    raw = (
+        f"From: {REPORTER}\nTo: {CONDUCT}\nSubject: screenshot\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+        "See the picture.\n--b\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n"
+        'Content-Disposition: attachment; filename="shot.png"\n\niVBORw0KGgo=\n--b--\n'
+    )
+    ref = await open_report(hub, raw)
+    for member in (ADA, BRYN, CARYS):
+        report, details = sorted(
+            hub.sink.to(member), key=lambda r: "details" in r.message["Subject"]
+        )
+        assert "image/png" in report.raw.decode()
+        assert "PLEASE CHECK" in details.message.get_content()
+    async with hub.service.store.read() as tx:
+        assert "unscannable" in (await store.get_case(tx, ref)).flags
+
+
+async def test_no_case_text_in_the_logs(hub, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret_subject = "Zanzibarquux incident"
+    secret_body = "Flibbertigibbet behaviour by Brynnie"
+    ref = await open_report(
+        hub, message(sender=REPORTER, to=CONDUCT, subject=secret_subject, body=secret_body)
+    )
+    await send(
+        hub,
+        REPORTER,
+        f"conduct+{ref}@{DOMAIN}",
+        message(
+            sender=REPORTER,
+            to=f"conduct+{ref}@{DOMAIN}",
+            subject=secret_subject,
+            body="Quuxwobble more\n",
+        ),
+    )
+    committee = f"conduct+{ref}-committee@{DOMAIN}"
+    await send(
+        hub,
+        ADA,
+        committee,
+        message(sender=ADA, to=committee, subject=secret_subject, body="Wibblewomp\n#recuse\n"),
+    )
+    await send(
+        hub,
+        CARYS,
+        f"conduct+{ref}@{DOMAIN}",
+        message(sender=CARYS, to=f"conduct+{ref}@{DOMAIN}", body="Snorklefax answer\n"),
+    )
+    hub.clock.advance(8 * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "conduct.case" in text  # the flow was logged, by reference
+    for secret in ("Zanzibarquux", "Flibbertigibbet", "Quuxwobble", "Wibblewomp", "Snorklefax"):
+        assert secret not in text
+    for name in ("Brynnie", "Bryn Hughes", "Ada Jones", "Carys"):
+        assert name not in text
