@@ -3,6 +3,7 @@ bans, invitations, expiry, and the owner address."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from email.utils import getaddresses
 
@@ -236,3 +237,21 @@ async def test_owner_address_reaches_facilitators(hub):
     assert "A question for you." in fwd.get_content()
     await hub.sink.wait_count("gwen@example.net", 1)
     assert hub.sink.to("cai@example.net") == []
+
+
+async def test_invitation_from_the_cli_joins_by_reply(hub):
+    from mailhub.cli import main
+
+    argv = ["members", "invited", "--config", str(hub.path), "--invite", "ivy@example.net"]
+    assert await asyncio.to_thread(main, argv) == 0
+    # The CLI is another process in real life, on the system clock: move the test clock
+    # past the CLI's timestamps and wake the running server's delivery.
+    hub.clock.advance(60)
+    hub.service.delivery.wake.set()
+    invitation = (await mail_for(hub, "ivy@example.net", 1)).message
+    assert invitation["Subject"] == "You are invited to join Invited Only"
+    await ask(hub, "ivy@example.net", reply_address(invitation), "Happy to join\n")
+    hub.service.delivery.wake.set()
+    welcome = (await mail_for(hub, "ivy@example.net", 2)).message
+    assert welcome["Subject"] == "Welcome to Invited Only"
+    assert await member(hub, "invited", "ivy@example.net") is not None
