@@ -1,3 +1,138 @@
-"""Placeholder until this part of the lists app lands."""
+"""Member digests: members in digest mode get the posts since their last digest as one
+MIME digest (RFC 2046 §5.1.5), every `member_digest_interval`.
 
-JOBS: list = []
+The message is a multipart/mixed: a text/plain contents page, then a multipart/digest
+holding each archived post verbatim as message/rfc822. It is built from bytes, so a
+malformed post in the archive can never stop a digest from being written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailhub import logs
+from mailhub.clock import as_datetime
+from mailhub.context import Context
+from mailhub.lists.config import ListConfig
+from mailhub.lists.headers import ListAddresses, list_headers
+from mailhub.messages import address, new_message_id, to_bytes
+from mailhub.scheduler import Job
+from mailhub.store import lists as store
+from mailhub.store.lists import ArchivedPost
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    number: int
+    sender: str
+    subject: str
+    date: str
+
+
+def digest_due(sent_at: float | None, interval: float, now: float) -> bool:
+    """Is a member's digest due? (pure) Never sent: at once; else one interval later."""
+    return sent_at is None or now - sent_at >= interval
+
+
+def build_digest(
+    cfg: ListConfig,
+    posts: list[ArchivedPost],
+    *,
+    intro_subject: str,
+    intro_body: str,
+    domain: str,
+    loop_id: str,
+    now: float,
+) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of one digest holding `posts`."""
+    a = ListAddresses.of(cfg.name, domain)
+    envelope = EmailMessage(policy=policy.SMTP)
+    envelope["From"] = address(cfg.display_name, a.post)
+    envelope["To"] = address(cfg.display_name, a.post)
+    envelope["Subject"] = intro_subject
+    envelope["Date"] = format_datetime(as_datetime(now))
+    envelope["Message-ID"] = message_id = new_message_id(domain)
+    for name, value in list_headers(cfg, domain).items():
+        envelope[name] = value
+    envelope["X-Loop"] = loop_id
+    head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]
+    outer, inner = secrets.token_hex(16), secrets.token_hex(16)
+
+    intro = EmailMessage(policy=policy.SMTP)
+    intro.set_content(intro_body, charset="utf-8", cte="quoted-printable")
+    del intro["MIME-Version"]
+    parts = [
+        head,
+        b"MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed; boundary="{outer}"'.encode(),
+        b"",
+        f"--{outer}".encode(),
+        to_bytes(intro).rstrip(b"\r\n"),
+        f"--{outer}".encode(),
+        f'Content-Type: multipart/digest; boundary="{inner}"'.encode(),
+        b"",
+    ]
+    for post in posts:
+        # In a multipart/digest each part is message/rfc822 by default (RFC 2046 §5.1.5).
+        parts += [f"--{inner}".encode(), b"", post.raw.rstrip(b"\r\n")]
+    parts += [f"--{inner}--".encode(), f"--{outer}--".encode(), b""]
+    return message_id, b"\r\n".join(parts)
+
+
+async def send_member_digests(ctx: Context) -> None:
+    for cfg in ctx.config.lists:
+        await _list_digests(ctx, cfg)
+
+
+async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
+    now = ctx.now()
+    a = ListAddresses.of(cfg.name, ctx.domain)
+    archive: dict[int, list[ArchivedPost]] = {}
+    groups: dict[tuple[int, ...], list[str]] = {}
+    latest = await store.last_archive_id(ctx.tx, cfg.name)
+    for addr, after, sent_at in await store.digest_members(ctx.tx, cfg.name):
+        if not digest_due(sent_at, cfg.member_digest_interval, now):
+            continue
+        if after not in archive:
+            archive[after] = await store.archived_since(ctx.tx, cfg.name, after)
+        muted = await store.mutes_of(ctx.tx, cfg.name, addr)
+        ids = tuple(p.id for p in archive[after] if p.thread_id not in muted)
+        # Nothing new still restarts the interval, so the next digest is a full one.
+        await store.digest_sent(ctx.tx, cfg.name, addr, latest, now)
+        if ids:
+            groups.setdefault(ids, []).append(addr)
+    by_id = {p.id: p for posts in archive.values() for p in posts}
+    for ids, rcpts in groups.items():
+        posts = [by_id[i] for i in ids]
+        entries = [
+            DigestEntry(n, p.sender, p.subject, format_datetime(as_datetime(p.archived_at)))
+            for n, p in enumerate(posts, 1)
+        ]
+        text = ctx.templates.render(
+            "posting_digest", cfg.language, list=cfg, a=a, entries=entries, domain=ctx.domain
+        )
+        message_id, raw = build_digest(
+            cfg,
+            posts,
+            intro_subject=text.subject,
+            intro_body=text.body,
+            domain=ctx.domain,
+            loop_id=ctx.loop_id,
+            now=now,
+        )
+        await ctx.send(
+            raw,
+            rcpts,
+            kind="list.digest",
+            mail_from=a.bounces,
+            message_id=message_id,
+            personalise=f"list:{cfg.name}" if cfg.delivery == "personalised" else None,
+        )
+        logs.event("list.digest", list=cfg.name, posts=len(posts), recipients=len(rcpts))
+
+
+JOBS: list[Job] = [Job("lists.member_digests", send_member_digests)]

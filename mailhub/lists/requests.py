@@ -114,7 +114,7 @@ async def handle_request(ctx: Context, mail: Incoming, route: Route) -> None:
 async def _apply(ctx: Context, cfg: ListConfig, mail: Incoming, sender: str, verb: str) -> str:
     """Apply one setting; returns the result code the confirmation explains."""
     if verb == "digest-on":
-        await store.set_delivery(ctx.tx, cfg.name, sender, "digest")
+        await store.set_delivery(ctx.tx, cfg.name, sender, "digest", ctx.now())
     elif verb in ("digest-off", "mail"):
         await store.set_delivery(ctx.tx, cfg.name, sender, "each")
         if verb == "mail" and await store.enable_member(ctx.tx, cfg.name, sender):

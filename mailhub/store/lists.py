@@ -156,14 +156,25 @@ async def count_members(tx: Tx, list_name: str) -> int:
     return int(n)
 
 
-async def set_delivery(tx: Tx, list_name: str, address: str, delivery: str) -> None:
+async def set_delivery(
+    tx: Tx, list_name: str, address: str, delivery: str, now: float | None = None
+) -> None:
     if delivery not in DELIVERY_MODES:
         raise ValueError(f"unknown delivery mode {delivery!r}")
-    # Entering digest mode starts the digest from now, not from the start of the archive.
+    # Entering digest mode starts the digest from now, not from the start of the archive,
+    # and the first digest comes one interval after `now`.
     await tx.execute(
-        "UPDATE list_members SET delivery = ?, digest_after = CASE WHEN delivery = 'digest'"
-        " THEN digest_after ELSE ? END WHERE list_name = ? AND address = ?",
-        (delivery, await last_archive_id(tx, list_name), list_name.lower(), address.lower()),
+        "UPDATE list_members SET delivery = ?,"
+        " digest_after = CASE WHEN delivery = 'digest' THEN digest_after ELSE ? END,"
+        " digest_sent_at = CASE WHEN delivery = 'digest' THEN digest_sent_at ELSE ? END"
+        " WHERE list_name = ? AND address = ?",
+        (
+            delivery,
+            await last_archive_id(tx, list_name),
+            now,
+            list_name.lower(),
+            address.lower(),
+        ),
     )
 
 
@@ -425,6 +436,14 @@ async def mute_thread(tx: Tx, list_name: str, address: str, thread_id: str, now:
         (list_name.lower(), address.lower(), thread_id, now),
     )
     return cur.rowcount > 0
+
+
+async def mutes_of(tx: Tx, list_name: str, address: str) -> set[str]:
+    cur = await tx.execute(
+        "SELECT thread_id FROM list_thread_mutes WHERE list_name = ? AND address = ?",
+        (list_name.lower(), address.lower()),
+    )
+    return {r[0] for r in await cur.fetchall()}
 
 
 async def muted_by(tx: Tx, list_name: str, thread_id: str) -> set[str]:

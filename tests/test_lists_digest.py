@@ -1,0 +1,62 @@
+"""Members in digest mode get one MIME digest per interval from the scheduled job."""
+
+from __future__ import annotations
+
+from mailhub.lists.digest import digest_due
+from mailhub.store import lists as store
+from tests.support.hub import DOMAIN
+from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+DAY = 86400.0
+
+
+def test_digest_due_first_time_and_after_interval():
+    assert digest_due(None, DAY, 5.0) and digest_due(0.0, DAY, DAY)
+    assert not digest_due(0.0, DAY, DAY - 1)
+
+
+async def test_digest_member_gets_one_mime_digest_per_interval(tmp_path):
+    hub = await make_hub(tmp_path)
+    try:
+        async with hub.service.store.transaction() as tx:
+            await store.set_delivery(tx, "green", "bob@example.net", "digest", hub.clock.now())
+        await hub.send("ann@example.net", [LIST], post(subject="First", body="One\n"))
+        await hub.send(
+            "cat@example.org",
+            [LIST],
+            post(sender="cat@example.org", subject="Second", body="Two\n"),
+        )
+        await hub.sink.wait_count("cat@example.org")
+        await hub.idle()
+        assert hub.sink.to("bob@example.net") == []
+        await hub.service.scheduler.run_once()  # not due yet
+        await hub.idle()
+        assert hub.sink.to("bob@example.net") == []
+        hub.clock.advance(DAY)
+        await hub.service.scheduler.run_once()
+        await hub.sink.wait_count("bob@example.net")
+        got = hub.sink.to("bob@example.net")[0]
+        assert got.mail_from.startswith("green-bounces+")
+        m = got.message
+        assert m["Subject"] == "[Green Team] Digest: 2 messages"
+        assert m["List-Id"] == f'"Green Team" <green.{DOMAIN}>'
+        intro, digest = m.iter_parts()
+        assert "1. First" in intro.get_content() and "2. Second" in intro.get_content()
+        assert digest.get_content_type() == "multipart/digest"
+        inner = [p.get_content() for p in digest.iter_parts()]
+        assert [p["Subject"] for p in inner] == ["First", "Second"]
+        # Nothing new: nothing sent; the next post comes in the next interval's digest.
+        hub.clock.advance(DAY)
+        await hub.service.scheduler.run_once()
+        await hub.send("ann@example.net", [LIST], post(subject="Third", body="Three\n"))
+        await hub.idle()
+        await hub.service.scheduler.run_once()
+        await hub.idle()
+        assert len(hub.sink.to("bob@example.net")) == 1
+        hub.clock.advance(DAY)
+        await hub.service.scheduler.run_once()
+        await hub.sink.wait_count("bob@example.net", 2)
+        assert "1 message" in hub.sink.to("bob@example.net")[1].message["Subject"]
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()
