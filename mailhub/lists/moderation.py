@@ -435,8 +435,9 @@ async def _act_on_request(
         detail=reason,
     )
     if action == APPROVE:
-        await list_store.add_member(tx, lst.name, request.address, request.display_name, now)
-        await membership.welcome(ctx, lst, request.address, approved_by=who)
+        # Added meanwhile (by an administrator, say): approved all the same, welcomed once.
+        if await list_store.add_member(tx, lst.name, request.address, request.display_name, now):
+            await membership.welcome(ctx, lst, request.address, approved_by=who)
         outcome.approved.append(label)
     else:
         await membership.tell(

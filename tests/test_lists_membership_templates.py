@@ -1,0 +1,136 @@
+"""Every membership template renders in English, Welsh and both, for every situation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailhub.messages import Templates
+
+TEMPLATES = Templates(Path(__file__).resolve().parent.parent / "templates")
+LIST = {
+    "name": "dataviz",
+    "display_name": "Data Visualisation",
+    "description": "Charts and maps.",
+    "post": "dataviz@d",
+    "join": "dataviz-join@d",
+    "leave": "dataviz-leave@d",
+    "request": "dataviz-request@d",
+    "owner": "dataviz-owner@d",
+    "conduct": "conduct@d",
+}
+SITUATIONS = [
+    "already_member",
+    "already_pending",
+    "pending",
+    "not_member",
+    "withdrawn",
+    "left",
+    "invite_only",
+    "banned",
+    "token_invalid",
+    "rejected",
+    "expired",
+]
+ENTRIES = [
+    {
+        "number": 1,
+        "kind": "request",
+        "name": "Sam",
+        "address": "sam@x",
+        "when": "2025-01-01",
+        "note": "hi",
+        "subject": "",
+        "reason": "",
+    },
+    {
+        "number": 2,
+        "kind": "held",
+        "name": "",
+        "address": "nora@x",
+        "when": "2025-01-01",
+        "note": "",
+        "subject": "A map",
+        "reason": "non-member",
+    },
+]
+RESULT = {
+    "approved": ["1. Sam <sam@x>"],
+    "rejected": [],
+    "accepted": [],
+    "discarded": ["2. x"],
+    "already": ["3: already approved by f@x on 2025-01-01"],
+    "not_found": [9],
+    "not_allowed": [],
+    "problems": ['"approve x": no entry number'],
+    "acted": True,
+}
+
+
+def render(name: str, language: str, **kw):  # noqa: ANN003, ANN201
+    return TEMPLATES.render(name, language, list=LIST, domain="d", **kw)
+
+
+@pytest.mark.parametrize("language", ["en", "cy", "en+cy"])
+def test_all_membership_templates_render(language):
+    for situation in SITUATIONS:
+        for reason in ("", "expired", "used", "unknown"):
+            text = render(
+                "membership_status",
+                language,
+                situation=situation,
+                since="then",
+                until="",
+                reason=reason,
+            )
+            assert text.subject and "Data Visualisation" in text.subject
+            assert "{{" not in text.body
+    for action in ("join", "leave"):
+        for flag in (True, False):
+            assert render(
+                "membership_confirm",
+                language,
+                action=action,
+                again=flag,
+                needs_approval=flag,
+                expires="soon",
+            ).body
+    for approved in (True, False):
+        body = render("membership_welcome", language, approved=approved).body
+        assert "conduct@d" in body and "dataviz-leave@d" in body and "Charts and maps." in body
+    assert render("membership_invitation", language).body
+    for role in ("facilitator", "champion"):
+        for result in (None, RESULT):
+            for entries in ([], ENTRIES):
+                text = render(
+                    "membership_digest",
+                    language,
+                    role=role,
+                    entries=entries,
+                    disabled=[ENTRIES[0]],
+                    has_requests=True,
+                    has_held=True,
+                    result=result,
+                )
+                assert text.subject
+    for reason in ("sender", "used", "expired", "not-moderator", "no-commands", "unknown"):
+        assert render("membership_digest_refused", language, reason=reason, problems=["x"]).body
+
+
+def test_digest_instructions_never_start_a_line_with_a_command():
+    """A digest quoted back without '>' (HTML replies) must not act by itself."""
+    from mailhub.lists.digest_reply import parse_reply
+
+    for language in ("en", "cy"):
+        text = render(
+            "membership_digest",
+            language,
+            role="facilitator",
+            entries=ENTRIES,
+            disabled=[],
+            has_requests=True,
+            has_held=True,
+            result=RESULT,
+        )
+        assert parse_reply(text.body).commands == ()
