@@ -504,3 +504,34 @@ async def test_no_case_text_in_the_logs(hub, caplog):
         assert secret not in text
     for name in ("Brynnie", "Bryn Hughes", "Ada Jones", "Carys"):
         assert name not in text
+
+
+async def test_temporary_ban_stops_posting_to_lists_for_its_term(tmp_path):
+    lists = '[[lists]]\nname = "chat"\nsubscription = "open"\nnon_member_posts = "accept"\n'
+    hub = await start_hub(tmp_path, extra=lists + COMMITTEE_TOML)
+    troll = "troll@bad.example"
+    chat = f"chat@{DOMAIN}"
+
+    async def post() -> int:
+        """How many rejection notices the troll has after one more post."""
+        await send(hub, troll, chat, message(sender=troll, to=chat, body="hello all\n"))
+        return len(hub.sink.to(troll))
+
+    try:
+        assert await post() == 0
+        ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="The troll.\n"))
+        committee = f"conduct+{ref}-committee@{DOMAIN}"
+        await send(
+            hub,
+            ADA,
+            committee,
+            message(sender=ADA, to=committee, body=f"#close temporary-ban 7d all {troll}\n"),
+        )
+        assert await post() == 1  # refused while banned
+        hub.clock.advance(6 * 86400)
+        assert await post() == 2
+        hub.clock.advance(86400 + 1)
+        assert await post() == 2  # the term is over
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()
