@@ -113,6 +113,10 @@ async def test_confirm_policy_joins_after_confirmation_then_leaves(hub):
     left = (await mail_for(hub, "sam@example.net", 5)).message
     assert "gadael" in left["Subject"]
     assert await member(hub, "confirmed", "sam@example.net") is None
+    # Confirming the leave twice: told plainly that the address is not a member.
+    await ask(hub, "sam@example.net", leave_address, "ie\n")
+    again = (await mail_for(hub, "sam@example.net", 6)).message
+    assert "Nid ydych yn aelod" in again["Subject"]
 
 
 async def test_open_policy_joins_at_once_and_joining_twice_is_idempotent(hub):

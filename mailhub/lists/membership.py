@@ -393,6 +393,14 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
         request = await store.get_request(ctx.tx, token.request_id) if token.request_id else None
         await _already(ctx, lst, token.address, request)
         return
+    if (
+        problem == tokens.USED
+        and token is not None
+        and token.purpose == tokens.CONFIRM_LEAVE
+        and await list_store.get_member(ctx.tx, lst.name, token.address) is None
+    ):
+        await tell(ctx, lst, token.address, "membership_status", situation="not_member")
+        return
     if problem is not None or token is None:
         logs.event(
             "membership",
