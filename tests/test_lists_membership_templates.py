@@ -60,7 +60,10 @@ RESULT = {
     "rejected": [],
     "accepted": [],
     "discarded": ["2. x"],
-    "already": ["3: already approved by f@x on 2025-01-01"],
+    "already": [
+        {"number": 3, "state": "approved", "by": "f@x", "when": "2025-01-01"},
+        {"number": 4, "state": "expired", "by": "", "when": "2025-01-01"},
+    ],
     "not_found": [9],
     "not_allowed": [],
     "problems": ['"approve x": no entry number'],

@@ -107,6 +107,7 @@ async def test_join_confirm_digest_approve_by_reply_welcome(hub):
     assert "Sharing charts and maps" in text(welcome)
     result = await nth(hub, FRAN, 2)
     assert result["Subject"].startswith("Done:")
+    assert "In short: approved 1." in text(result)
     assert "approved 1: 1. Sam Sender <sam@example.net>" in text(result)
     assert await is_member(hub, "sam@example.net")
 
@@ -115,6 +116,7 @@ async def test_join_confirm_digest_approve_by_reply_welcome(hub):
     await send(hub, GWEN, reply_address(gwen_digest), "approve 1\n")
     answer = text(await nth(hub, GWEN, 2))
     assert "already approved by fran@example.net on" in answer
+    assert "In short: nothing changed; 1 was already handled by another facilitator." in answer
     assert len(hub.sink.to("sam@example.net")) == 3
     async with hub.service.store.read() as tx:
         assert await list_store.count_members(tx, "dataviz") == 1

@@ -244,7 +244,7 @@ class Outcome:
     rejected: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
-    already: list[str] = field(default_factory=list)
+    already: list[dict[str, Any]] = field(default_factory=list)
     not_found: list[int] = field(default_factory=list)
     not_allowed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -422,7 +422,9 @@ async def _act_on_request(
             return
     state = store.APPROVED if action == APPROVE else store.REJECTED
     if not await store.settle_request(tx, request_id, state=state, by=who, now=now, reason=reason):
-        outcome.already.append(_already_text(number, request))
+        outcome.already.append(
+            _already(number, request.state, request.handled_by, request.handled_at)
+        )
         return
     await membership.log(
         ctx,
@@ -446,18 +448,15 @@ async def _act_on_request(
         outcome.rejected.append(label)
 
 
-def _already_text(number: int, request: store.MembershipRequest) -> str:
-    if request.state == store.EXPIRED:
-        return f"{number}: expired on {membership.when(request.handled_at)}"
-    if request.state == store.WITHDRAWN:
-        return (
-            f"{number}: withdrawn by the person who asked, on {membership.when(request.handled_at)}"
-        )
-    verb = {store.APPROVED: "approved", store.REJECTED: "rejected"}.get(request.state, "handled")
-    return (
-        f"{number}: already {verb} by {request.handled_by or 'someone else'}"
-        f" on {membership.when(request.handled_at)}"
-    )
+def _already(number: int, state: str, by: str, at: float | None) -> dict[str, Any]:
+    """What the templates need to say "already approved by NAME on DATE" in each language."""
+    known = ("approved", "rejected", "accepted", "discarded", "expired", "withdrawn")
+    return {
+        "number": number,
+        "state": state if state in known else "handled",
+        "by": by,
+        "when": membership.when(at),
+    }
 
 
 async def _act_on_held(
@@ -483,13 +482,7 @@ async def _act_on_held(
         done = await posting.discard_held(ctx, lst, held_id, who, reason)
     if not done:
         after = await list_store.get_held(ctx.tx, held_id) or held
-        verb = {"accepted": "accepted", "discarded": "discarded", "expired": "expired"}.get(
-            after.state, "handled"
-        )
-        by = f" by {after.handled_by}" if after.handled_by and verb != "expired" else ""
-        outcome.already.append(
-            f"{number}: already {verb}{by} on {membership.when(after.handled_at)}"
-        )
+        outcome.already.append(_already(number, after.state, after.handled_by, after.handled_at))
         return
     await membership.log(
         ctx, lst, who, action, HELD, ref_id=held_id, subject_address=held.sender, detail=reason
