@@ -535,3 +535,45 @@ async def test_temporary_ban_stops_posting_to_lists_for_its_term(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_member_reply_to_conduct_with_the_tag_stays_in_the_committee(hub):
+    ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
+    n = len(hub.sink.to(REPORTER))
+    await send(
+        hub,
+        ADA,
+        CONDUCT,
+        message(sender=ADA, to=CONDUCT, subject=f"Re: [{ref}] New report", body="Mine?\n"),
+    )
+    assert len(hub.sink.to(REPORTER)) == n
+    assert subjects(hub, CARYS)[-1] == f"Re: [{ref}] New report"
+    # The reporter's tagged reply to conduct@ joins the case.
+    await send(
+        hub,
+        REPORTER,
+        CONDUCT,
+        message(sender=REPORTER, to=CONDUCT, subject=f"Re: [{ref}] Report received", body="+1\n"),
+    )
+    assert subjects(hub, CARYS)[-1] == f"[{ref}] Reply from reporter"
+    async with hub.service.store.read() as tx:
+        assert len(await store.all_cases(tx)) == 1
+
+
+async def test_bilingual_acknowledgement(tmp_path):
+    toml = COMMITTEE_TOML.replace("[conduct]\n", '[conduct]\nlanguage = "cy+en"\n')
+    hub = await start_hub(tmp_path, extra=toml)
+    try:
+        await send(hub, REPORTER, CONDUCT, message(sender=REPORTER, to=CONDUCT, body="x\n"))
+        ack = hub.sink.to(REPORTER)[0].message
+        ref = ack["X-Conduct-Case"]
+        assert ack["Subject"].strip() == (
+            f"[{ref}] Mae eich adroddiad wedi dod i law / [{ref}] Report received"
+        )
+        body = ack.get_content()
+        assert body.index("Eich cyfeirnod") < body.index("Your reference")
+        assert "Mehefin" in body or "Gorffennaf" in body or "Dydd" in body
+        assert subjects(hub, ADA)[0].startswith(f"[{ref}]")
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()
