@@ -51,7 +51,13 @@ class Service:
             self._wake_delivery,
             self.scheduler_tick,
         )
-        self.committer = GroupCommit(self.store, inbound.insert_many, self._wake_processor)
+        self.committer = GroupCommit(
+            self.store,
+            None,
+            self._wake_processor,
+            statement=inbound.insert_statement,
+            max_batch=inbound.MAX_BATCH,
+        )
         self.intake = Intake(self.config, self.clock, self.committer)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(

@@ -20,12 +20,19 @@ class GroupCommit(Generic[T]):
     def __init__(
         self,
         store: Store,
-        apply: Callable[[Tx, list[T]], Awaitable[None]],
+        apply: Callable[[Tx, list[T]], Awaitable[None]] | None = None,
         on_commit: Callable[[], None] = lambda: None,
+        *,
+        statement: Callable[[list[T]], tuple[str, list]] | None = None,
+        max_batch: int = 500,
     ) -> None:
+        """`apply(tx, items)` writes a batch inside a transaction; or `statement(items)` gives
+        one SQL statement for the batch, run as its own transaction (one trip to SQLite)."""
         self.store = store
         self.apply = apply
+        self.statement = statement
         self.on_commit = on_commit
+        self.max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task | None = None
 
@@ -41,12 +48,20 @@ class GroupCommit(Generic[T]):
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
 
+    async def _write(self, items: list[T]) -> None:
+        if self.statement is not None:
+            await self.store.execute_atomic(*self.statement(items))
+            return
+        assert self.apply is not None
+        async with self.store.transaction() as tx:
+            await self.apply(tx, items)
+
     async def _flush(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending, []
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
             try:
-                async with self.store.transaction() as tx:
-                    await self.apply(tx, [item for item, _ in batch])
+                await self._write([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiter gets the error
                 for _, future in batch:
                     if not future.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from dataclasses import dataclass
@@ -26,12 +27,10 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state, seq)",
 ]
 
-_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXZ"
-
 
 def new_queue_id() -> str:
-    """A short random id people can read out: 'Q' and 12 characters (~59 bits)."""
-    return "Q" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+    """A short random id people can read out: 'Q' and 12 base32 characters (60 bits)."""
+    return "Q" + base64.b32encode(secrets.token_bytes(10)).decode()[:12]
 
 
 @dataclass(frozen=True)
@@ -58,24 +57,30 @@ class NewInbound:
     peer: str = ""
 
 
-async def insert_many(tx: Tx, items: list[NewInbound]) -> None:
-    await tx.executemany(
+def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
+    """One multi-row INSERT for a group commit (a single statement is atomic on its own)."""
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 'queued', ?)"] * len(items))
+    params: list = []
+    for i in items:
+        params += [
+            i.queue_id,
+            i.received_at,
+            i.mail_from,
+            json.dumps(i.rcpt_tos),
+            i.peer,
+            i.raw,
+            len(i.raw),
+            i.received_at,
+        ]
+    sql = (
         "INSERT INTO inbound (queue_id, received_at, mail_from, rcpt_tos, peer, raw, size,"
-        " state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-        [
-            (
-                i.queue_id,
-                i.received_at,
-                i.mail_from,
-                json.dumps(i.rcpt_tos),
-                i.peer,
-                i.raw,
-                len(i.raw),
-                i.received_at,
-            )
-            for i in items
-        ],
+        " state, updated_at) VALUES " + rows
     )
+    return sql, params
+
+
+# Rows per statement: well under SQLite's limit on bound parameters (32766).
+MAX_BATCH = 500
 
 
 _COLUMNS = "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error"
