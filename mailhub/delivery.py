@@ -180,6 +180,9 @@ class Attempt:
     mail_from: str
     raw: bytes
     results: list[RecipientResult]
+    # On the last transaction of a delivery run: the run's earlier attempts. The message is
+    # then settled (done, retry time, or expired) in the same commit as this answer.
+    earlier: tuple[Attempt, ...] | None = None
 
 
 class Delivery:
@@ -263,16 +266,20 @@ class Delivery:
 
     async def _deliver(self, item: OutboundItem, transport: Transport) -> None:
         try:
+            units = self._transactions(item)
+            if not units:  # everyone was answered before a restart; only the settling is left
+                async with self.store.transaction() as tx:
+                    await self._settle(tx, item, (), self.clock.now())
             attempts: list[Attempt] = []
-            for mail_from, rcpts, raw in self._transactions(item):
+            for i, (mail_from, rcpts, raw) in enumerate(units):
                 if self.stopping:
                     return  # the rest stays pending, due at once after a restart
                 results = await transport.send(mail_from, rcpts, raw, item)
-                attempt = Attempt(item, mail_from, raw, results)
+                last = i == len(units) - 1
+                attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)
                 await self.recorder.submit(attempt)
                 attempts.append(attempt)
                 self._log(attempt)
-            await self._settle(item, attempts)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
             logs.event(
                 "delivery",
@@ -282,6 +289,12 @@ class Delivery:
                 error=type(exc).__name__,
             )
             logging.getLogger("mailhub").debug("delivery failure", exc_info=True)
+            # Back off like a 4xx, so a message that trips a bug cannot spin the worker.
+            with contextlib.suppress(Exception):
+                now = self.clock.now()
+                retry_at = next_attempt(item.created_at, item.attempts + 1, now, self.cfg)
+                async with self.store.transaction() as tx:
+                    await outbound.settle(tx, item.id, retry_at or now)
         finally:
             self._slots.put_nowait(transport)
             self.in_flight.discard(item.id)
@@ -293,6 +306,8 @@ class Delivery:
         for a in attempts:
             await outbound.record_recipients(tx, a.item.id, a.results, now)
             await self._bounce(tx, a, [r for r in a.results if r.state == "bounced"], now)
+            if a.earlier is not None:
+                await self._settle(tx, a.item, (*a.earlier, a), now)
 
     async def _bounce(self, tx: Tx, a: Attempt, failed: list[RecipientResult], now: float) -> None:
         """One DSN to the envelope sender for the recipients that failed; never to <>."""
@@ -319,24 +334,24 @@ class Delivery:
         )
         self.wake.set()
 
-    async def _settle(self, item: OutboundItem, attempts: list[Attempt]) -> None:
-        now = self.clock.now()
+    async def _settle(
+        self, tx: Tx, item: OutboundItem, attempts: tuple[Attempt, ...], now: float
+    ) -> None:
+        """Done, or when to try again; past max_age, give up on the rest and tell the sender."""
         pending = any(r.state == "pending" for a in attempts for r in a.results)
         retry_at = (
             next_attempt(item.created_at, item.attempts + 1, now, self.cfg) if pending else None
         )
-        async with self.store.transaction() as tx:
-            if pending and retry_at is None:
-                # Out of time (max_age): give up on those still pending and tell the sender.
-                for a in attempts:
-                    expired = [
-                        RecipientResult(r.rcpt, "expired", r.reply)
-                        for r in a.results
-                        if r.state == "pending"
-                    ]
-                    await outbound.record_recipients(tx, item.id, expired, now)
-                    await self._bounce(tx, a, expired, now)
-            await outbound.settle(tx, item.id, retry_at)
+        if pending and retry_at is None:
+            for a in attempts:
+                expired = [
+                    RecipientResult(r.rcpt, "expired", r.reply)
+                    for r in a.results
+                    if r.state == "pending"
+                ]
+                await outbound.record_recipients(tx, item.id, expired, now)
+                await self._bounce(tx, a, expired, now)
+        await outbound.settle(tx, item.id, retry_at)
 
     def _log(self, a: Attempt) -> None:
         for state in ("sent", "pending", "bounced"):

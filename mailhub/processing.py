@@ -23,6 +23,8 @@ from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
 
 POLL_SECONDS = 5.0
+# Messages handled per commit: enough to share a disk flush, small enough to stay responsive.
+BATCH = 32
 
 
 def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
@@ -57,8 +59,8 @@ class Processor:
         while True:
             self.wake.clear()
             async with self.store.read() as tx:
-                item = await inbound.next_queued(tx)
-            if item is None:
+                items = await inbound.next_queued(tx, BATCH)
+            if not items:
                 if self.busy:
                     self.busy = False
                     self.on_sent()  # also tells waiters (Service.idle) that the queue is empty
@@ -68,43 +70,56 @@ class Processor:
                     await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
                 continue
             self.busy = True
-            await self.process(item)
+            await self.process(items)
 
-    async def process(self, item: InboundItem) -> None:
-        mail = Incoming(item.queue_id, item.mail_from, item.rcpt_tos, item.raw, item.received_at)
-        routes = routes_for(item.rcpt_tos, self.book)
-        sent: list[int] = []
-        try:
-            async with self.store.transaction() as tx:
+    async def process(self, items: list[InboundItem]) -> None:
+        """Handle a batch of messages in order, in one commit.
+
+        Each message runs inside its own SAVEPOINT: its state changes, its outbound mail and
+        its `done` mark stand or fall together, and a handler that raises rolls back only
+        that message (marked `failed`), never its neighbours. One commit for the batch means
+        one disk flush for many messages; a crash before it redoes the whole batch, and
+        nothing of it has been sent yet.
+        """
+        outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
+        async with self.store.transaction() as tx:
+            for item in items:
+                routes = routes_for(item.rcpt_tos, self.book)
                 ctx = Context(tx, self.config, self.clock, self.templates, self.book, item.queue_id)
-                for route in routes:
-                    await HANDLERS[route.name](ctx, mail, route)
-                await inbound.mark_done(tx, item.seq, self.clock.now())
-                sent = ctx.sent
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
-            # The error text is the exception's type and message: handlers never put
-            # message content into exceptions, so this is safe to show in `mailhub queue`.
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            async with self.store.transaction() as tx:
-                await inbound.mark_failed(tx, item.seq, error, self.clock.now())
-            logs.event(
-                "processed",
-                logging.ERROR,
-                queue_id=item.queue_id,
-                routes=[r.name for r in routes],
-                outcome="failed",
-                error=type(exc).__name__,
-            )
-            logging.getLogger("mailhub").debug("handler failure", exc_info=True)
-            return
-        logs.event(
-            "processed",
-            queue_id=item.queue_id,
-            routes=[r.name for r in routes] or "none",
-            outcome="done",
-            outbound=len(sent),
-        )
-        if sent:
-            self.on_sent()
+                mail = Incoming(
+                    item.queue_id, item.mail_from, item.rcpt_tos, item.raw, item.received_at
+                )
+                await tx.execute("SAVEPOINT message")
+                try:
+                    for route in routes:
+                        await HANDLERS[route.name](ctx, mail, route)
+                    await inbound.mark_done(tx, item.seq, self.clock.now())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
+                    await tx.execute("ROLLBACK TO SAVEPOINT message")
+                    # The error text is the exception's type and message: handlers never put
+                    # message content into exceptions, so it is safe in `mailhub queue`.
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                    await inbound.mark_failed(tx, item.seq, error, self.clock.now())
+                    logging.getLogger("mailhub").debug("handler failure", exc_info=True)
+                    outcomes.append((item, routes, 0, exc))
+                else:
+                    outcomes.append((item, routes, len(ctx.sent), None))
+                await tx.execute("RELEASE SAVEPOINT message")
+        for item, routes, sent, exc in outcomes:
+            names = [r.name for r in routes] or "none"
+            if exc is None:
+                logs.event(
+                    "processed", queue_id=item.queue_id, routes=names, outcome="done", outbound=sent
+                )
+            else:
+                logs.event(
+                    "processed",
+                    logging.ERROR,
+                    queue_id=item.queue_id,
+                    routes=names,
+                    outcome="failed",
+                    error=type(exc).__name__,
+                )
+        self.on_sent()

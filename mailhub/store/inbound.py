@@ -101,13 +101,12 @@ def _item(row: tuple) -> InboundItem:
     )
 
 
-async def next_queued(tx: Tx, after_seq: int = 0) -> InboundItem | None:
+async def next_queued(tx: Tx, limit: int = 1) -> list[InboundItem]:
+    """The oldest queued messages, in the order they were accepted."""
     cur = await tx.execute(
-        f"SELECT {_COLUMNS} FROM inbound WHERE state = 'queued' AND seq > ? ORDER BY seq LIMIT 1",
-        (after_seq,),
+        f"SELECT {_COLUMNS} FROM inbound WHERE state = 'queued' ORDER BY seq LIMIT ?", (limit,)
     )
-    row = await cur.fetchone()
-    return _item(row) if row else None
+    return [_item(row) for row in await cur.fetchall()]
 
 
 async def get(tx: Tx, queue_id: str) -> InboundItem | None:
