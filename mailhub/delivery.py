@@ -28,6 +28,8 @@ from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
 from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
+from mailhub.processing import MAX_DEFER_SECONDS
+from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, outbound, secrets
 from mailhub.store.batching import GroupCommit
 from mailhub.store.outbound import OutboundItem, RecipientResult
@@ -192,12 +194,14 @@ class Delivery:
         config: Config,
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
+        load: IntakeLoad | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.cfg = config.outbound
         self.clock = clock
         self.on_change = on_change
+        self.load = load or IntakeLoad()
         self.wake = asyncio.Event()
         self.in_flight: set[int] = set()
         self.stopping = False
@@ -220,6 +224,8 @@ class Delivery:
         while not self.stopping:
             self.wake.clear()
             free = self._slots.qsize()
+            if free:
+                await self.load.quiet(MAX_DEFER_SECONDS)
             items: list[OutboundItem] = []
             next_at = None
             if free:

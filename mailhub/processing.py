@@ -19,12 +19,15 @@ from mailhub.context import Context, Incoming
 from mailhub.handlers import HANDLERS
 from mailhub.messages import Templates
 from mailhub.routing import AddressBook, Route, resolve
+from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
 
 POLL_SECONDS = 5.0
 # Messages handled per commit: enough to share a disk flush, small enough to stay responsive.
 BATCH = 32
+# How long work may wait for a quiet moment in intake (see smtp.IntakeLoad).
+MAX_DEFER_SECONDS = 0.25
 
 
 def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
@@ -45,6 +48,7 @@ class Processor:
         clock: Clock,
         templates: Templates,
         on_sent: Callable[[], None],
+        load: IntakeLoad | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -52,6 +56,7 @@ class Processor:
         self.templates = templates
         self.book = AddressBook.from_config(config)
         self.on_sent = on_sent
+        self.load = load or IntakeLoad()
         self.wake = asyncio.Event()
         self.busy = False
 
@@ -70,6 +75,7 @@ class Processor:
                     await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
                 continue
             self.busy = True
+            await self.load.quiet(MAX_DEFER_SECONDS)
             await self.process(items)
 
     async def process(self, items: list[InboundItem]) -> None:

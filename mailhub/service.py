@@ -13,7 +13,7 @@ from mailhub.delivery import Delivery
 from mailhub.messages import Templates
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
-from mailhub.smtp import Intake, protocol_factory
+from mailhub.smtp import Intake, IntakeLoad, protocol_factory
 from mailhub.store import Store, inbound, outbound
 from mailhub.store.batching import GroupCommit
 
@@ -39,9 +39,10 @@ class Service:
 
     async def start(self) -> None:
         self.store = await Store.open(self.config.storage.path)
-        self.delivery = Delivery(self.store, self.config, self.clock, self._notify)
+        self.load = IntakeLoad()
+        self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
         self.processor = Processor(
-            self.store, self.config, self.clock, self.templates, self._wake_delivery
+            self.store, self.config, self.clock, self.templates, self._wake_delivery, self.load
         )
         self.scheduler = Scheduler(
             self.store,
@@ -58,7 +59,7 @@ class Service:
             statement=inbound.insert_statement,
             max_batch=inbound.MAX_BATCH,
         )
-        self.intake = Intake(self.config, self.clock, self.committer)
+        self.intake = Intake(self.config, self.clock, self.committer, self.load)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             protocol_factory(self.config, self.intake),

@@ -7,6 +7,8 @@ answering 250 only once the message is on disk.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -33,14 +35,54 @@ _REWRITES = (
 )
 
 
+class IntakeLoad:
+    """How many SMTP transactions are open (from MAIL to the end of DATA).
+
+    The workers (processing, delivery) defer to intake while senders are mid-transaction,
+    for at most a bounded time: a burst is accepted at full speed and worked off after,
+    the way an MTA's smtpd and queue manager share a machine.
+    """
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def begin(self, session: Session) -> None:
+        if not getattr(session, "mailhub_open", False):
+            session.mailhub_open = True  # type: ignore[attr-defined]
+            self.open += 1
+            self._quiet.clear()
+
+    def end(self, session: Session | None) -> None:
+        if session is not None and getattr(session, "mailhub_open", False):
+            session.mailhub_open = False  # type: ignore[attr-defined]
+            self.open -= 1
+            if not self.open:
+                self._quiet.set()
+
+    async def quiet(self, max_wait: float) -> None:
+        """Return when no transaction is open, or after `max_wait` seconds at the latest."""
+        if self.open:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), max_wait)
+
+
 class Intake:
     """The aiosmtpd handler."""
 
-    def __init__(self, config: Config, clock: Clock, committer: GroupCommit[NewInbound]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        committer: GroupCommit[NewInbound],
+        load: IntakeLoad | None = None,
+    ) -> None:
         self.config = config
         self.book = AddressBook.from_config(config)
         self.clock = clock
         self.committer = committer
+        self.load = load or IntakeLoad()
         self.connections = 0
 
     async def handle_MAIL(
@@ -59,6 +101,7 @@ class Intake:
         # the queue stores the null sender as "".
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        self.load.begin(session)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(
@@ -86,7 +129,17 @@ class Intake:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.load.end(session)
+        return "250 2.0.0 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        try:
+            return await self._data(session, envelope)
+        finally:
+            self.load.end(session)
+
+    async def _data(self, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         rcpts = tuple(envelope.rcpt_tos)
         mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
@@ -150,6 +203,7 @@ class _Hardened:
         if getattr(self, "_refused", True):
             return
         self.event_handler.connections -= 1
+        self.event_handler.load.end(getattr(self, "session", None))
         super().connection_lost(error)  # type: ignore[misc]
 
     async def push(self, status: Any) -> None:
