@@ -141,3 +141,20 @@ class Context:
         await autoreplies.record(self.tx, sender, now)
         await self.send(reply, [mail.mail_from], kind=kind, mail_from="")
         return True
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every handler and scheduled job runs with, shared by the workers."""
+
+    config: Config
+    clock: Clock
+    templates: Templates
+    book: AddressBook
+
+    @classmethod
+    def create(cls, config: Config, clock: Clock) -> Runtime:
+        return cls(config, clock, Templates(config.templates_dir), AddressBook.from_config(config))
+
+    def context(self, tx: Tx, source: str) -> Context:
+        return Context(tx, self.config, self.clock, self.templates, self.book, source)

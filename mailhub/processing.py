@@ -13,11 +13,8 @@ import logging
 from collections.abc import Callable
 
 from mailhub import logs
-from mailhub.clock import Clock
-from mailhub.config import Config
-from mailhub.context import Context, Incoming
+from mailhub.context import Incoming, Runtime
 from mailhub.handlers import HANDLERS
-from mailhub.messages import Templates
 from mailhub.routing import AddressBook, Route, resolve
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, inbound
@@ -44,17 +41,14 @@ class Processor:
     def __init__(
         self,
         store: Store,
-        config: Config,
-        clock: Clock,
-        templates: Templates,
+        runtime: Runtime,
         on_sent: Callable[[], None],
         load: IntakeLoad | None = None,
     ) -> None:
         self.store = store
-        self.config = config
-        self.clock = clock
-        self.templates = templates
-        self.book = AddressBook.from_config(config)
+        self.runtime = runtime
+        self.clock = runtime.clock
+        self.book = runtime.book
         self.on_sent = on_sent
         self.load = load or IntakeLoad()
         self.wake = asyncio.Event()
@@ -91,7 +85,7 @@ class Processor:
         async with self.store.transaction() as tx:
             for item in items:
                 routes = routes_for(item.rcpt_tos, self.book)
-                ctx = Context(tx, self.config, self.clock, self.templates, self.book, item.queue_id)
+                ctx = self.runtime.context(tx, item.queue_id)
                 mail = Incoming(
                     item.queue_id, item.mail_from, item.rcpt_tos, item.raw, item.received_at
                 )

@@ -9,11 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailhub import logs
-from mailhub.clock import Clock
-from mailhub.config import Config
-from mailhub.context import Context
-from mailhub.messages import Templates
-from mailhub.routing import AddressBook
+from mailhub.context import Context, Runtime
 from mailhub.store import Store
 
 
@@ -34,17 +30,12 @@ class Scheduler:
     def __init__(
         self,
         store: Store,
-        config: Config,
-        clock: Clock,
-        templates: Templates,
+        runtime: Runtime,
         on_sent: Callable[[], None],
         tick_seconds: float = 30.0,
     ) -> None:
         self.store = store
-        self.config = config
-        self.clock = clock
-        self.templates = templates
-        self.book = AddressBook.from_config(config)
+        self.runtime = runtime
         self.on_sent = on_sent
         self.tick_seconds = tick_seconds
         self.jobs = all_jobs()
@@ -55,9 +46,7 @@ class Scheduler:
             sent: list[int] = []
             try:
                 async with self.store.transaction() as tx:
-                    ctx = Context(
-                        tx, self.config, self.clock, self.templates, self.book, f"job:{job.name}"
-                    )
+                    ctx = self.runtime.context(tx, f"job:{job.name}")
                     await job.run(ctx)
                     sent = ctx.sent
             except asyncio.CancelledError:

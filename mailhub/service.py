@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from mailhub import logs
 from mailhub.clock import Clock, SystemClock
 from mailhub.config import Config
+from mailhub.context import Runtime
 from mailhub.delivery import Delivery
-from mailhub.messages import Templates
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
@@ -29,7 +29,8 @@ class Service:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.templates = Templates(config.templates_dir)
+        self.runtime = Runtime.create(config, self.clock)
+        self.templates = self.runtime.templates
         self.scheduler_tick = scheduler_tick
         self.run_scheduler = run_scheduler
         self._changed = asyncio.Event()
@@ -41,16 +42,9 @@ class Service:
         self.store = await Store.open(self.config.storage.path)
         self.load = IntakeLoad()
         self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
-        self.processor = Processor(
-            self.store, self.config, self.clock, self.templates, self._wake_delivery, self.load
-        )
+        self.processor = Processor(self.store, self.runtime, self._wake_delivery, self.load)
         self.scheduler = Scheduler(
-            self.store,
-            self.config,
-            self.clock,
-            self.templates,
-            self._wake_delivery,
-            self.scheduler_tick,
+            self.store, self.runtime, self._wake_delivery, self.scheduler_tick
         )
         self.committer = GroupCommit(
             self.store,
