@@ -23,6 +23,8 @@ from mailhub.store.inbound import InboundItem
 POLL_SECONDS = 5.0
 # Messages handled per commit: enough to share a disk flush, small enough to stay responsive.
 BATCH = 32
+# While senders are mid-transaction, small batches: intake's commits wait for ours.
+BUSY_BATCH = 4
 # How long work may wait for a quiet moment in intake (see smtp.IntakeLoad).
 MAX_DEFER_SECONDS = 0.25
 
@@ -70,7 +72,7 @@ class Processor:
                 continue
             self.busy = True
             await self.load.quiet(MAX_DEFER_SECONDS)
-            await self.process(items)
+            await self.process(items[:BUSY_BATCH] if self.load.open else items)
 
     async def process(self, items: list[InboundItem]) -> None:
         """Handle a batch of messages in order, in one commit.
