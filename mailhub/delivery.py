@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import aiosmtplib
-
 from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config, OutboundConfig
@@ -29,6 +27,7 @@ from mailhub.dsn import build_dsn
 from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
 from mailhub.processing import MAX_DEFER_SECONDS
+from mailhub.relay import RelayTransport
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, outbound, secrets
 from mailhub.store.batching import GroupCommit
@@ -51,87 +50,6 @@ class Transport(Protocol):
     ) -> list[RecipientResult]: ...
 
     async def close(self) -> None: ...
-
-
-class RelayTransport:
-    """One persistent SMTP connection to the relay, reused across messages."""
-
-    def __init__(self, cfg: OutboundConfig, hostname: str) -> None:
-        self.cfg = cfg
-        self.hostname = hostname
-        self.client: aiosmtplib.SMTP | None = None
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        if self.client is not None and self.client.is_connected:
-            return self.client
-        client = aiosmtplib.SMTP(
-            hostname=self.cfg.relay_host,
-            port=self.cfg.relay_port,
-            local_hostname=self.hostname,
-            start_tls=self.cfg.starttls,
-            timeout=60,
-        )
-        await client.connect()
-        if self.cfg.username:
-            password = ""
-            if self.cfg.password_file:
-                password = self.cfg.password_file.read_text().strip()
-            await client.login(self.cfg.username, password)
-        self.client = client
-        return client
-
-    async def close(self) -> None:
-        if self.client is not None:
-            try:
-                await self.client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                self.client.close()
-            self.client = None
-
-    async def send(
-        self, mail_from: str, rcpts: list[str], raw: bytes, item: OutboundItem
-    ) -> list[RecipientResult]:
-        try:
-            client = await self._connect()
-            errors, response = await client.sendmail(mail_from, rcpts, raw)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = {e.recipient: (e.code, e.message) for e in exc.recipients}
-            return [_result(r, *refused.get(r, (451, "refused"))) for r in rcpts]
-        except aiosmtplib.SMTPResponseException as exc:
-            # MAIL FROM or DATA refused: the answer applies to every recipient.
-            if exc.code >= 500:
-                await self._reset()
-            return [_result(r, exc.code, exc.message) for r in rcpts]
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            await self._drop()
-            return [
-                RecipientResult(r, "pending", f"connection failed: {type(exc).__name__}")
-                for r in rcpts
-            ]
-        results = []
-        for r in rcpts:
-            if r in errors:
-                results.append(_result(r, errors[r].code, errors[r].message))
-            else:
-                results.append(RecipientResult(r, "sent", f"250 {response}"))
-        return results
-
-    async def _reset(self) -> None:
-        try:
-            if self.client is not None:
-                await self.client.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            await self._drop()
-
-    async def _drop(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        self.client = None
-
-
-def _result(rcpt: str, code: int, message: str) -> RecipientResult:
-    state = "bounced" if 500 <= code < 600 else "pending"
-    return RecipientResult(rcpt, state, f"{code} {message}")
 
 
 class MaildirTransport:
