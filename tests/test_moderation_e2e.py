@@ -288,3 +288,11 @@ async def test_pending_request_expiry_leaves_the_digest(hub):
     answer = text(await nth(hub, FRAN, 2))
     assert "1: expired on" in answer
     assert not await is_member(hub, "sam@example.net")
+
+
+async def test_held_post_reaches_facilitators_at_once_with_interval_zero(hub):
+    # digest_interval = "0": a held post is in the facilitator's digest straight away,
+    # without waiting for the scheduler.
+    await send(hub, "outsider@example.org", f"quick@{DOMAIN}", "A post from outside.\n")
+    digest = await nth(hub, FRAN, 1)
+    assert "outsider@example.org" in digest.get_content()

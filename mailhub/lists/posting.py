@@ -12,6 +12,7 @@ from email.message import EmailMessage
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
+from mailhub.lists import moderation
 from mailhub.lists.config import ListConfig, find_list, parse_dmarc
 from mailhub.lists.headers import ListAddresses, distribution_copy, extract_list_ids, list_id
 from mailhub.messages import address, build_message, new_message_id
@@ -132,6 +133,7 @@ async def handle_post(ctx: Context, mail: Incoming, route: Route) -> None:
             now=ctx.now(),
         )
         await _notify(ctx, mail, cfg, "posting_held", code=decision.code)
+        await moderation.on_new_item(ctx, cfg)
         logs.event("list.post", **fields, outcome="held", held_id=held_id, code=decision.code)
     elif isinstance(decision, Reject):
         await _notify(ctx, mail, cfg, "posting_rejected", code=decision.code)
