@@ -24,3 +24,52 @@ async def test_enquiry_reaches_handlers_and_sender_is_acknowledged(hub):
     assert m["In-Reply-To"]
     assert "Can I join" not in m["Subject"]
     assert "Please tell me more" not in m.get_content()
+
+
+async def test_no_acknowledgement_for_null_sender_autoreplies_or_bulk(hub):
+    cases = [
+        ("", ""),
+        ("sam@example.net", "Auto-Submitted: auto-replied"),
+        ("sam@example.net", "Precedence: bulk"),
+    ]
+    for envelope, headers in cases:
+        code, _ = await hub.send(envelope, [f"enquiries@{DOMAIN}"], message(headers=headers))
+        assert code == 250
+    await hub.sink.wait_count("helper@example.net", len(cases))
+    await hub.idle()
+    assert hub.sink.to("sam@example.net") == []
+
+
+async def test_acknowledgements_are_rate_limited_per_sender(hub):
+    for n in range(5):
+        await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message(body=f"try {n}\n"))
+    await hub.sink.wait_count("helper@example.net", 5)
+    await hub.idle()
+    assert len(hub.sink.to("sam@example.net")) == 3  # per_hour default
+    hub.clock.advance(3601)
+    await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message(body="later\n"))
+    await hub.sink.wait_count("sam@example.net", 4)
+
+
+async def test_our_own_mail_coming_back_is_not_forwarded_again(hub):
+    headers = "X-Loop: mailhub@cop.example.org"
+    await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message(headers=headers))
+    await hub.send("sam@example.net", [f"postmaster@{DOMAIN}"], message(subject="real"))
+    await hub.sink.wait_count("admin@example.net")
+    await hub.idle()
+    assert hub.sink.to("helper@example.net") == []
+
+
+async def test_bilingual_acknowledgement(tmp_path):
+    from tests.support.hub import start_hub
+
+    hub = await start_hub(tmp_path, language="cy+en")
+    try:
+        await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message())
+        ack = (await hub.sink.wait_count("sam@example.net"))[0].message
+        body = ack.get_content()
+        assert body.index("Diolch") < body.index("Thank you")
+        assert "Rydym wedi derbyn" in str(ack["Subject"]) and "received" in str(ack["Subject"])
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()

@@ -12,19 +12,18 @@ return path, because that person is clearly waiting for it.
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
-from mailhub.enquiries import forward_headers
+from mailhub.forwarding import forward
 from mailhub.lists import tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.digest_reply import new_lines, reply_text
-from mailhub.messages import address, build_message, new_message_id, rewrap
-from mailhub.parsing import addresses, clean, header_values
+from mailhub.messages import address, build_message
+from mailhub.parsing import addresses, clean
 from mailhub.routing import Route
 from mailhub.store import bans
 from mailhub.store import lists as list_store
@@ -424,29 +423,11 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
 async def handle_owner(ctx: Context, mail: Incoming, route: Route) -> None:
     """Forward to the list's facilitators (the administrators if it has none)."""
     lst = _list(ctx, route)
-    if any(v.lower() == ctx.loop_id.lower() for v in header_values(mail.message, "x-loop")):
-        logs.event(
-            "membership",
-            list=lst.name,
-            action="owner",
-            outcome="loop discarded",
-            queue_id=mail.queue_id,
-        )
-        return
-    to = list(lst.facilitators) or list(ctx.config.admins)
-    envelope = forward_headers(
+    await forward(
+        ctx,
         mail,
         via=route.address,
-        to=to,
+        to=list(lst.facilitators) or list(ctx.config.admins),
         label=f"{lst.display_name} facilitators",
-        now_header=format_datetime(as_datetime(ctx.now())),
-    )
-    envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
-    envelope["X-Loop"] = ctx.loop_id
-    await ctx.send(
-        rewrap(mail.raw, envelope),
-        to,
         kind="lists.owner.forward",
-        message_id=message_id,
-        mail_from=f"postmaster@{ctx.domain}",
     )

@@ -1,0 +1,61 @@
+"""Forwarding a message to people (administrators, enquiry handlers, a list's facilitators).
+
+The forward is from our own address (so the sender's DMARC policy cannot make it
+bounce), with the sender in Reply-To so that "reply" reaches them, and the original
+body resent untouched. Our own mail coming back (our X-Loop) is never forwarded again.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailhub import logs
+from mailhub.clock import as_datetime
+from mailhub.context import Context, Incoming
+from mailhub.messages import address, new_message_id, rewrap
+from mailhub.parsing import addresses, clean, header, header_values
+
+
+def forward_headers(
+    mail: Incoming, *, via: str, to: list[str], label: str, now_header: str
+) -> EmailMessage:
+    """Headers of a forward: from our address, the sender in Reply-To."""
+    msg = mail.message
+    sender = addresses(msg, "reply-to") or addresses(msg, "from")
+    name, addr = sender[0] if sender else ("", mail.mail_from)
+    shown = name or addr or "unknown sender"
+    envelope = EmailMessage(policy=policy.SMTP)
+    envelope["From"] = address(f"{shown} via {label}", via)
+    envelope["To"] = ", ".join(to)
+    if addr:
+        envelope["Reply-To"] = address(name, addr)
+    envelope["Subject"] = clean(header(msg, "subject")) or "(no subject)"
+    envelope["Date"] = now_header
+    original_id = header(msg, "message-id")
+    if original_id:
+        envelope["X-Original-Message-ID"] = original_id[:200]
+    return envelope
+
+
+async def forward(
+    ctx: Context, mail: Incoming, *, via: str, to: list[str], label: str, kind: str
+) -> bool:
+    """Queue a forward of `mail` to `to`. False (and nothing sent) for our own mail looping."""
+    if any(v.lower() == ctx.loop_id.lower() for v in header_values(mail.message, "x-loop")):
+        logs.event("forward", queue_id=mail.queue_id, kind=kind, outcome="loop discarded")
+        return False
+    envelope = forward_headers(
+        mail, via=via, to=to, label=label, now_header=format_datetime(as_datetime(ctx.now()))
+    )
+    envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
+    envelope["X-Loop"] = ctx.loop_id
+    await ctx.send(
+        rewrap(mail.raw, envelope),
+        to,
+        kind=kind,
+        message_id=message_id,
+        mail_from=f"postmaster@{ctx.domain}",
+    )
+    return True
