@@ -23,8 +23,9 @@ from mailhub.store.inbound import InboundItem
 POLL_SECONDS = 5.0
 # Messages handled per commit: enough to share a disk flush, small enough to stay responsive.
 BATCH = 32
-# While senders are mid-transaction, small batches: intake's commits wait for ours.
-BUSY_BATCH = 4
+# While senders are mid-transaction, one message per commit: intake's commits wait for ours
+# (the store has one writer), so a long processing transaction would stall every session.
+BUSY_BATCH = 1
 # How long work may wait for a quiet moment in intake (see smtp.IntakeLoad).
 MAX_DEFER_SECONDS = 0.25
 
