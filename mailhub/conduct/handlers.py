@@ -51,9 +51,26 @@ def _automatic(ctx: Context, mail: Incoming) -> bool:
     return not may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
 
 
+def _dropped_as_our_own(ctx: Context, mail: Incoming) -> bool:
+    """Drop (and log) our own mail before any route acts on it, so no loop can start."""
+    if not _our_own(ctx, mail):
+        return False
+    logs.event("conduct.drop", queue_id=mail.queue_id, reason="our own X-Loop")
+    return True
+
+
+async def _held_back_as_automatic(ctx: Context, mail: Incoming, case: Case, from_addr: str) -> bool:
+    """A member's out-of-office must reach neither reporter nor committee; the audit says so."""
+    if not _automatic(ctx, mail):
+        return False
+    await store.audit(
+        ctx.tx, case.ref, ctx.now(), from_addr, "not-relayed", "automatic reply from a member"
+    )
+    return True
+
+
 async def handle_new(ctx: Context, mail: Incoming, route: Route) -> None:
-    if _our_own(ctx, mail):
-        logs.event("conduct.drop", queue_id=mail.queue_id, reason="our own X-Loop")
+    if _dropped_as_our_own(ctx, mail):
         return
     ref = subject_tag(header(mail.message, "subject"))
     case = await store.get_case(ctx.tx, ref) if ref else None
@@ -76,8 +93,7 @@ async def handle_committee(ctx: Context, mail: Incoming, route: Route) -> None:
 
 
 async def handle_direct(ctx: Context, mail: Incoming, route: Route) -> None:
-    if _our_own(ctx, mail):
-        logs.event("conduct.drop", queue_id=mail.queue_id, reason="our own X-Loop")
+    if _dropped_as_our_own(ctx, mail):
         return
     member = conduct_config(ctx).member(route.get("member"))
     await open_case(ctx, mail, direct=member)
@@ -89,8 +105,7 @@ def _case_address_also_used(ctx: Context, mail: Incoming, ref: str) -> bool:
 
 
 async def _by_ref(ctx: Context, mail: Incoming, route: Route, thread: str) -> None:
-    if _our_own(ctx, mail):
-        logs.event("conduct.drop", queue_id=mail.queue_id, reason="our own X-Loop")
+    if _dropped_as_our_own(ctx, mail):
         return
     case = await store.get_case(ctx.tx, route.get("ref"))
     if case is None:
@@ -180,10 +195,7 @@ async def _answer_reporter(
 ) -> None:
     """A member's answer goes to the reporter from conduct@D, signed by the committee."""
     conduct = conduct_config(ctx)
-    if _automatic(ctx, mail):
-        await store.audit(
-            ctx.tx, case.ref, ctx.now(), from_addr, "not-relayed", "automatic reply from a member"
-        )
+    if await _held_back_as_automatic(ctx, mail, case, from_addr):
         return
     await _store(ctx, mail, case, "to-reporter", from_addr)
     if not case.reporter:
@@ -230,10 +242,7 @@ async def _committee_message(
     from_addr: str,
 ) -> None:
     conduct = conduct_config(ctx)
-    if _automatic(ctx, mail):
-        await store.audit(
-            ctx.tx, case.ref, ctx.now(), from_addr, "not-relayed", "automatic reply from a member"
-        )
+    if await _held_back_as_automatic(ctx, mail, case, from_addr):
         return
     committee = notify.committee_address(ctx, case.ref)
     to_cc = [a for _, a in addresses(mail.message, "to", "cc")]
