@@ -26,6 +26,7 @@ from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
 from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
+from mailhub.parsing import clean
 from mailhub.processing import MAX_DEFER_SECONDS
 from mailhub.relay import RelayTransport
 from mailhub.smtp import IntakeLoad
@@ -65,20 +66,20 @@ class MaildirTransport:
         for sub in ("tmp", "new", "cur"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
-    async def send(self, item: OutboundItem, rcpts: list[str]) -> list[RecipientResult]:
-        await asyncio.to_thread(self._write_all, item, rcpts)
+    async def send(
+        self, mail_from: str, rcpts: list[str], raw: bytes, item: OutboundItem
+    ) -> list[RecipientResult]:
+        await asyncio.to_thread(self._write_all, mail_from, rcpts, raw, item)
         return [RecipientResult(r, "sent", "250 written to maildir") for r in rcpts]
 
-    def _write_all(self, item: OutboundItem, rcpts: list[str]) -> None:
+    def _write_all(self, mail_from: str, rcpts: list[str], raw: bytes, item: OutboundItem) -> None:
         for rcpt in rcpts:
             safe = "".join(c if c.isalnum() else "_" for c in rcpt)[:80]
             name = f"{int(item.created_at)}.M{item.id}_{safe}.{self.hostname}"
-            data = (
-                f"Return-Path: <{item.mail_from}>\r\nDelivered-To: {rcpt}\r\n"
-            ).encode() + item.raw
+            head = f"Return-Path: <{clean(mail_from)}>\r\nDelivered-To: {clean(rcpt)}\r\n"
             tmp = self.root / "tmp" / name
             with open(tmp, "wb") as f:
-                f.write(data)
+                f.write(head.encode() + raw)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.root / "new" / name)
