@@ -137,7 +137,12 @@ async def run_load_and_stop(tmp_path: Path, how: signal.Signals) -> tuple[set[in
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 30)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            finally:
+                if proc.returncode is None:  # never leave a server of ours running
+                    proc.kill()
+                    await proc.wait()
         await sink.stop()
 
 
