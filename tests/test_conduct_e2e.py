@@ -58,6 +58,29 @@ async def send(hub, sender: str, to: str, raw: str) -> None:
     await hub.idle()
 
 
+async def write(hub, sender: str, to: str, **fields: str) -> None:
+    """Send one message to `to`; its From: is the envelope sender unless fields name another."""
+    fields.setdefault("sender", sender)
+    await send(hub, sender, to, message(to=to, **fields))
+
+
+async def write_to_case(hub, sender: str, ref: str, **fields: str) -> None:
+    """Write to the case address conduct+REF@ (the reporter's thread)."""
+    await write(hub, sender, f"conduct+{ref}@{DOMAIN}", **fields)
+
+
+async def write_to_committee(hub, sender: str, ref: str, **fields: str) -> None:
+    """Write to conduct+REF-committee@ (the committee's own thread)."""
+    await write(hub, sender, f"conduct+{ref}-committee@{DOMAIN}", **fields)
+
+
+async def days_pass(hub, days: int) -> None:
+    """Move the clock on and let the scheduler run once, as its next tick would."""
+    hub.clock.advance(days * 86400)
+    await hub.service.scheduler.run_once()
+    await hub.idle()
+
+
 async def open_report(hub, raw: str, sender: str = REPORTER) -> str:
     """Send a report; return its reference, read from the acknowledgement."""
     before = len(hub.sink.to(sender))
@@ -111,16 +134,8 @@ async def test_whole_case_never_reaches_the_member_named_by_alias(hub):
     assert rec.member == "bryn-hughes" and not rec.possible
 
     # The reporter adds something: it joins the case, for Ada and Carys only.
-    await send(
-        hub,
-        REPORTER,
-        f"conduct+{ref}@{DOMAIN}",
-        message(
-            sender=REPORTER,
-            to=f"conduct+{ref}@{DOMAIN}",
-            subject=f"Re: [{ref}] Report received",
-            body="It happened twice.\n",
-        ),
+    await write_to_case(
+        hub, REPORTER, ref, subject=f"Re: [{ref}] Report received", body="It happened twice.\n"
     )
     for member in (ADA, CARYS):
         last = hub.sink.to(member)[-1].message
@@ -128,9 +143,7 @@ async def test_whole_case_never_reaches_the_member_named_by_alias(hub):
         assert "It happened twice." in last.get_content()
 
     # Day 5: a reminder (no answer yet); day 7: escalation to the fallback.
-    hub.clock.advance(5 * 86400)
-    await hub.service.scheduler.run_once()
-    await hub.idle()
+    await days_pass(hub, 5)
     for member in (ADA, CARYS):
         assert subjects(hub, member)[-1].startswith(f"[{ref}] Reminder")
     await hub.service.scheduler.run_once()
@@ -144,27 +157,16 @@ async def test_whole_case_never_reaches_the_member_named_by_alias(hub):
     assert [s.startswith(f"[{ref}] Escalated") for s in subjects(hub, FALLBACK)] == [True]
 
     # Ada answers the reporter; the committee talks; the case closes.
-    await send(
+    await write_to_case(
         hub,
         ADA,
-        f"conduct+{ref}@{DOMAIN}",
-        message(
-            sender=f"Ada Jones <{ADA}>",
-            to=f"conduct+{ref}@{DOMAIN}",
-            subject=f"Re: [{ref}] Reply from reporter",
-            body=f"Thank you, we are looking into it.\n\nOn Monday, Ada <{ADA}> wrote:\n> hi\n",
-        ),
+        ref,
+        sender=f"Ada Jones <{ADA}>",
+        subject=f"Re: [{ref}] Reply from reporter",
+        body=f"Thank you, we are looking into it.\n\nOn Monday, Ada <{ADA}> wrote:\n> hi\n",
     )
-    await send(
-        hub,
-        CARYS,
-        f"conduct+{ref}-committee@{DOMAIN}",
-        message(
-            sender=CARYS,
-            to=f"conduct+{ref}-committee@{DOMAIN}",
-            subject=f"Re: [{ref}] New report",
-            body="I agree.\n#close reprimand\n",
-        ),
+    await write_to_committee(
+        hub, CARYS, ref, subject=f"Re: [{ref}] New report", body="I agree.\n#close reprimand\n"
     )
     assert last_subjects(hub, ADA, 2) == {f"Re: [{ref}] New report", f"[{ref}] Case closed"}
     await hub.idle()
@@ -173,16 +175,13 @@ async def test_whole_case_never_reaches_the_member_named_by_alias(hub):
 
 async def test_committee_answer_reaches_reporter_from_the_committee_address(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
-    await send(
+    await write_to_case(
         hub,
         ADA,
-        f"conduct+{ref}@{DOMAIN}",
-        message(
-            sender=f"Ada Jones <{ADA}>",
-            to=f"conduct+{ref}@{DOMAIN}",
-            subject="Your report",
-            body=f"We will talk to them.\n\nOn Tue, Ada Jones <{ADA}> wrote:\n> x\nmail {ADA}\n",
-        ),
+        ref,
+        sender=f"Ada Jones <{ADA}>",
+        subject="Your report",
+        body=f"We will talk to them.\n\nOn Tue, Ada Jones <{ADA}> wrote:\n> x\nmail {ADA}\n",
     )
     answer = hub.sink.to(REPORTER)[-1]
     assert answer.mail_from == ""
@@ -196,9 +195,7 @@ async def test_committee_answer_reaches_reporter_from_the_committee_address(hub)
     assert subjects(hub, CARYS)[-1] == f"[{ref}] Answer sent to the reporter"
     assert len(hub.sink.to(ADA)) == 2  # the report and its details; not her own answer
     # An answer stops the reminders.
-    hub.clock.advance(8 * 86400)
-    await hub.service.scheduler.run_once()
-    await hub.idle()
+    await days_pass(hub, 8)
     assert not any("Reminder" in s for s in subjects(hub, CARYS))
     assert hub.sink.to(FALLBACK) == []
 
@@ -206,17 +203,13 @@ async def test_committee_answer_reaches_reporter_from_the_committee_address(hub)
 async def test_out_of_office_from_a_member_never_reaches_the_reporter(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     n = len(hub.sink.to(REPORTER))
-    await send(
+    await write_to_case(
         hub,
         ADA,
-        f"conduct+{ref}@{DOMAIN}",
-        message(
-            sender=ADA,
-            to=f"conduct+{ref}@{DOMAIN}",
-            subject="Out of office",
-            body="I am away.\n",
-            headers="Auto-Submitted: auto-replied",
-        ),
+        ref,
+        subject="Out of office",
+        body="I am away.\n",
+        headers="Auto-Submitted: auto-replied",
     )
     assert len(hub.sink.to(REPORTER)) == n
     async with hub.service.store.read() as tx:
@@ -244,14 +237,7 @@ async def test_non_member_on_committee_address_opens_a_separate_case(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="Report one.\n"))
     before = {a: len(hub.sink.to(a)) for a in (ADA, BRYN, CARYS)}
     outsider = "nosy@elsewhere.example"
-    await send(
-        hub,
-        outsider,
-        f"conduct+{ref}-committee@{DOMAIN}",
-        message(
-            sender=outsider, to=f"conduct+{ref}-committee@{DOMAIN}", subject="hi", body="let me in"
-        ),
-    )
+    await write_to_committee(hub, outsider, ref, subject="hi", body="let me in")
     # A new case: acknowledged with its own reference, nothing of the first.
     acks = hub.sink.to(outsider)
     assert len(acks) == 1
@@ -271,12 +257,7 @@ async def test_non_member_on_committee_address_opens_a_separate_case(hub):
 
 async def test_recused_member_writing_to_the_case_opens_a_separate_case(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="About Brynnie.\n"))
-    await send(
-        hub,
-        BRYN,
-        f"conduct+{ref}@{DOMAIN}",
-        message(sender=BRYN, to=f"conduct+{ref}@{DOMAIN}", subject="?", body="What is this?"),
-    )
+    await write_to_case(hub, BRYN, ref, subject="?", body="What is this?")
     assert len(hub.sink.to(REPORTER)) == 1  # nothing reached the reporter
     async with hub.service.store.read() as tx:
         trail = await store.audit_trail(tx, ref)
@@ -309,19 +290,10 @@ async def test_forged_or_unknown_reference_opens_a_new_case(hub):
 async def test_recuse_command(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(
-        hub, CARYS, committee, message(sender=CARYS, to=committee, body="I know them.\n#recuse\n")
-    )
+    await write(hub, CARYS, committee, body="I know them.\n#recuse\n")
     n_carys = len(hub.sink.to(CARYS))
-    await send(
-        hub,
-        REPORTER,
-        f"conduct+{ref}@{DOMAIN}",
-        message(sender=REPORTER, to=f"conduct+{ref}@{DOMAIN}", body="More detail.\n"),
-    )
-    hub.clock.advance(8 * 86400)
-    await hub.service.scheduler.run_once()
-    await hub.idle()
+    await write_to_case(hub, REPORTER, ref, body="More detail.\n")
+    await days_pass(hub, 8)
     assert len(hub.sink.to(CARYS)) == n_carys
     assert subjects(hub, ADA)[-1].startswith(f"[{ref}] Reminder")
     async with hub.service.store.read() as tx:
@@ -330,7 +302,7 @@ async def test_recuse_command(hub):
         ("carys-pryce", "declared a conflict of interest (#recuse)")
     ]
     # Now Carys is an outsider to the case: her message opens a separate case.
-    await send(hub, CARYS, committee, message(sender=CARYS, to=committee, body="Oops.\n"))
+    await write(hub, CARYS, committee, body="Oops.\n")
     async with hub.service.store.read() as tx:
         assert len(await store.all_cases(tx)) == 2
 
@@ -339,12 +311,7 @@ async def test_committee_message_copied_to_a_recused_member_is_refused(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="About Brynnie.\n"))
     committee = f"conduct+{ref}-committee@{DOMAIN}"
     n_carys = len(hub.sink.to(CARYS))
-    await send(
-        hub,
-        ADA,
-        committee,
-        message(sender=ADA, to=committee, headers=f"Cc: {BRYN}", body="Thoughts?\n"),
-    )
+    await write(hub, ADA, committee, headers=f"Cc: {BRYN}", body="Thoughts?\n")
     assert len(hub.sink.to(CARYS)) == n_carys
     refusal = hub.sink.to(ADA)[-1].message
     assert refusal["Subject"] == f"[{ref}] Your message was not passed on"
@@ -355,15 +322,8 @@ async def test_committee_message_copied_to_a_recused_member_is_refused(hub):
 async def test_close_with_temporary_ban(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(
-        hub,
-        ADA,
-        committee,
-        message(
-            sender=ADA,
-            to=committee,
-            body="Agreed.\n#close temporary-ban 7d all troll@bad.example\n",
-        ),
+    await write(
+        hub, ADA, committee, body="Agreed.\n#close temporary-ban 7d all troll@bad.example\n"
     )
     now = hub.clock.now()
     async with hub.service.store.read() as tx:
@@ -375,16 +335,14 @@ async def test_close_with_temporary_ban(hub):
     assert (trail[-1].actor, trail[-1].action) == (ADA, "closed")
     assert last_subjects(hub, CARYS, 2) == {f"[{ref}] Case closed", f"[{ref}] Committee discussion"}
     # A closed case is not escalated.
-    hub.clock.advance(8 * 86400)
-    await hub.service.scheduler.run_once()
-    await hub.idle()
+    await days_pass(hub, 8)
     assert hub.sink.to(FALLBACK) == []
 
 
 async def test_bad_command_is_explained_to_its_author(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(hub, ADA, committee, message(sender=ADA, to=committee, body="#close banish\n"))
+    await write(hub, ADA, committee, body="#close banish\n")
     err = hub.sink.to(ADA)[-1].message
     assert err["Subject"] == f"[{ref}] A command could not be carried out"
     async with hub.service.store.read() as tx:
@@ -397,14 +355,7 @@ async def test_readmit_lifts_a_possible_match_only(hub):
     )
     assert hub.sink.to(ADA) == []
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(
-        hub,
-        CARYS,
-        committee,
-        message(
-            sender=CARYS, to=committee, body="Not our Ada.\n#readmit Ada Jones\n#readmit Bryn\n"
-        ),
-    )
+    await write(hub, CARYS, committee, body="Not our Ada.\n#readmit Ada Jones\n#readmit Bryn\n")
     assert set(subjects(hub, ADA)) == {f"[{ref}] New report", f"[{ref}] Case details"}
     assert f"[{ref}] A command could not be carried out" in subjects(hub, CARYS)
     assert hub.sink.to(BRYN) == []
@@ -418,12 +369,7 @@ async def test_readmit_lifts_a_possible_match_only(hub):
 async def test_reply_naming_a_member_recuses_them_from_then_on(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     n_ada = len(hub.sink.to(ADA))
-    await send(
-        hub,
-        REPORTER,
-        f"conduct+{ref}@{DOMAIN}",
-        message(sender=REPORTER, to=f"conduct+{ref}@{DOMAIN}", body="AJ saw it too.\n"),
-    )
+    await write_to_case(hub, REPORTER, ref, body="AJ saw it too.\n")
     assert len(hub.sink.to(ADA)) == n_ada
     assert last_subjects(hub, CARYS, 2) == {f"[{ref}] Reply from reporter", f"[{ref}] Case details"}
 
@@ -441,7 +387,7 @@ async def test_direct_report_and_share(hub):
     assert set(subjects(hub, CARYS)) == {f"[{ref}] New report", f"[{ref}] Case details"}
     assert hub.sink.to(ADA) == [] and hub.sink.to(BRYN) == []
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(hub, CARYS, committee, message(sender=CARYS, to=committee, body="#share\n"))
+    await write(hub, CARYS, committee, body="#share\n")
     assert set(subjects(hub, ADA)) == {f"[{ref}] New report", f"[{ref}] Case details"}
     assert hub.sink.to(BRYN) == []
 
@@ -471,33 +417,11 @@ async def test_no_case_text_in_the_logs(hub, caplog):
     ref = await open_report(
         hub, message(sender=REPORTER, to=CONDUCT, subject=secret_subject, body=secret_body)
     )
-    await send(
-        hub,
-        REPORTER,
-        f"conduct+{ref}@{DOMAIN}",
-        message(
-            sender=REPORTER,
-            to=f"conduct+{ref}@{DOMAIN}",
-            subject=secret_subject,
-            body="Quuxwobble more\n",
-        ),
-    )
+    await write_to_case(hub, REPORTER, ref, subject=secret_subject, body="Quuxwobble more\n")
     committee = f"conduct+{ref}-committee@{DOMAIN}"
-    await send(
-        hub,
-        ADA,
-        committee,
-        message(sender=ADA, to=committee, subject=secret_subject, body="Wibblewomp\n#recuse\n"),
-    )
-    await send(
-        hub,
-        CARYS,
-        f"conduct+{ref}@{DOMAIN}",
-        message(sender=CARYS, to=f"conduct+{ref}@{DOMAIN}", body="Snorklefax answer\n"),
-    )
-    hub.clock.advance(8 * 86400)
-    await hub.service.scheduler.run_once()
-    await hub.idle()
+    await write(hub, ADA, committee, subject=secret_subject, body="Wibblewomp\n#recuse\n")
+    await write_to_case(hub, CARYS, ref, body="Snorklefax answer\n")
+    await days_pass(hub, 8)
     text = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert "conduct.case" in text  # the flow was logged, by reference
     for secret in ("Zanzibarquux", "Flibbertigibbet", "Quuxwobble", "Wibblewomp", "Snorklefax"):
@@ -521,12 +445,7 @@ async def test_temporary_ban_stops_posting_to_lists_for_its_term(tmp_path):
         assert await post() == 0
         ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="The troll.\n"))
         committee = f"conduct+{ref}-committee@{DOMAIN}"
-        await send(
-            hub,
-            ADA,
-            committee,
-            message(sender=ADA, to=committee, body=f"#close temporary-ban 7d all {troll}\n"),
-        )
+        await write(hub, ADA, committee, body=f"#close temporary-ban 7d all {troll}\n")
         assert await post() == 1  # refused while banned
         hub.clock.advance(6 * 86400)
         assert await post() == 2
