@@ -58,18 +58,21 @@ async def send(hub, sender: str, to: str, raw: str) -> None:
     await hub.idle()
 
 
-async def write(hub, sender: str, to: str, **fields: str) -> None:
-    """Send one message to `to`; its From: is the envelope sender unless fields name another."""
+async def write(hub, sender: str, to: str, /, **fields: str) -> None:
+    """Send one message to `to`; its From: is the envelope sender unless fields name another.
+
+    Positional-only, so that `sender=` among the fields sets the From: header alone.
+    """
     fields.setdefault("sender", sender)
     await send(hub, sender, to, message(to=to, **fields))
 
 
-async def write_to_case(hub, sender: str, ref: str, **fields: str) -> None:
+async def write_to_case(hub, sender: str, ref: str, /, **fields: str) -> None:
     """Write to the case address conduct+REF@ (the reporter's thread)."""
     await write(hub, sender, f"conduct+{ref}@{DOMAIN}", **fields)
 
 
-async def write_to_committee(hub, sender: str, ref: str, **fields: str) -> None:
+async def write_to_committee(hub, sender: str, ref: str, /, **fields: str) -> None:
     """Write to conduct+REF-committee@ (the committee's own thread)."""
     await write(hub, sender, f"conduct+{ref}-committee@{DOMAIN}", **fields)
 
