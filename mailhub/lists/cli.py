@@ -266,19 +266,9 @@ async def _invite(store: Store, config: Config, lst: ListConfig, addresses: list
                 continue
             await mstore.invite(tx, lst.name, address, _actor(), now)
             request = await mstore.open_request(tx, lst.name, address)
-            if request is not None and request.state == mstore.UNCONFIRMED:
-                request_id = request.id
-                await mstore.void_tokens(tx, lst.name, address, tokens.CONFIRM_JOIN, now)
-            else:
-                request_id = await mstore.add_request(
-                    tx,
-                    list_name=lst.name,
-                    address=address,
-                    display_name="",
-                    note="",
-                    state=mstore.UNCONFIRMED,
-                    now=now,
-                )
+            request_id = await membership.unconfirmed_request(
+                tx, lst, address, request, name="", note="", now=now
+            )
             # The invitation carries its own confirmation: replying to it is joining.
             token = await membership.issue_token(
                 ctx,

@@ -25,7 +25,7 @@ from mailhub.lists.digest_reply import new_lines, reply_text
 from mailhub.messages import address, build_message
 from mailhub.parsing import addresses, clean
 from mailhub.routing import Route
-from mailhub.store import bans
+from mailhub.store import Tx, bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as store
 
@@ -172,12 +172,47 @@ async def log(ctx: Context, lst: ListConfig, actor: str, action: str, kind: str,
 # --- joining ----------------------------------------------------------------------------
 
 
+def _asker(mail: Incoming, lst: ListConfig, action: str) -> str:
+    """The address asking to join or leave, or "" for a null sender: a bounce or other
+    automatic mail never joins or leaves anyone, and answering it could start a loop."""
+    who = mail.mail_from.lower()
+    if not who:
+        logs.event("membership", list=lst.name, action=action, outcome="ignored null sender")
+    return who
+
+
+async def unconfirmed_request(
+    tx: Tx,
+    lst: ListConfig,
+    address_: str,
+    earlier: store.MembershipRequest | None,
+    *,
+    name: str,
+    note: str,
+    now: float,
+) -> int:
+    """The join request a new confirmation token is for: `earlier` when it still waits for
+    confirmation, else a new one."""
+    if earlier is not None and earlier.state == store.UNCONFIRMED:
+        # Asked again before confirming: a fresh token, and the old one stops working.
+        await store.void_tokens(tx, lst.name, address_, tokens.CONFIRM_JOIN, now)
+        return earlier.id
+    return await store.add_request(
+        tx,
+        list_name=lst.name,
+        address=address_,
+        display_name=name,
+        note=note,
+        state=store.UNCONFIRMED,
+        now=now,
+    )
+
+
 async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
     """`LIST-join@D`, and `subscribe` sent to `LIST-request@D` (called by the posting side)."""
     lst = _list(ctx, route)
-    who = mail.mail_from.lower()
+    who = _asker(mail, lst, "join")
     if not who:
-        logs.event("membership", list=lst.name, action="join", outcome="ignored null sender")
         return
     tx, now = ctx.tx, ctx.now()
     if await list_store.get_member(tx, lst.name, who):
@@ -214,20 +249,7 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
             since=when(pending.confirmed_at),
         )
         return
-    if pending is not None:
-        # Asked again before confirming: a fresh token, and the old one stops working.
-        request_id = pending.id
-        await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_JOIN, now)
-    else:
-        request_id = await store.add_request(
-            tx,
-            list_name=lst.name,
-            address=who,
-            display_name=name,
-            note=note,
-            state=store.UNCONFIRMED,
-            now=now,
-        )
+    request_id = await unconfirmed_request(tx, lst, who, pending, name=name, note=note, now=now)
     token = await issue_token(
         ctx, lst, tokens.CONFIRM_JOIN, who, lst.confirm_expiry, request_id=request_id
     )
@@ -322,9 +344,8 @@ async def _already(
 async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
     """`LIST-leave@D`, and `unsubscribe` sent to `LIST-request@D`."""
     lst = _list(ctx, route)
-    who = mail.mail_from.lower()
+    who = _asker(mail, lst, "leave")
     if not who:
-        logs.event("membership", list=lst.name, action="leave", outcome="ignored null sender")
         return
     tx, now = ctx.tx, ctx.now()
     if await list_store.get_member(tx, lst.name, who) is None:
