@@ -273,14 +273,9 @@ async def test_forged_or_unknown_reference_opens_a_new_case(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="Report one.\n"))
     other = "someone@else.example"
     for address in (f"conduct+C-ZZZZ-ZZ@{DOMAIN}", f"conduct+C-ZZZZ-ZZ-committee@{DOMAIN}"):
-        await send(hub, other, address, message(sender=other, to=address, body="hello\n"))
+        await write(hub, other, address, body="hello\n")
     # A subject tag of a real case from a stranger to conduct@ opens a new case too.
-    await send(
-        hub,
-        other,
-        CONDUCT,
-        message(sender=other, to=CONDUCT, subject=f"Re: [{ref}] Report received", body="x\n"),
-    )
+    await write(hub, other, CONDUCT, subject=f"Re: [{ref}] Report received", body="x\n")
     acks = hub.sink.to(other)
     assert len(acks) == 3
     assert all(ref not in r.raw.decode() for r in acks)
@@ -441,7 +436,7 @@ async def test_temporary_ban_stops_posting_to_lists_for_its_term(tmp_path):
 
     async def post() -> int:
         """How many rejection notices the troll has after one more post."""
-        await send(hub, troll, chat, message(sender=troll, to=chat, body="hello all\n"))
+        await write(hub, troll, chat, body="hello all\n")
         return len(hub.sink.to(troll))
 
     try:
@@ -462,21 +457,11 @@ async def test_temporary_ban_stops_posting_to_lists_for_its_term(tmp_path):
 async def test_member_reply_to_conduct_with_the_tag_stays_in_the_committee(hub):
     ref = await open_report(hub, message(sender=REPORTER, to=CONDUCT, body="A problem.\n"))
     n = len(hub.sink.to(REPORTER))
-    await send(
-        hub,
-        ADA,
-        CONDUCT,
-        message(sender=ADA, to=CONDUCT, subject=f"Re: [{ref}] New report", body="Mine?\n"),
-    )
+    await write(hub, ADA, CONDUCT, subject=f"Re: [{ref}] New report", body="Mine?\n")
     assert len(hub.sink.to(REPORTER)) == n
     assert subjects(hub, CARYS)[-1] == f"Re: [{ref}] New report"
     # The reporter's tagged reply to conduct@ joins the case.
-    await send(
-        hub,
-        REPORTER,
-        CONDUCT,
-        message(sender=REPORTER, to=CONDUCT, subject=f"Re: [{ref}] Report received", body="+1\n"),
-    )
+    await write(hub, REPORTER, CONDUCT, subject=f"Re: [{ref}] Report received", body="+1\n")
     assert subjects(hub, CARYS)[-1] == f"[{ref}] Reply from reporter"
     async with hub.service.store.read() as tx:
         assert len(await store.all_cases(tx)) == 1
@@ -486,7 +471,7 @@ async def test_bilingual_acknowledgement(tmp_path):
     toml = COMMITTEE_TOML.replace("[conduct]\n", '[conduct]\nlanguage = "cy+en"\n')
     hub = await start_hub(tmp_path, extra=toml)
     try:
-        await send(hub, REPORTER, CONDUCT, message(sender=REPORTER, to=CONDUCT, body="x\n"))
+        await write(hub, REPORTER, CONDUCT, body="x\n")
         ack = hub.sink.to(REPORTER)[0].message
         ref = ack["X-Conduct-Case"]
         assert ack["Subject"].strip() == (
