@@ -271,6 +271,24 @@ def sender_matches(mail: Incoming, expected: str) -> bool:
     return not mail.mail_from or mail.mail_from.lower() == expected
 
 
+def _log_reply(
+    lst: ListConfig,
+    token: store.Token,
+    mail: Incoming,
+    outcome: str,
+    sender: str,
+    *,
+    reason: str | None = None,
+    **counts: int,
+) -> None:
+    """One `moderation_reply` line per reply to a digest, whatever became of it; the fields
+    keep one order so that the lines can be read (and grepped) side by side."""
+    fields: dict[str, object] = {"list": lst.name, "digest": token.digest_id, "outcome": outcome}
+    if reason is not None:
+        fields["reason"] = reason
+    logs.event("moderation_reply", **fields, sender=sender, **counts, queue_id=mail.queue_id)
+
+
 async def handle_digest_reply(
     ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token
 ) -> None:
@@ -278,15 +296,7 @@ async def handle_digest_reply(
     who = token.address
     if not sender_matches(mail, who):
         # Someone holding a facilitator's token is not that facilitator: nothing changes.
-        logs.event(
-            "moderation_reply",
-            list=lst.name,
-            digest=token.digest_id,
-            outcome="refused",
-            reason="sender",
-            sender=mail.mail_from,
-            queue_id=mail.queue_id,
-        )
+        _log_reply(lst, token, mail, "refused", mail.mail_from, reason="sender")
         await membership.answer(ctx, mail, lst, "membership_digest_refused", reason="sender")
         return
     role = role_of(lst, who)
@@ -294,15 +304,7 @@ async def handle_digest_reply(
     if role is None:
         problem = "not-moderator"
     if problem is not None:
-        logs.event(
-            "moderation_reply",
-            list=lst.name,
-            digest=token.digest_id,
-            outcome="refused",
-            reason=problem,
-            sender=who,
-            queue_id=mail.queue_id,
-        )
+        _log_reply(lst, token, mail, "refused", who, reason=problem)
         await membership.tell(ctx, lst, who, "membership_digest_refused", reason=problem)
         if role is not None:
             items = await pending_items(ctx, lst, role)
@@ -313,14 +315,7 @@ async def handle_digest_reply(
     parsed = parse_reply(reply_text(mail.message))
     if not parsed.commands:
         # Nothing to do: the token stays good, so the facilitator can simply try again.
-        logs.event(
-            "moderation_reply",
-            list=lst.name,
-            digest=token.digest_id,
-            outcome="no commands",
-            sender=who,
-            queue_id=mail.queue_id,
-        )
+        _log_reply(lst, token, mail, "no commands", who)
         await membership.tell(
             ctx,
             lst,
@@ -337,18 +332,17 @@ async def handle_digest_reply(
     outcome = Outcome(problems=list(parsed.problems))
     for command in parsed.commands:
         await _apply(ctx, lst, who, role, command, entries, outcome)
-    logs.event(
-        "moderation_reply",
-        list=lst.name,
-        digest=token.digest_id,
-        outcome="applied",
-        sender=who,
+    _log_reply(
+        lst,
+        token,
+        mail,
+        "applied",
+        who,
         approved=len(outcome.approved),
         rejected=len(outcome.rejected),
         accepted=len(outcome.accepted),
         discarded=len(outcome.discarded),
         already=len(outcome.already),
-        queue_id=mail.queue_id,
     )
     items = await pending_items(ctx, lst, role)
     await send_digest(ctx, lst, who, role, items, result=outcome.as_vars())
