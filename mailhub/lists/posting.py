@@ -15,7 +15,7 @@ from mailhub.context import Context, Incoming
 from mailhub.lists import moderation
 from mailhub.lists.config import ListConfig, find_list, parse_dmarc
 from mailhub.lists.headers import ListAddresses, distribution_copy, extract_list_ids, list_id
-from mailhub.messages import address, build_message, new_message_id
+from mailhub.messages import Rendered, address, build_message, new_message_id
 from mailhub.parsing import addresses, header, header_values, sender_address
 from mailhub.routing import Route
 from mailhub.store import bans
@@ -224,15 +224,23 @@ async def _notify(
         domain=ctx.domain,
         **extra,
     )
+    return await answer_as_list(ctx, mail, cfg, a.owner, text, kind=f"list.{template}")
+
+
+async def answer_as_list(
+    ctx: Context, mail: Incoming, cfg: ListConfig, from_: str, text: Rendered, *, kind: str
+) -> bool:
+    """Send `text` back to the sender of `mail` from one of the list's own addresses, through
+    the RFC 3834 rules and the rate limit."""
     reply = build_message(
-        from_=address(cfg.display_name, a.owner),
+        from_=address(cfg.display_name, from_),
         to=mail.mail_from,
         subject=text.subject,
         body=text.body,
         domain=ctx.domain,
         now=ctx.now(),
     )
-    return await ctx.auto_reply(mail, reply, kind=f"list.{template}")
+    return await ctx.auto_reply(mail, reply, kind=kind)
 
 
 # --- acting on held posts (used by the facilitators' digest and the expiry job) --------

@@ -16,8 +16,7 @@ from mailhub.context import Context, Incoming
 from mailhub.lists import membership
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses
-from mailhub.lists.posting import message_ids
-from mailhub.messages import address, build_message
+from mailhub.lists.posting import answer_as_list, message_ids
 from mailhub.parsing import body_text, header, sender_address
 from mailhub.routing import Route
 from mailhub.store import lists as store
@@ -145,12 +144,4 @@ async def _thread(ctx: Context, cfg: ListConfig, mail: Incoming) -> str:
 async def _reply(ctx: Context, mail: Incoming, cfg: ListConfig, template: str, **extra) -> None:
     a = ListAddresses.of(cfg.name, ctx.domain)
     text = ctx.templates.render(template, cfg.language, list=cfg, a=a, domain=ctx.domain, **extra)
-    reply = build_message(
-        from_=address(cfg.display_name, a.request),
-        to=mail.mail_from,
-        subject=text.subject,
-        body=text.body,
-        domain=ctx.domain,
-        now=ctx.now(),
-    )
-    await ctx.auto_reply(mail, reply, kind=f"list.{template}")
+    await answer_as_list(ctx, mail, cfg, a.request, text, kind=f"list.{template}")
