@@ -7,6 +7,7 @@ import pytest_asyncio
 from mailhub.lists.bounces import failures, next_score
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN
+from tests.support.lists import stop_hub
 from tests.test_lists_posting_e2e import LIST, make_hub, post
 
 DAY = 86400.0
@@ -57,8 +58,7 @@ async def _hub(tmp_path, delivery):
 async def hub(tmp_path):
     h = await _hub(tmp_path, "personalised")
     yield h
-    await h.service.stop()
-    await h.sink.stop()
+    await stop_hub(h)
 
 
 async def member(hub, addr):

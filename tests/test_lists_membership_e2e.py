@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from email.utils import getaddresses
 
 import pytest_asyncio
 
@@ -13,20 +12,11 @@ from mailhub.store import bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
 from tests.support.hub import DOMAIN, message, start_hub
+from tests.support.lists import DATAVIZ, reply_address, stop_hub
 
-LISTS = """
-[autoreply]
-per_hour = 100
-per_day = 100
-
-[[lists]]
-name = "dataviz"
-display_name = "Data Visualisation"
-description = "Sharing charts and maps made in the public sector."
-subscription = "approve"
-facilitators = ["fran@example.net", "gwen@example.net"]
-champions = ["cai@example.net"]
-
+LISTS = (
+    DATAVIZ
+    + """
 [[lists]]
 name = "open-talk"
 display_name = "Open Talk"
@@ -45,19 +35,14 @@ display_name = "Invited Only"
 subscription = "invite"
 facilitators = ["fran@example.net"]
 """
+)
 
 
 @pytest_asyncio.fixture
 async def hub(tmp_path):
     h = await start_hub(tmp_path, extra=LISTS)
     yield h
-    await h.service.stop()
-    await h.sink.stop()
-
-
-def reply_address(msg) -> str:
-    pairs = getaddresses([str(msg["Reply-To"] or "")])
-    return pairs[0][1] if pairs else ""
+    await stop_hub(h)
 
 
 async def ask(hub, who: str, to: str, body: str = "Hello\n", name: str = "Sam Sender") -> None:

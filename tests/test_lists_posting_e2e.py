@@ -12,6 +12,7 @@ from mailhub.routing import AddressBook
 from mailhub.store import lists as store
 from mailhub.store import secrets
 from tests.support.hub import DOMAIN, message, start_hub
+from tests.support.lists import stop_hub
 
 LIST = f"green@{DOMAIN}"
 MEMBERS = ["ann@example.net", "bob@example.net", "cat@example.org"]
@@ -38,16 +39,14 @@ async def make_hub(tmp_path, delivery="personalised", extra=""):
 async def hub(tmp_path):
     h = await make_hub(tmp_path)
     yield h
-    await h.service.stop()
-    await h.sink.stop()
+    await stop_hub(h)
 
 
 @pytest_asyncio.fixture
 async def bulk_hub(tmp_path):
     h = await make_hub(tmp_path, delivery="bulk")
     yield h
-    await h.service.stop()
-    await h.sink.stop()
+    await stop_hub(h)
 
 
 def post(sender="Ann <ann@example.net>", subject="Tea on Friday", body="Who is in?\n", **kw):

@@ -7,6 +7,7 @@ import pytest_asyncio
 from mailhub.lists.requests import parse_commands
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, message
+from tests.support.lists import stop_hub
 from tests.test_lists_posting_e2e import LIST, make_hub, post
 
 REQUEST = f"green-request@{DOMAIN}"
@@ -38,8 +39,7 @@ def test_subscribe_goes_to_membership():
 async def hub(tmp_path):
     h = await make_hub(tmp_path)
     yield h
-    await h.service.stop()
-    await h.sink.stop()
+    await stop_hub(h)
 
 
 def request(sender, body, subject="", headers=""):

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import re
-from email.utils import getaddresses
 
 import pytest_asyncio
 
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
 from tests.support.hub import DOMAIN, message, start_hub
+from tests.support.lists import DATAVIZ, reply_address, stop_hub
 
-LISTS = """
-[autoreply]
-per_hour = 100
-per_day = 100
-
-[[lists]]
-name = "dataviz"
-display_name = "Data Visualisation"
-description = "Sharing charts and maps made in the public sector."
-subscription = "approve"
-facilitators = ["fran@example.net", "gwen@example.net"]
-champions = ["cai@example.net"]
-
+LISTS = (
+    DATAVIZ
+    + """
 [[lists]]
 name = "quick"
 display_name = "Quick List"
@@ -31,6 +21,7 @@ subscription = "approve"
 digest_interval = "0"
 facilitators = ["fran@example.net"]
 """
+)
 
 FRAN, GWEN, CAI = "fran@example.net", "gwen@example.net", "cai@example.net"
 
@@ -39,13 +30,7 @@ FRAN, GWEN, CAI = "fran@example.net", "gwen@example.net", "cai@example.net"
 async def hub(tmp_path):
     h = await start_hub(tmp_path, extra=LISTS)
     yield h
-    await h.service.stop()
-    await h.sink.stop()
-
-
-def reply_address(msg) -> str:
-    pairs = getaddresses([str(msg["Reply-To"] or "")])
-    return pairs[0][1] if pairs else ""
+    await stop_hub(h)
 
 
 async def send(hub, envelope: str, to: str, body: str, *, sender: str = "", headers: str = ""):
