@@ -122,14 +122,14 @@ async def run_load_and_stop(tmp_path: Path, how: signal.Signals) -> tuple[set[in
     try:
         senders = [asyncio.create_task(sender(port, numbers, accepted)) for _ in range(5)]
         # Stop the server mid-load: once deliveries are flowing and mail is still arriving.
-        await sink.wait_for(lambda rs: len(rs) >= 60, timeout=30)
+        await sink.wait_for(lambda rs: len(rs) >= 60, timeout=90)
         proc.send_signal(how)
         await asyncio.wait_for(proc.wait(), 30)
         await asyncio.gather(*senders)
         # Mid-load: some accepted mail was still undelivered when the server stopped.
         assert len(set(delivered_ids(sink))) < len(accepted), "the stop did not land mid-load"
         proc = await start_server(config, port)
-        await sink.wait_for(lambda rs: accepted <= set(delivered_ids(sink)), timeout=60)
+        await sink.wait_for(lambda rs: accepted <= set(delivered_ids(sink)), timeout=120)
         # Let anything else queued finish too, then count.
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
