@@ -35,6 +35,8 @@ from mailhub.store.batching import GroupCommit
 from mailhub.store.outbound import OutboundItem, RecipientResult
 
 MAX_BACKOFF = 4 * 3600.0
+# How long SIGTERM waits for SMTP transactions in flight.
+DRAIN_SECONDS = 10.0
 
 
 def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConfig) -> float | None:
@@ -158,6 +160,7 @@ class Delivery:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if items:
+                self.on_change()  # waiters (Service.wait_until) may watch what is in flight
                 continue
             timeout = 60.0
             if free and next_at is not None:
@@ -165,14 +168,23 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
 
-    async def drain(self) -> None:
-        """SIGTERM: finish the SMTP transactions in flight, record them, close connections."""
+    async def drain(self, grace: float = DRAIN_SECONDS) -> None:
+        """SIGTERM: finish the SMTP transactions in flight and record them, then close.
+
+        A relay that stops answering must not hold the shutdown for its whole timeout:
+        after `grace` seconds what is still in flight is abandoned. Those recipients stay
+        pending and are sent after the restart (the same window as a crash).
+        """
         self.stopping = True
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.recorder.drain()
         while not self._slots.empty():
-            await self._slots.get_nowait().close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._slots.get_nowait().close(), grace)
 
     def _transactions(self, item: OutboundItem) -> list[tuple[str, list[str], bytes]]:
         """(envelope sender, recipients, bytes) of each SMTP transaction for this message."""

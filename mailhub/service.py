@@ -10,7 +10,7 @@ from mailhub import logs
 from mailhub.clock import Clock, SystemClock
 from mailhub.config import Config
 from mailhub.context import Runtime
-from mailhub.delivery import Delivery
+from mailhub.delivery import DRAIN_SECONDS, Delivery
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
@@ -118,7 +118,7 @@ class Service:
 
         await self.wait_until(settled, timeout)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = DRAIN_SECONDS) -> None:
         """Stop accepting, finish what is in flight, close the store (SIGTERM)."""
         if self.server is not None:
             self.server.close()
@@ -134,7 +134,7 @@ class Service:
         for task in delivery:
             task.cancel()
         await asyncio.gather(*delivery, return_exceptions=True)
-        await self.delivery.drain()
+        await self.delivery.drain(grace)
         await self.store.close()
         logs.event("stopped")
 

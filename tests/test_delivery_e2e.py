@@ -102,3 +102,39 @@ async def test_unreachable_relay_keeps_mail_queued(tmp_path):
         assert set(states.values()) == {"pending"}
     finally:
         await hub.service.stop()
+
+
+async def test_sigterm_does_not_wait_forever_for_a_silent_relay(tmp_path):
+    # A relay that accepts the connection and never says a word: stopping gives the
+    # transaction in flight a grace period, then leaves it pending for the restart.
+    import asyncio
+
+    from mailhub.store import Store
+    from tests.support.sink import Sink
+
+    silent: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    sink = Sink()
+    sink.port = server.sockets[0].getsockname()[1]
+    hub = await start_hub(tmp_path, sink=sink)
+    await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message())
+
+    async def in_flight() -> bool:
+        return bool(hub.service.delivery.in_flight)
+
+    await hub.service.wait_until(in_flight)
+    await asyncio.wait_for(hub.service.stop(grace=0.2), 5)
+    server.close()
+    for w in silent:
+        w.close()
+    store = await Store.open(tmp_path / "mailhub.db")
+    try:
+        async with store.read() as tx:
+            cur = await tx.execute("SELECT DISTINCT state FROM outbound_rcpt")
+            assert [r[0] for r in await cur.fetchall()] == ["pending"]
+    finally:
+        await store.close()
