@@ -87,8 +87,9 @@ def message(n: int) -> bytes:
     ).encode()
 
 
-async def client(port: int, numbers: list[int], accepted: dict[int, float], interval: float = 0.0
-                 ) -> None:
+async def client(
+    port: int, numbers: list[int], accepted: dict[int, float], interval: float = 0.0
+) -> None:
     import aiosmtplib
 
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
@@ -145,9 +146,12 @@ async def wait_drained(db: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-            (queued,) = conn.execute("SELECT COUNT(*) FROM inbound WHERE state = 'queued'").fetchone()
+            (queued,) = conn.execute(
+                "SELECT COUNT(*) FROM inbound WHERE state = 'queued'"
+            ).fetchone()
             (pending,) = conn.execute(
-                "SELECT COUNT(*) FROM outbound_rcpt WHERE state = 'pending'").fetchone()
+                "SELECT COUNT(*) FROM outbound_rcpt WHERE state = 'pending'"
+            ).fetchone()
         if not queued and not pending:
             return
         await asyncio.sleep(0.2)  # another process's database: there is no event to await
@@ -225,8 +229,10 @@ async def main(n: int, connections: int, latency_seconds: float) -> None:
     print(f"ratio mailhub/bare:                 {hub_rate / bare_rate:8.2f}  (target >= 0.80)")
     print(f"mailhub end to end (accepted, processed, relayed): {sustained:6.0f} msgs/s sustained")
     if latencies:
-        print(f"250 -> sink at 100 msgs/s: p50 {statistics.median(latencies):6.1f} ms, "
-              f"p99 {percentile(latencies, 99):6.1f} ms  (target p99 < 100 ms)")
+        print(
+            f"250 -> sink at 100 msgs/s: p50 {statistics.median(latencies):6.1f} ms, "
+            f"p99 {percentile(latencies, 99):6.1f} ms  (target p99 < 100 ms)"
+        )
     print(f"not delivered within the run: {len(missing)}")
     print(f"mailhub peak resident memory: {rss:6.1f} MB  (target < 100 MB)")
 
