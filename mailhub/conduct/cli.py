@@ -17,10 +17,8 @@ from mailhub.conduct.config import ConductConfig
 from mailhub.conduct.content import unseal
 from mailhub.conduct.notify import stamp
 from mailhub.config import Config
-from mailhub.context import Context
-from mailhub.messages import Templates
+from mailhub.context import Runtime
 from mailhub.parsing import addresses, body_text, header, parse
-from mailhub.routing import AddressBook
 from mailhub.store import Store, Tx, bans
 from mailhub.store import conduct as store
 from mailhub.store.conduct import Case, Recusal
@@ -178,14 +176,7 @@ async def _close(st: Store, config: Config, ref: str, outcome: list[str], now: f
             raise UserError(f"no case {ref.upper()}; `mailhub cases` lists them")
         if not case.is_open:
             raise UserError(f"case {case.ref} is already closed ({case.outcome})")
-        ctx = Context(
-            tx,
-            config,
-            SystemClock(),
-            Templates(config.templates_dir),
-            AddressBook.from_config(config),
-            "cli",
-        )
+        ctx = Runtime.create(config, SystemClock()).context(tx, "cli")
         try:
             await close_case(ctx, case, command, "admin (console)")
         except CommandRefused as exc:

@@ -21,11 +21,9 @@ from email_validator import EmailNotValidError, validate_email
 from mailhub.cli import UserError
 from mailhub.clock import SystemClock
 from mailhub.config import Config
-from mailhub.context import Context
+from mailhub.context import Context, Runtime
 from mailhub.lists import membership, moderation, tokens
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.messages import Templates
-from mailhub.routing import AddressBook
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
@@ -137,9 +135,7 @@ def _actor() -> str:
 
 
 def _context(tx, config: Config, clock: SystemClock, source: str) -> Context:  # noqa: ANN001
-    return Context(
-        tx, config, clock, Templates(config.templates_dir), AddressBook.from_config(config), source
-    )
+    return Runtime.create(config, clock).context(tx, source)
 
 
 def _list(config: Config, name: str) -> ListConfig:
