@@ -1,7 +1,9 @@
 """A real SMTP sink on loopback (aiosmtpd) standing in for the relay.
 
 It records every message per recipient and can be scripted to answer RCPT with
-a given code for an address (e.g. 451 once, then 250; or 550 always).
+a given code for an address (e.g. 451 once, then 250; or 550 always). Like Postfix it
+advertises PIPELINING (aiosmtpd reads pipelined commands correctly but does not say
+so); `pipelining = False` makes it a relay that does not, so both ways of sending run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Received:
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool = True) -> None:
+        self.pipelining = pipelining
         self.received: list[Received] = []
         self.transactions = 0
         self._changed = asyncio.Condition()
@@ -36,6 +39,12 @@ class Sink:
         self.scripts: dict[str, list[str]] = {}
         self.port = 0
         self._server: asyncio.Server | None = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
         script = self.scripts.get(address.lower())
