@@ -186,20 +186,28 @@ class Delivery:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._slots.get_nowait().close(), grace)
 
-    def _transactions(self, item: OutboundItem) -> list[tuple[str, list[str], bytes]]:
-        """(envelope sender, recipients, bytes) of each SMTP transaction for this message."""
+    def _transactions(self, item: OutboundItem) -> list[list[str]]:
+        """The recipients of each SMTP transaction for this message: one each when the
+        copy is personalised, otherwise up to `batch_size`."""
         rcpts = list(item.pending)
+        size = 1 if self._list_name(item) else self.cfg.batch_size
+        return [rcpts[i : i + size] for i in range(0, len(rcpts), size)]
+
+    @staticmethod
+    def _list_name(item: OutboundItem) -> str | None:
         if item.personalise and item.personalise.startswith("list:"):
-            list_name = item.personalise.split(":", 1)[1]
-            out = []
-            for rcpt in rcpts:
-                mail_from, raw = personalise_list_mail(
-                    self.config, self._secret or b"", list_name, item.raw, rcpt
-                )
-                out.append((mail_from, [rcpt], raw))
-            return out
-        size = self.cfg.batch_size
-        return [(item.mail_from, rcpts[i : i + size], item.raw) for i in range(0, len(rcpts), size)]
+            return item.personalise.split(":", 1)[1]
+        return None
+
+    def _envelope(self, item: OutboundItem, rcpts: list[str]) -> tuple[str, bytes]:
+        """Envelope sender and bytes for one transaction. Personalised copies are made one
+        at a time, as they are sent, so a large list never holds them all in memory."""
+        list_name = self._list_name(item)
+        if list_name is None:
+            return item.mail_from, item.raw
+        return personalise_list_mail(
+            self.config, self._secret or b"", list_name, item.raw, rcpts[0]
+        )
 
     async def _deliver(self, item: OutboundItem, transport: Transport) -> None:
         try:
@@ -208,9 +216,10 @@ class Delivery:
                 async with self.store.transaction() as tx:
                     await self._settle(tx, item, (), self.clock.now())
             attempts: list[Attempt] = []
-            for i, (mail_from, rcpts, raw) in enumerate(units):
+            for i, rcpts in enumerate(units):
                 if self.stopping:
                     return  # the rest stays pending, due at once after a restart
+                mail_from, raw = self._envelope(item, rcpts)
                 results = await transport.send(mail_from, rcpts, raw, item)
                 last = i == len(units) - 1
                 attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)
@@ -240,8 +249,12 @@ class Delivery:
 
     async def _record_attempts(self, tx: Tx, attempts: list[Attempt]) -> None:
         now = self.clock.now()
+        # One statement for the whole batch: personalised mail records one recipient per
+        # attempt, and each statement is a trip to SQLite's thread.
+        await outbound.record_recipients(
+            tx, [(a.item.id, r) for a in attempts for r in a.results], now
+        )
         for a in attempts:
-            await outbound.record_recipients(tx, a.item.id, a.results, now)
             await self._bounce(tx, a, [r for r in a.results if r.state == "bounced"], now)
             if a.earlier is not None:
                 await self._settle(tx, a.item, (*a.earlier, a), now)
@@ -286,7 +299,7 @@ class Delivery:
                     for r in a.results
                     if r.state == "pending"
                 ]
-                await outbound.record_recipients(tx, item.id, expired, now)
+                await outbound.record_recipients(tx, [(item.id, r) for r in expired], now)
                 await self._bounce(tx, a, expired, now)
         await outbound.settle(tx, item.id, retry_at)
 

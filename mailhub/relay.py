@@ -26,6 +26,7 @@ from mailhub.config import OutboundConfig
 from mailhub.store.outbound import OutboundItem, RecipientResult
 
 TIMEOUT = 60.0
+QUIT_TIMEOUT = 5.0
 # A relay's unparsed reply bytes past this are a broken or hostile relay.
 MAX_REPLY_BYTES = 1 << 20
 # What an address on the wire may hold: printable, no space, no angle brackets.
@@ -36,9 +37,12 @@ _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 def wire_data(raw: bytes) -> bytes:
     """The DATA payload: CRLF line endings, leading dots doubled, the final dot line."""
-    if _BARE_LF.search(raw):
+    # The searches are skipped when a cheap count shows there is nothing to change,
+    # as is almost always the case: this runs once per personalised copy.
+    if raw.count(b"\n") != raw.count(b"\r\n"):
         raw = _BARE_LF.sub(b"\r\n", raw)
-    raw = _LEADING_DOT.sub(b"..", raw)
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = _LEADING_DOT.sub(b"..", raw)
     if not raw.endswith(b"\r\n"):
         raw += b"\r\n"
     return raw + b".\r\n"
@@ -191,7 +195,7 @@ class RelayTransport:
         if self.session is not None:
             try:
                 if self.session.open:
-                    await self.session.exchange([b"QUIT"])
+                    await asyncio.wait_for(self.session.exchange([b"QUIT"]), QUIT_TIMEOUT)
             except (TimeoutError, RelayError, OSError):
                 pass
             self.session.close()
@@ -232,6 +236,11 @@ class RelayTransport:
                 RecipientResult(r, "pending", f"451 4.4.1 connection failed: {type(exc).__name__}")
                 for r in rcpts
             ]
+        except BaseException:
+            # Cancelled mid-transaction (shutdown): the relay may be waiting for the rest
+            # of DATA, so this connection can carry nothing more, not even QUIT.
+            self._drop()
+            raise
         return results
 
     @staticmethod

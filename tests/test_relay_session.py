@@ -35,7 +35,9 @@ async def test_one_transaction_reaches_the_accepted_and_reports_the_refused(pipe
         sink.scripts["gone@example.net"] = ["550 5.1.1 no such user"]
         sink.scripts["later@example.net"] = ["451 4.2.0 try later"]
         rcpts = ["one@example.net", "gone@example.net", "later@example.net", "two@example.net"]
-        results = {r.rcpt: (r.state, r.reply) for r in await relay.send(ITEM.mail_from, rcpts, RAW, ITEM)}
+        results = {
+            r.rcpt: (r.state, r.reply) for r in await relay.send(ITEM.mail_from, rcpts, RAW, ITEM)
+        }
         assert results["one@example.net"][0] == results["two@example.net"][0] == "sent"
         assert results["gone@example.net"] == ("bounced", "550 5.1.1 no such user")
         assert results["later@example.net"] == ("pending", "451 4.2.0 try later")
@@ -115,7 +117,9 @@ async def test_a_relay_speaking_nonsense_leaves_the_mail_pending_and_the_connect
     server, _ = await raw_server(answer)
     relay = transport_to(server.sockets[0].getsockname()[1])
     try:
-        results = await asyncio.wait_for(relay.send("a@example.org", ["b@example.net"], RAW, ITEM), 5)
+        results = await asyncio.wait_for(
+            relay.send("a@example.org", ["b@example.net"], RAW, ITEM), 5
+        )
         assert [(r.state, r.reply[:9]) for r in results] == [("pending", "451 4.4.1")]
         assert relay.session is None  # the next message starts a fresh connection
     finally:

@@ -110,14 +110,12 @@ async def next_due_at(tx: Tx) -> float | None:
     return t
 
 
-async def record_recipients(
-    tx: Tx, outbound_id: int, results: list[RecipientResult], now: float
-) -> None:
-    """Record the relay's answer for each recipient of one SMTP transaction."""
+async def record_recipients(tx: Tx, results: list[tuple[int, RecipientResult]], now: float) -> None:
+    """Record the relay's answer for each (outbound id, recipient) of SMTP transactions."""
     await tx.executemany(
         "UPDATE outbound_rcpt SET state = ?, reply = ?, updated_at = ?"
         " WHERE outbound_id = ? AND rcpt = ?",
-        [(r.state, r.reply[:500], now, outbound_id, r.rcpt) for r in results],
+        [(r.state, r.reply[:500], now, outbound_id, r.rcpt) for outbound_id, r in results],
     )
 
 
