@@ -105,16 +105,23 @@ class ReplyReader(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    async def replies(self, count: int) -> list[tuple[int, str]]:
+        """The next `count` replies. A pipelined group's replies usually arrive in one
+        read, so this wakes once per group, not once per command."""
+        if len(self._replies) < count:
+            async with asyncio.timeout(TIMEOUT):
+                while len(self._replies) < count:
+                    if self._error is not None:
+                        raise self._error
+                    self._waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._waiter
+                    finally:
+                        self._waiter = None
+        return [self._replies.popleft() for _ in range(count)]
+
     async def reply(self) -> tuple[int, str]:
-        while not self._replies:
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._waiter, TIMEOUT)
-            finally:
-                self._waiter = None
-        return self._replies.popleft()
+        return (await self.replies(1))[0]
 
     def write(self, data: bytes) -> None:
         if self._error is not None:
@@ -139,7 +146,7 @@ class Session:
         end with DATA); otherwise one at a time."""
         if self.pipelining:
             self.reader.write(b"".join(c + b"\r\n" for c in commands))
-            return [await self.reader.reply() for _ in commands]
+            return await self.reader.replies(len(commands))
         replies = []
         for command in commands:
             self.reader.write(command + b"\r\n")

@@ -14,6 +14,7 @@ parts cannot break them.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -23,6 +24,9 @@ from mailhub.config import Config
 TOKEN_BYTES = 20  # 160 bits
 
 
+# Personalised delivery asks for two tokens per member per post; the tokens never change,
+# so a list's members' tokens are kept (a few MB at the bound, for ~65,000 members).
+@functools.lru_cache(maxsize=1 << 17)
 def member_token(secret: bytes, purpose: str, list_name: str, address: str) -> str:
     data = f"{purpose}|{list_name.lower()}|{address.lower()}".encode()
     digest = hmac.new(secret, data, hashlib.sha256).digest()[:TOKEN_BYTES]
