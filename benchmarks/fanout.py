@@ -202,7 +202,7 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=200)
     parser.add_argument("--mode", choices=["both", "bulk", "personalised"], default="both")
     parser.add_argument("--batch-size", type=int, default=100, help="[outbound] batch_size")
-    parser.add_argument("--connections", type=int, default=4, help="[outbound] connections")
+    parser.add_argument("--connections", type=int, default=8, help="[outbound] connections")
     parser.add_argument("--timeout", type=float, default=300.0, help="per mode, seconds")
     parser.add_argument("--profile", action="store_true", help="cProfile the service process")
     args = parser.parse_args()

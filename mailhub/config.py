@@ -61,7 +61,7 @@ class OutboundConfig:
     username: str | None = None
     password_file: Path | None = None
     batch_size: int = 100
-    connections: int = 4
+    connections: int = 8
     retry_base_seconds: float = 60.0
     max_age_seconds: float = 5 * 86400.0
 
@@ -215,7 +215,7 @@ def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
         )
     common = dict(
         batch_size=get_int(t, "batch_size", "outbound", 100, 1),
-        connections=get_int(t, "connections", "outbound", 4, 1),
+        connections=get_int(t, "connections", "outbound", 8, 1),
         retry_base_seconds=parse_duration(t.get("retry_base", 60), "outbound.retry_base"),
         max_age_seconds=parse_duration(t.get("max_age", "5d"), "outbound.max_age"),
     )
