@@ -21,11 +21,11 @@ from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
 
 POLL_SECONDS = 5.0
-# Messages handled per commit: enough to share a disk flush, small enough to stay responsive.
+# Messages handled per commit at most: enough to share a disk flush. A batch stops early,
+# after the message in hand, as soon as a sender opens a transaction: intake shares this
+# event loop and its commits wait for ours (the store has one writer), so a long batch
+# would stall every session.
 BATCH = 32
-# While senders are mid-transaction, one message per commit: intake's commits wait for ours
-# (the store has one writer), so a long processing transaction would stall every session.
-BUSY_BATCH = 1
 # How long work may wait for a quiet moment in intake (see smtp.IntakeLoad).
 MAX_DEFER_SECONDS = 0.25
 
@@ -73,16 +73,18 @@ class Processor:
                 continue
             self.busy = True
             await self.load.quiet(MAX_DEFER_SECONDS)
-            await self.process(items[:BUSY_BATCH] if self.load.open else items)
+            await self.process(items, yield_to_intake=True)
 
-    async def process(self, items: list[InboundItem]) -> None:
+    async def process(self, items: list[InboundItem], yield_to_intake: bool = False) -> None:
         """Handle a batch of messages in order, in one commit.
 
         Each message runs inside its own SAVEPOINT: its state changes, its outbound mail and
         its `done` mark stand or fall together, and a handler that raises rolls back only
         that message (marked `failed`), never its neighbours. One commit for the batch means
         one disk flush for many messages; a crash before it redoes the whole batch, and
-        nothing of it has been sent yet.
+        nothing of it has been sent yet. With `yield_to_intake`, the batch ends after the
+        first message during which a sender opened a transaction; the rest stay queued, in
+        order, for the next round.
         """
         outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
         async with self.store.transaction() as tx:
@@ -110,6 +112,8 @@ class Processor:
                 else:
                     outcomes.append((item, routes, len(ctx.sent), None))
                 await tx.execute("RELEASE SAVEPOINT message")
+                if yield_to_intake and self.load.open:
+                    break
         for item, routes, sent, exc in outcomes:
             names = [r.name for r in routes] or "none"
             if exc is None:

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config
 from mailhub.routing import AddressBook, is_local, resolve
+from mailhub.smtp_data import read_data
 from mailhub.store.batching import GroupCommit
 from mailhub.store.inbound import NewInbound, new_queue_id
 
@@ -28,11 +29,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BARE = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
 
 # aiosmtpd's own replies, given the enhanced status codes senders act on.
+_DATA_PROBLEMS = {
+    "too much data": "552 5.3.4 Message too big for this server",
+    "line too long": "500 5.5.2 Line too long: at most 998 characters (RFC 5321 4.5.3.1.6)",
+}
 _REWRITES = (
     ("552 Error: Too much mail data", "552 5.3.4 Message too big for this server"),
     ("552 Error: message size exceeds", "552 5.3.4 Message too big for this server"),
     ("500 Line too long", "500 5.5.2 Line too long: at most 998 characters (RFC 5321 4.5.3.1.6)"),
 )
+
+
+# How long intake must stay quiet before deferred work starts (see IntakeLoad.quiet).
+SETTLE_SECONDS = 0.002
 
 
 class IntakeLoad:
@@ -62,10 +71,22 @@ class IntakeLoad:
                 self._quiet.set()
 
     async def quiet(self, max_wait: float) -> None:
-        """Return when no transaction is open, or after `max_wait` seconds at the latest."""
-        if self.open:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), max_wait)
+        """Return when no transaction has been open for `SETTLE_SECONDS`, or after `max_wait`
+        seconds at the latest.
+
+        The settling time matters in a burst: a group commit answers many sessions at once,
+        the count drops to zero for the instant before their senders' next MAIL arrives,
+        and work started in that instant would hold them all up.
+        """
+        if not self.open:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max_wait):
+                while True:
+                    await self._quiet.wait()
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    if not self.open:
+                        return
 
 
 class Intake:
@@ -223,6 +244,29 @@ class _Hardened:
         if await self._refuse_address(arg):
             return
         await super().smtp_RCPT(arg)  # type: ignore[misc]
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the message read in large pieces (see smtp_data)."""
+        server: Any = self
+        if await server.check_helo_needed() or await server.check_auth_needed("DATA"):
+            return
+        if not server.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await read_data(server._reader, server.data_size_limit, server.line_length_limit)
+        if data.problem is not None:
+            server._set_post_data_state()
+            await self.push(_DATA_PROBLEMS[data.problem])
+            return
+        server.envelope.content = server.envelope.original_content = data.content
+        status = await server._call_handler_hook("DATA")
+        server._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def _refuse_address(self, arg: str | None) -> bool:
         if arg is None:

@@ -1,0 +1,98 @@
+"""Reading DATA in large pieces: the end line, dot-stuffing, limits, and what follows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailhub.smtp_data import read_data, unstuff
+from tests.support.hub import DOMAIN, message
+
+
+def stream(*pieces: bytes, eof: bool = False) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1001)
+    for piece in pieces:
+        reader.feed_data(piece)
+    if eof:
+        reader.feed_eof()
+    return reader
+
+
+async def test_an_empty_message_ends_at_once_and_leaves_the_next_command():
+    reader = stream(b".\r\nQUIT\r\n")
+    data = await read_data(reader, 1000, 1001)
+    assert data.content == b"" and data.problem is None
+    assert await reader.readuntil(b"\r\n") == b"QUIT\r\n"
+
+
+async def test_lines_starting_with_a_dot_lose_one_dot():
+    reader = stream(b"..first\r\nmiddle\r\n...two dots\r\n.\r\n")
+    data = await read_data(reader, 1000, 1001)
+    assert data.content == b".first\r\nmiddle\r\n..two dots\r\n"
+    assert unstuff(b".a\r\n..b\r\nc.\r\n") == b"a\r\n.b\r\nc.\r\n"
+
+
+async def test_the_end_line_split_across_reads_is_found():
+    reader = stream(b"Subject: x\r\n\r\nbody\r")
+    task = asyncio.create_task(read_data(reader, 1000, 1001))
+    for piece in (b"\n", b".", b"\r", b"\nMAIL FROM:<a@b>\r\n"):
+        await asyncio.sleep(0)  # let the reader take what is there, so the END arrives split
+        reader.feed_data(piece)
+    data = await asyncio.wait_for(task, 2)
+    assert data.content == b"Subject: x\r\n\r\nbody\r\n"
+    assert await reader.readuntil(b"\r\n") == b"MAIL FROM:<a@b>\r\n"
+
+
+async def test_a_line_ending_in_a_dot_is_not_the_end():
+    reader = stream(b"Subject: x\r\n\r\nEnd of sentence.\r\n.\r\n")
+    data = await read_data(reader, 1000, 1001)
+    assert data.content.endswith(b"End of sentence.\r\n")
+
+
+async def test_too_much_data_is_drained_then_refused_and_not_kept():
+    body = b"x" * 70 + b"\r\n"
+    reader = stream(body * 2000 + b".\r\nQUIT\r\n")
+    data = await read_data(reader, 10_000, 1001)
+    assert data.problem == "too much data" and data.content == b""
+    assert await reader.readuntil(b"\r\n") == b"QUIT\r\n"
+
+
+async def test_a_line_over_the_limit_is_refused():
+    reader = stream(b"Subject: x\r\n\r\n" + b"y" * 1000 + b"\r\n.\r\n")
+    data = await read_data(reader, 100_000, 1001)
+    assert data.problem == "line too long"
+    reader = stream(b"Subject: x\r\n\r\n" + b"y" * 998 + b"\r\n.\r\n")
+    assert (await read_data(reader, 100_000, 1001)).problem is None
+
+
+async def test_a_connection_closed_mid_data_is_a_reset():
+    with pytest.raises(ConnectionResetError):
+        await read_data(stream(b"Subject: x\r\n\r\nhalf a mess", eof=True), 1000, 1001)
+
+
+async def test_pipelined_transactions_over_smtp_are_each_stored_whole(hub):
+    # Two transactions and QUIT in one write, as a PIPELINING client may send them: the
+    # reader must stop at the first end line and leave the rest to the session.
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.service.port)
+    await reader.readuntil(b"\r\n")
+    writer.write(b"EHLO client.example.net\r\n")
+    while (await reader.readuntil(b"\r\n"))[3:4] == b"-":
+        pass
+    one = message(subject="one", body=".dotted first line\n..\n").encode().replace(b"\n", b"\r\n")
+    two = b"Subject: two\r\n\r\nsecond\r\n"
+    batch = b""
+    for m in (one.replace(b"\r\n.", b"\r\n.."), two):  # what a client sends: dot-stuffed
+        batch += f"MAIL FROM:<sam@example.net>\r\nRCPT TO:<enquiries@{DOMAIN}>\r\nDATA\r\n".encode()
+        batch += m + b".\r\n"
+    writer.write(batch + b"QUIT\r\n")
+    replies = []
+    while not replies or not replies[-1].startswith(b"221"):
+        replies.append(await asyncio.wait_for(reader.readuntil(b"\r\n"), 5))
+    codes = [r[:3] for r in replies]
+    assert codes == [b"250", b"250", b"354", b"250", b"250", b"250", b"354", b"250", b"221"]
+    writer.close()
+    async with hub.service.store.read() as tx:
+        cur = await tx.execute("SELECT raw FROM inbound ORDER BY seq")
+        raws = [r for (r,) in await cur.fetchall()]
+    assert raws == [one, two]
