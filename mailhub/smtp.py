@@ -26,7 +26,15 @@ from mailhub.store.batching import GroupCommit
 from mailhub.store.inbound import NewInbound, new_queue_id
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_BARE = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
+_SOURCE_ROUTE = re.compile(r"<\s*@")
+
+
+def has_bare_line_ends_or_nul(raw: bytes) -> bool:
+    """A CR or LF that is not part of a CRLF, or a NUL (counted rather than searched with
+    a look-behind: this runs on every message)."""
+    crlf = raw.count(b"\r\n")
+    return b"\x00" in raw or raw.count(b"\n") != crlf or raw.count(b"\r") != crlf
+
 
 # aiosmtpd's own replies, given the enhanced status codes senders act on.
 _DATA_PROBLEMS = {
@@ -164,7 +172,7 @@ class Intake:
         raw = envelope.original_content or b""
         rcpts = tuple(envelope.rcpt_tos)
         mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
-        if _BARE.search(raw):
+        if has_bare_line_ends_or_nul(raw):
             logs.event(
                 "received",
                 mail_from=mail_from or "<>",
@@ -275,7 +283,7 @@ class _Hardened:
             await self.push("553 5.1.3 Control characters are not allowed in an address")
             return True
         # A source route (<@relay:user@domain>) asks us to relay; we never do.
-        if re.search(r"<\s*@", arg):
+        if _SOURCE_ROUTE.search(arg):
             await self.push("553 5.1.3 Source routes are not accepted")
             return True
         return False
