@@ -3,15 +3,23 @@
 aiosmtpd stands in for a relay with and without PIPELINING; two small raw servers
 stand in for relays that aiosmtpd cannot imitate: one that answers nothing until the
 whole envelope has arrived (so only a pipelining client gets through), and one that
-answers with something that is not SMTP.
+answers with something that is not SMTP. One relay requires STARTTLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mailhub.config import OutboundConfig
 from mailhub.relay import RelayTransport
@@ -137,6 +145,62 @@ async def test_addresses_that_could_inject_commands_are_never_written():
         states = {r.rcpt: r.state for r in results}
         assert states == {evil: "bounced", "ok@example.net": "sent"}
         assert {r.rcpt for r in sink.received} == {"ok@example.net"}
+    finally:
+        await relay.close()
+        await sink.stop()
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1, made here (cryptography is already a dependency)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "relay.pem", directory / "relay.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+async def test_starttls_relay_carries_pipelined_transactions(tmp_path, monkeypatch):
+    # aiosmtplib does the handshake and STARTTLS; the transaction then runs on the TLS
+    # transport it hands over. The relay requires TLS, so nothing gets through in clear.
+    cert, key = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts this relay's certificate
+    sink = Sink(tls_context=server_tls)
+    await sink.start()
+    relay = RelayTransport(
+        OutboundConfig(relay_host="127.0.0.1", relay_port=sink.port, starttls=True), "mailhub.test"
+    )
+    try:
+        for n in range(2):
+            results = await relay.send(ITEM.mail_from, [f"m{n}@example.net"], RAW, ITEM)
+            assert [r.state for r in results] == ["sent"], results
+        assert relay.session is not None and relay.session.pipelining
+        assert relay.session.reader.transport.get_extra_info("sslcontext") is not None
+        assert {r.rcpt for r in sink.received} == {"m0@example.net", "m1@example.net"}
     finally:
         await relay.close()
         await sink.stop()

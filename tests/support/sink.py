@@ -9,6 +9,7 @@ so); `pipelining = False` makes it a relay that does not, so both ways of sendin
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
@@ -30,8 +31,9 @@ class Received:
 
 
 class Sink:
-    def __init__(self, pipelining: bool = True) -> None:
+    def __init__(self, pipelining: bool = True, tls_context: ssl.SSLContext | None = None) -> None:
         self.pipelining = pipelining
+        self.tls_context = tls_context  # given: STARTTLS offered and required
         self.received: list[Received] = []
         self.transactions = 0
         self._changed = asyncio.Condition()
@@ -67,7 +69,14 @@ class Sink:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self, decode_data=False, enable_SMTPUTF8=True, hostname="sink"),
+            lambda: SMTP(
+                self,
+                decode_data=False,
+                enable_SMTPUTF8=True,
+                hostname="sink",
+                tls_context=self.tls_context,
+                require_starttls=self.tls_context is not None,
+            ),
             host="127.0.0.1",
             port=0,
         )
