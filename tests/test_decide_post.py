@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from mailhub.lists.config import ListConfig
 from mailhub.lists.posting import Accept, Discard, Hold, PostFacts, Reject, decide_post
+from mailhub.lists.reasons import held_reason_cy
 from mailhub.store.lists import Member
 
 LIST = ListConfig(name="green", display_name="Green", max_post_bytes=1000, max_post_recipients=3)
@@ -69,3 +70,19 @@ def test_our_x_loop_discarded():
 def test_loop_beats_ban_so_loops_are_never_answered():
     facts = replace(FACTS, banned=True, x_loops=("mailhub@d.org",))
     assert isinstance(decide_post(LIST, None, facts), Discard)
+
+
+def test_every_hold_reason_has_its_welsh_wording():
+    cfg = replace(LIST, hold_first_posts=10)
+    holds = [
+        decide_post(cfg, None, FACTS),
+        decide_post(cfg, MEMBER, replace(FACTS, size=5000)),
+        decide_post(cfg, MEMBER, replace(FACTS, recipients=9)),
+        decide_post(cfg, MEMBER, FACTS),
+    ]
+    assert all(isinstance(h, Hold) for h in holds)
+    welsh = [held_reason_cy(h.reason) for h in holds]
+    assert welsh[:2] == ["nid yw'n aelod", "rhy fawr (5000 beit; terfyn 1000)"]
+    assert welsh[2] == "gormod o dderbynwyr (9; terfyn 3)"
+    assert welsh[3] == "negeseuon cyntaf aelod newydd (neges 6)"
+    assert held_reason_cy("a rule added later") == "a rule added later"

@@ -43,6 +43,7 @@ ENTRIES = [
         "note": "hi",
         "subject": "",
         "reason": "",
+        "reason_cy": "",
     },
     {
         "number": 2,
@@ -53,6 +54,7 @@ ENTRIES = [
         "note": "",
         "subject": "A map",
         "reason": "non-member",
+        "reason_cy": "nid yw'n aelod",
     },
 ]
 RESULT = {
@@ -137,3 +139,11 @@ def test_digest_instructions_never_start_a_line_with_a_command():
             result=RESULT,
         )
         assert parse_reply(text.body).commands == ()
+
+
+def test_welsh_digest_says_why_a_post_was_held_in_welsh():
+    kw = dict(role="facilitator", entries=ENTRIES, disabled=[], has_requests=True, has_held=True)
+    welsh = render("membership_digest", "cy", result=None, **kw).body
+    english = render("membership_digest", "en", result=None, **kw).body
+    assert "(rheswm: nid yw'n aelod)" in welsh and "non-member" not in welsh
+    assert "non-member" in english

@@ -26,6 +26,7 @@ from mailhub.lists.digest_reply import (
     parse_reply,
     reply_text,
 )
+from mailhub.lists.reasons import held_reason_cy
 from mailhub.parsing import sender_address
 from mailhub.scheduler import Job
 from mailhub.store import bans
@@ -153,6 +154,7 @@ def _entry_vars(number: int, item: Item) -> dict[str, Any]:
         "note": item.note,
         "subject": item.subject or "(no subject)",
         "reason": item.reason,
+        "reason_cy": held_reason_cy(item.reason),
     }
 
 
