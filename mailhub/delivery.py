@@ -27,7 +27,7 @@ from mailhub.dsn import build_dsn
 from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
 from mailhub.parsing import clean
-from mailhub.processing import MAX_DEFER_SECONDS
+from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
 from mailhub.relay import RelayTransport
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, outbound, secrets
@@ -162,7 +162,9 @@ class Delivery:
             if items:
                 self.on_change()  # waiters (Service.wait_until) may watch what is in flight
                 continue
-            timeout = 60.0
+            # Woken at once by processing; the timeout picks up mail the CLI queued from
+            # another process (`mailhub cases close`, `mailhub members --invite`...).
+            timeout = POLL_SECONDS
             if free and next_at is not None:
                 timeout = max(0.01, min(timeout, next_at - self.clock.now()))
             with contextlib.suppress(TimeoutError):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
 
 import pytest_asyncio
 
+from mailhub.cli import main
 from mailhub.store import bans
 from mailhub.store import conduct as store
 from tests.support.hub import DOMAIN, message, start_hub
@@ -484,3 +486,21 @@ async def test_bilingual_acknowledgement(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_closing_at_the_console_tells_the_committee_but_not_the_recused(hub):
+    ref = await open_report(
+        hub, message(sender=REPORTER, to=CONDUCT, body="Brynnie shouted at me.\n")
+    )
+    had = {a: len(hub.sink.to(a)) for a in (ADA, CARYS)}
+    argv = ["cases", "close", ref, "--outcome", "reprimand", "--config", str(hub.path)]
+    assert await asyncio.to_thread(main, argv) == 0
+    # The CLI is another process in real life, on the system clock: move the test clock past
+    # its timestamps. The running service finds the CLI's mail by polling (every 5 s).
+    hub.clock.advance(60)
+    await hub.sink.wait_for(lambda _: all(len(hub.sink.to(a)) > n for a, n in had.items()), 15)
+    assert subjects(hub, ADA)[-1] == subjects(hub, CARYS)[-1] == f"[{ref}] Case closed"
+    assert "admin (console)" in hub.sink.to(CARYS)[-1].raw.decode()
+    assert hub.sink.to(BRYN) == []
+    async with hub.service.store.read() as tx:
+        assert (await store.get_case(tx, ref)).outcome == "reprimand"

@@ -105,10 +105,19 @@ async def _share(ctx: Context, case: Case, author_addr: str) -> None:
 
 
 async def _close(ctx: Context, case: Case, command: Close, author_addr: str) -> None:
-    conduct = conduct_config(ctx)
     if not case.is_open:
         raise CommandRefused(f"the case is already closed ({case.outcome})")
-    await close_case(ctx, case, command, author_addr)
+    await close_and_tell(ctx, case, command, author_addr)
+
+
+async def close_and_tell(ctx: Context, case: Case, command: Close, actor: str) -> None:
+    """Close the case and tell the committee (never its recused members) how it ended.
+
+    Shared by the `#close` email command and `mailhub cases close`, so a case closed at
+    the console is not closed behind the committee's back.
+    """
+    conduct = conduct_config(ctx)
+    await close_case(ctx, case, command, actor)
     recusals = await store.recusals(ctx.tx, case.ref)
     committee = notify.committee_address(ctx, case.ref)
     msg = notify.notice(
@@ -118,7 +127,7 @@ async def _close(ctx: Context, case: Case, command: Close, author_addr: str) -> 
         to=committee,
         reply_to=committee,
         outcome=command.describe(),
-        by=author_addr,
+        by=actor,
         case_address=notify.reporter_address(ctx, case.ref),
     )
     await ctx.send(
@@ -127,10 +136,7 @@ async def _close(ctx: Context, case: Case, command: Close, author_addr: str) -> 
 
 
 async def close_case(ctx: Context, case: Case, command: Close, actor: str) -> None:
-    """Close a case with its outcome; bans go into the register the lists enforce.
-
-    Shared by the email command and `mailhub cases close`.
-    """
+    """Close a case with its outcome; bans go into the register the lists enforce."""
     lists = {lst.name.lower() for lst in ctx.config.lists}
     if command.is_ban and command.scope != "all" and command.scope not in lists:
         raise CommandRefused(f"there is no list called {command.scope!r}; use a list name or all")

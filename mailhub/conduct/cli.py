@@ -11,7 +11,7 @@ import argparse
 import textwrap
 
 from mailhub.clock import SystemClock
-from mailhub.conduct.actions import CommandRefused, close_case
+from mailhub.conduct.actions import CommandRefused, close_and_tell
 from mailhub.conduct.commands import USAGE, Close, parse_close
 from mailhub.conduct.config import ConductConfig
 from mailhub.conduct.content import unseal
@@ -178,10 +178,10 @@ async def _close(st: Store, config: Config, ref: str, outcome: list[str], now: f
             raise UserError(f"case {case.ref} is already closed ({case.outcome})")
         ctx = Runtime.create(config, SystemClock()).context(tx, "cli")
         try:
-            await close_case(ctx, case, command, "admin (console)")
+            await close_and_tell(ctx, case, command, "admin (console)")
         except CommandRefused as exc:
             raise UserError(str(exc)) from None
-    print(f"case {case.ref} closed: {command.describe()}")
+    print(f"case {case.ref} closed: {command.describe()}; the committee will be told")
     return 0
 
 
