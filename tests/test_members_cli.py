@@ -158,3 +158,14 @@ def test_digests_send(config, capsys):
     assert run(config, "digests", "send") == 0
     assert "queued 0 digest(s)" in capsys.readouterr().out
     assert run(config, "digests", "send", "nosuch") == 1
+
+
+def test_a_list_taken_out_of_the_config_keeps_its_members_and_is_shown(config, capsys):
+    assert run(config, "members", "invited", "--add", "ivy@example.net") == 0
+    config.write_text(config.read_text().split('[[lists]]\nname = "invited"')[0])
+    capsys.readouterr()
+    assert run(config, "lists") == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("invited"))
+    assert line.split()[1] == "1" and "not in the config" in line
+    assert run(config, "members", "invited") == 1  # not served, so not managed either

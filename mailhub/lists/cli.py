@@ -147,29 +147,38 @@ def _list(config: Config, name: str) -> ListConfig:
 
 
 async def cmd_lists(args: argparse.Namespace, config: Config) -> int:
-    if not config.lists:
-        print("no lists configured; add [[lists]] tables to the config")
-        return 0
     store = await Store.open(config.storage.path)
     try:
         async with store.read() as tx:
+            counts = await list_store.member_counts(tx)
             rows = []
             for lst in config.lists:
                 rows.append(
                     (
                         lst,
-                        await list_store.count_members(tx, lst.name),
+                        counts.get(lst.name.lower(), 0),
                         await mstore.count_pending(tx, lst.name),
                         len(await list_store.held_posts(tx, lst.name, "held")),
                     )
                 )
     finally:
         await store.close()
+    # A list taken out of the config keeps its members (config changes never delete them):
+    # show it, so nobody is surprised when it is put back.
+    configured = {lst.name.lower() for lst in config.lists}
+    orphans = sorted((name, n) for name, n in counts.items() if name not in configured)
+    if not rows and not orphans:
+        print("no lists configured; add [[lists]] tables to the config")
+        return 0
     print(f"{'list':24} {'members':>8} {'pending':>8} {'held':>6}  subscription  name")
     for lst, members, pending, held in rows:
         print(
             f"{lst.name:24} {members:8} {pending:8} {held:6}  {lst.subscription:12}  "
             f"{lst.display_name}"
+        )
+    for name, members in orphans:
+        print(
+            f"{name:24} {members:8} {'-':>8} {'-':>6}  {'-':12}  (not in the config: kept, not served)"
         )
     return 0
 

@@ -156,6 +156,12 @@ async def count_members(tx: Tx, list_name: str) -> int:
     return int(n)
 
 
+async def member_counts(tx: Tx) -> dict[str, int]:
+    """Members per list name, for every list that has any (configured or not)."""
+    cur = await tx.execute("SELECT list_name, COUNT(*) FROM list_members GROUP BY list_name")
+    return {name: int(n) for name, n in await cur.fetchall()}
+
+
 async def set_delivery(
     tx: Tx, list_name: str, address: str, delivery: str, now: float | None = None
 ) -> None:
