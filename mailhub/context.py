@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from functools import cached_property
 
 from mailhub import logs
@@ -20,6 +22,7 @@ from mailhub.config import Config
 from mailhub.messages import Templates, new_message_id, to_bytes
 from mailhub.parsing import parse
 from mailhub.routing import AddressBook
+from mailhub.sealing import conduct_key, is_conduct_kind, seal
 from mailhub.store import Tx, autoreplies, outbound
 
 
@@ -47,6 +50,9 @@ class Context:
     book: AddressBook
     source: str
     sent: list[int] = field(default_factory=list)
+    # Set by a job that deleted content (case retention): the scheduler then checkpoints
+    # the WAL after the commit, so the old pages do not stay in the -wal file.
+    checkpoint_after: bool = False
 
     def now(self) -> float:
         return self.clock.now()
@@ -69,11 +75,16 @@ class Context:
         mail_from: str = "",
         message_id: str | None = None,
         personalise: str | None = None,
+        case_ref: str = "",
     ) -> int | None:
         """Queue a message for delivery in this transaction. Returns the outbound id.
 
         `personalise="list:NAME"`: stored once, sent to each recipient in its own SMTP
         transaction with per-member envelope and headers (mailhub.lists.verp).
+
+        Case mail (`kind` "conduct.*") is sealed with the conduct key when one is
+        configured, and stored with `case_ref` (default: the message's X-Conduct-Case
+        header), so retention can delete it with the case's content.
         """
         rcpt_list = [r for r in dict.fromkeys(rcpts) if r]
         if not rcpt_list:
@@ -87,6 +98,10 @@ class Context:
             raw = to_bytes(msg)
         else:
             raw = msg
+        sealed = False
+        if is_conduct_kind(kind):
+            case_ref = (case_ref or _case_header(msg)).upper()
+            raw, sealed = seal(conduct_key(self.config), raw)
         outbound_id = await outbound.insert(
             self.tx,
             message_id=message_id or "",
@@ -97,6 +112,8 @@ class Context:
             source=self.source,
             now=self.now(),
             personalise=personalise,
+            sealed=sealed,
+            case_ref=case_ref,
         )
         self.sent.append(outbound_id)
         return outbound_id
@@ -107,12 +124,15 @@ class Context:
         The reply goes to the envelope sender (RFC 3834 §4) from a null return path,
         so nothing can bounce back to us and start a loop.
         """
+        # Case mail is logged without the address it goes to (it would tie the reporter
+        # to the case): the queue id, kind and outcome say enough.
+        quiet = is_conduct_kind(kind)
         verdict = may_auto_reply(mail.message, mail.mail_from, self.loop_id)
         if not verdict:
             logs.event(
                 "autoreply",
                 queue_id=mail.queue_id,
-                to=mail.mail_from or "<>",
+                **({} if quiet else {"to": mail.mail_from or "<>"}),
                 kind=kind,
                 outcome="suppressed",
                 reason=verdict.reason,
@@ -129,7 +149,7 @@ class Context:
                 "autoreply",
                 logging.WARNING,
                 queue_id=mail.queue_id,
-                to=sender,
+                **({} if quiet else {"to": sender}),
                 kind=kind,
                 outcome="suppressed",
                 reason="rate limit",
@@ -141,6 +161,14 @@ class Context:
         await autoreplies.record(self.tx, sender, now)
         await self.send(reply, [mail.mail_from], kind=kind, mail_from="")
         return True
+
+
+def _case_header(msg: EmailMessage | bytes) -> str:
+    """The X-Conduct-Case header of a message we built (every notice carries it)."""
+    if isinstance(msg, bytes):
+        msg = BytesHeaderParser(policy=policy.default).parsebytes(msg)  # type: ignore[assignment]
+    value = msg.get("X-Conduct-Case")  # type: ignore[union-attr]
+    return str(value).strip() if value is not None else ""
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,14 +30,27 @@ from mailhub.messages import to_bytes
 from mailhub.parsing import clean
 from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
 from mailhub.relay import RelayTransport
+from mailhub.sealing import conduct_key, is_conduct_kind, unseal
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, outbound, secrets
 from mailhub.store.batching import GroupCommit
 from mailhub.store.outbound import OutboundItem, RecipientResult
 
 MAX_BACKOFF = 4 * 3600.0
+# A message sealed with a key that is not configured waits at least this long between
+# tries (the key comes back with a restart; the row must not spin the worker meanwhile).
+UNSEALABLE_RETRY_SECONDS = 300.0
 # How long SIGTERM waits for SMTP transactions in flight.
 DRAIN_SECONDS = 10.0
+
+
+_STATUS = re.compile(r"\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?")
+
+
+def _status(reply: str) -> str:
+    """A reply's status codes ("550 5.1.1") without its text, which may quote an address."""
+    m = _STATUS.match(reply.strip())
+    return m.group(0) if m else "-"
 
 
 def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConfig) -> float | None:
@@ -126,6 +140,7 @@ class Delivery:
         self.wake = asyncio.Event()
         self.in_flight: set[int] = set()
         self.stopping = False
+        self.conduct_key = conduct_key(config)
         self._secret: bytes | None = None
         self._slots = asyncio.Queue[Transport]()
         hostname = config.server.hostname or socket.getfqdn()
@@ -211,8 +226,36 @@ class Delivery:
             self.config, self._secret or b"", list_name, item.raw, rcpts[0]
         )
 
+    async def _unsealed(self, item: OutboundItem) -> OutboundItem | None:
+        """The item with its raw opened (relay and Maildir alike get the plain message), or
+        None when it is sealed with a key that is not configured: it then stays queued,
+        tried again later, with one error line."""
+        if not item.sealed:
+            return item
+        raw = unseal(self.conduct_key, item.raw, item.sealed)
+        if raw is not None:
+            return replace(item, raw=raw, sealed=False)
+        logs.event(
+            "delivery",
+            logging.ERROR,
+            outbound_id=item.id,
+            kind=item.kind,
+            **({"ref": item.case_ref} if item.case_ref else {}),
+            outcome="sealed",
+            error="sealed with a conduct key that is not configured",
+        )
+        now = self.clock.now()
+        retry_at = next_attempt(item.created_at, item.attempts + 1, now, self.cfg) or now
+        async with self.store.transaction() as tx:
+            await outbound.postpone(tx, item.id, max(retry_at, now + UNSEALABLE_RETRY_SECONDS))
+        return None
+
     async def _deliver(self, item: OutboundItem, transport: Transport) -> None:
         try:
+            opened = await self._unsealed(item)
+            if opened is None:
+                return
+            item = opened
             units = self._transactions(item)
             if not units:  # everyone was answered before a restart; only the settling is left
                 async with self.store.transaction() as tx:
@@ -308,7 +351,23 @@ class Delivery:
     def _log(self, a: Attempt) -> None:
         for state in ("sent", "pending", "bounced"):
             group = [r for r in a.results if r.state == state]
-            if group:
+            if not group:
+                continue
+            if is_conduct_kind(a.item.kind):
+                # Case mail: the reference and counts only. Who received it would show who
+                # was recused, and a relay's reply text can quote the address.
+                logs.event(
+                    "delivery",
+                    outbound_id=a.item.id,
+                    kind=a.item.kind,
+                    ref=a.item.case_ref or "-",
+                    source=a.item.source,
+                    count=len(group),
+                    outcome=state,
+                    attempt=a.item.attempts + 1,
+                    reply=_status(group[0].reply),
+                )
+            else:
                 logs.event(
                     "delivery",
                     outbound_id=a.item.id,

@@ -16,6 +16,7 @@ from mailhub import logs
 from mailhub.context import Incoming, Runtime
 from mailhub.handlers import HANDLERS
 from mailhub.routing import AddressBook, Route, resolve
+from mailhub.sealing import conduct_key, unseal_or_raise
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
@@ -91,11 +92,13 @@ class Processor:
             for item in items:
                 routes = routes_for(item.rcpt_tos, self.book)
                 ctx = self.runtime.context(tx, item.queue_id)
-                mail = Incoming(
-                    item.queue_id, item.mail_from, item.rcpt_tos, item.raw, item.received_at
-                )
                 await tx.execute("SAVEPOINT message")
                 try:
+                    # Conduct mail is sealed from intake on; Unsealable marks the item failed.
+                    raw = unseal_or_raise(conduct_key(ctx.config), item.raw, item.sealed)
+                    mail = Incoming(
+                        item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at
+                    )
                     for route in routes:
                         await HANDLERS[route.name](ctx, mail, route)
                     await inbound.mark_done(tx, item.seq, self.clock.now())

@@ -49,6 +49,9 @@ class Scheduler:
                     ctx = self.runtime.context(tx, f"job:{job.name}")
                     await job.run(ctx)
                     sent = ctx.sent
+                if ctx.checkpoint_after:
+                    # The job deleted content: take the old pages out of the WAL too.
+                    await self.store.checkpoint()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others

@@ -21,6 +21,7 @@ from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config
 from mailhub.routing import AddressBook, is_local, resolve
+from mailhub.sealing import CONDUCT_ROUTE_PREFIX, conduct_key, seal
 from mailhub.smtp_data import read_data
 from mailhub.store.batching import GroupCommit
 from mailhub.store.inbound import NewInbound, new_queue_id
@@ -50,6 +51,8 @@ _REWRITES = (
 
 # How long intake must stay quiet before deferred work starts (see IntakeLoad.quiet).
 SETTLE_SECONDS = 0.002
+# Larger messages are sealed off the event loop (Fernet takes ~10 ms per MB).
+SEAL_INLINE_BYTES = 256 * 1024
 
 
 class IntakeLoad:
@@ -113,6 +116,7 @@ class Intake:
         self.committer = committer
         self.load = load or IntakeLoad()
         self.connections = 0
+        self.conduct_key = conduct_key(config)
 
     async def handle_MAIL(
         self,
@@ -172,33 +176,59 @@ class Intake:
         raw = envelope.original_content or b""
         rcpts = tuple(envelope.rcpt_tos)
         mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        routes = [r.name for r in (resolve(a, self.book) for a in rcpts) if r]
+        # Mail for a conduct case: sealed before it is stored, and logged without sender
+        # or recipients (they would tie a reporter, or a recused member, to the case).
+        conduct = any(name.startswith(CONDUCT_ROUTE_PREFIX) for name in routes)
         if has_bare_line_ends_or_nul(raw):
-            logs.event(
-                "received",
-                mail_from=mail_from or "<>",
-                rcpts=rcpts,
-                size=len(raw),
-                outcome="refused",
-                reason="bare CR/LF or NUL",
+            who = (
+                {"route": "conduct"}
+                if conduct
+                else {"mail_from": mail_from or "<>", "rcpts": rcpts, "size": len(raw)}
             )
+            logs.event("received", **who, outcome="refused", reason="bare CR/LF or NUL")
             return self._per_rcpt(
                 rcpts, "550 5.5.2 Bare CR, bare LF or NUL in message; send lines ending in CRLF"
             )
         queue_id = new_queue_id()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        stored, sealed = raw, False
+        if conduct:
+            stored, sealed = await self._seal(raw)
         await self.committer.submit(
-            NewInbound(queue_id, self.clock.now(), mail_from, rcpts, raw, peer)
+            NewInbound(
+                queue_id,
+                self.clock.now(),
+                mail_from,
+                rcpts,
+                stored,
+                peer,
+                sealed=sealed,
+                conduct=conduct,
+                size=len(raw),
+            )
         )
-        logs.event(
-            "received",
-            queue_id=queue_id,
-            mail_from=mail_from or "<>",
-            rcpts=rcpts,
-            routes=[r.name for r in (resolve(a, self.book) for a in rcpts) if r],
-            size=len(raw),
-            outcome="queued",
-        )
+        if conduct:
+            logs.event(
+                "received", queue_id=queue_id, route="conduct", sealed=sealed, outcome="queued"
+            )
+        else:
+            logs.event(
+                "received",
+                queue_id=queue_id,
+                mail_from=mail_from or "<>",
+                rcpts=rcpts,
+                routes=routes,
+                size=len(raw),
+                outcome="queued",
+            )
         return self._per_rcpt(rcpts, f"250 2.0.0 OK queued as {queue_id}")
+
+    async def _seal(self, raw: bytes) -> tuple[bytes, bool]:
+        """Encrypt with the conduct key, if one is configured (mailhub.sealing)."""
+        if self.conduct_key is None or len(raw) <= SEAL_INLINE_BYTES:
+            return seal(self.conduct_key, raw)
+        return await asyncio.to_thread(seal, self.conduct_key, raw)
 
     def _per_rcpt(self, rcpts: tuple[str, ...], status: str) -> str:
         # LMTP answers once per recipient (RFC 2033 §4.2); the whole message is

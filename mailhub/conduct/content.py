@@ -1,27 +1,20 @@
-"""Case content at rest: encrypted with Fernet when `[conduct] key_file` is set."""
+"""Case content at rest: encrypted with Fernet when `[conduct] key_file` is set.
+
+The sealing itself is core (mailhub.sealing): the queues use the same key for case mail.
+"""
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken
-
+from mailhub import sealing
 from mailhub.conduct.config import ConductConfig
 from mailhub.store.conduct import CaseMessage
 
 
 def seal(conduct: ConductConfig, raw: bytes) -> tuple[bytes, bool]:
     """(bytes to store, encrypted?)"""
-    if conduct.key is None:
-        return raw, False
-    return Fernet(conduct.key).encrypt(raw), True
+    return sealing.seal(conduct.key, raw)
 
 
 def unseal(conduct: ConductConfig, message: CaseMessage) -> bytes | None:
     """The original bytes, or None when they are encrypted and the key is missing or wrong."""
-    if not message.encrypted:
-        return message.raw
-    if conduct.key is None:
-        return None
-    try:
-        return Fernet(conduct.key).decrypt(message.raw)
-    except InvalidToken:
-        return None
+    return sealing.unseal(conduct.key, message.raw, message.encrypted)

@@ -60,13 +60,26 @@ async def apply_retention(ctx: Context) -> None:
     conduct = ctx.config.conduct
     if conduct is None or conduct.retention_days <= 0:
         return
+    # The queues hold case content too: a closed case's outbound mail (and who it went to),
+    # and failed inbound items bound for a conduct route. Then the WAL is checkpointed.
+    from mailhub.store import inbound, outbound
+
     now = ctx.now()
-    for case in await store.closed_before(ctx.tx, now - conduct.retention_days * 86400.0):
+    cutoff = now - conduct.retention_days * 86400.0
+    for case in await store.closed_before(ctx.tx, cutoff):
         deleted = await store.delete_content(ctx.tx, case.ref, now)
+        sent = await outbound.delete_case(ctx.tx, case.ref)
         await store.audit(
             ctx.tx, case.ref, now, "mailhub", "content-deleted", f"{deleted} messages (retention)"
         )
-        logs.event("conduct.case", ref=case.ref, outcome="content deleted", messages=deleted)
+        logs.event(
+            "conduct.case", ref=case.ref, outcome="content deleted", messages=deleted, outbound=sent
+        )
+        ctx.checkpoint_after = True
+    failed = await inbound.delete_failed_conduct(ctx.tx, cutoff)
+    if failed:
+        logs.event("conduct.retention", outcome="failed items deleted", inbound=failed)
+        ctx.checkpoint_after = True
 
 
 JOBS: list[Job] = [

@@ -7,6 +7,10 @@ connection, writers queue on an asyncio lock instead and never sleep.
 
 Durability: WAL with synchronous=FULL, so a COMMIT has reached the disk before it
 returns; intake answers 250 only after that.
+
+Nothing left behind: secure_delete zeroes what is deleted or overwritten (a raw message
+cleared from a queue, a case's deleted content), and `checkpoint()` copies the WAL into
+the database and truncates it, so older page versions do not linger in the -wal file.
 """
 
 from __future__ import annotations
@@ -39,12 +43,23 @@ class Store:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA secure_delete=ON")
         # Other processes (the CLI) may hold the write lock briefly.
         await conn.execute("PRAGMA busy_timeout=10000")
         store = cls(conn, path)
         async with store.transaction() as tx:
             await migrate(tx)
         return store
+
+    async def checkpoint(self) -> None:
+        """Write the WAL back into the database file and truncate it to zero bytes, so no
+        old version of a page (e.g. deleted case content) is left in the -wal file. Runs
+        outside any transaction; a reader in another process can keep frames for later
+        (the next checkpoint takes them)."""
+        async with self._lock:
+            cur = await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await cur.fetchall()
+            await cur.close()
 
     async def close(self) -> None:
         async with self._lock:

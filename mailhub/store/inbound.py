@@ -21,10 +21,24 @@ SCHEMA = [
         state TEXT NOT NULL DEFAULT 'queued',
         attempts INTEGER NOT NULL DEFAULT 0,
         error TEXT,
-        updated_at REAL NOT NULL
+        updated_at REAL NOT NULL,
+        sealed INTEGER NOT NULL DEFAULT 0,
+        conduct INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state, seq)",
 ]
+
+# Columns added after the table's first release: schema.migrate adds them to older files.
+# `sealed`: raw is encrypted with the conduct key (mailhub.sealing). `conduct`: the message
+# has a recipient on a conduct route, so its raw is case content (sealed or not).
+ADDED_COLUMNS = [
+    ("inbound", "sealed", "INTEGER NOT NULL DEFAULT 0"),
+    ("inbound", "conduct", "INTEGER NOT NULL DEFAULT 0"),
+]
+
+# The one error text of a conduct item that is more than an exception type: written by
+# mailhub itself, it quotes nothing of the message.
+UNSEALABLE = "sealed with a conduct key that is not configured"
 
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -49,6 +63,7 @@ class InboundItem:
     state: str
     attempts: int
     error: str | None
+    sealed: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,13 +72,16 @@ class NewInbound:
     received_at: float
     mail_from: str
     rcpt_tos: tuple[str, ...]
-    raw: bytes
+    raw: bytes  # as stored: sealed already when `sealed`
     peer: str = ""
+    sealed: bool = False
+    conduct: bool = False
+    size: int | None = None  # of the message as received (default: len(raw))
 
 
 def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
     """One multi-row INSERT for a group commit (a single statement is atomic on its own)."""
-    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 'queued', ?)"] * len(items))
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"] * len(items))
     params: list = []
     for i in items:
         params += [
@@ -73,12 +91,14 @@ def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
             json.dumps(i.rcpt_tos),
             i.peer,
             i.raw,
-            len(i.raw),
+            len(i.raw) if i.size is None else i.size,
             i.received_at,
+            int(i.sealed),
+            int(i.conduct),
         ]
     sql = (
         "INSERT INTO inbound (queue_id, received_at, mail_from, rcpt_tos, peer, raw, size,"
-        " state, updated_at) VALUES " + rows
+        " state, updated_at, sealed, conduct) VALUES " + rows
     )
     return sql, params
 
@@ -87,7 +107,9 @@ def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
 MAX_BATCH = 500
 
 
-_COLUMNS = "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error"
+_COLUMNS = (
+    "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error, sealed"
+)
 
 
 def _item(row: tuple) -> InboundItem:
@@ -102,6 +124,7 @@ def _item(row: tuple) -> InboundItem:
         row[7],
         row[8],
         row[9],
+        bool(row[10]),
     )
 
 
@@ -129,12 +152,30 @@ async def mark_done(tx: Tx, seq: int, now: float) -> None:
     )
 
 
+def conduct_error(error: str) -> str:
+    """What a conduct item's error may say: the exception type only (`error` is "Type:
+    message", and a message can quote content), or mailhub's own UNSEALABLE text."""
+    kind, _, text = error.partition(": ")
+    return text if text == UNSEALABLE else kind
+
+
 async def mark_failed(tx: Tx, seq: int, error: str, now: float) -> None:
     await tx.execute(
-        "UPDATE inbound SET state = 'failed', attempts = attempts + 1, error = ?, updated_at = ?"
-        " WHERE seq = ?",
-        (error, now, seq),
+        "UPDATE inbound SET state = 'failed', attempts = attempts + 1,"
+        " error = CASE WHEN conduct = 1 THEN ? ELSE ? END, updated_at = ? WHERE seq = ?",
+        (conduct_error(error), error, now, seq),
     )
+
+
+async def delete_failed_conduct(tx: Tx, before: float) -> int:
+    """Delete failed conduct items untouched since `before` (retention: their raw is case
+    content, sealed or not). Returns how many."""
+    cur = await tx.execute(
+        "DELETE FROM inbound WHERE state = 'failed' AND (conduct = 1 OR sealed = 1)"
+        " AND updated_at < ?",
+        (before,),
+    )
+    return cur.rowcount
 
 
 async def requeue(tx: Tx, queue_id: str, now: float) -> bool:

@@ -22,7 +22,9 @@ SCHEMA = [
         created_at REAL NOT NULL,
         next_attempt_at REAL NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
-        state TEXT NOT NULL DEFAULT 'queued'
+        state TEXT NOT NULL DEFAULT 'queued',
+        sealed INTEGER NOT NULL DEFAULT 0,
+        case_ref TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS outbound_due ON outbound (state, next_attempt_at)",
     """CREATE TABLE IF NOT EXISTS outbound_rcpt (
@@ -33,6 +35,17 @@ SCHEMA = [
         updated_at REAL,
         PRIMARY KEY (outbound_id, rcpt)
     )""",
+]
+
+# Columns added after the table's first release: schema.migrate adds them to older files,
+# then creates ADDED_INDEXES. `sealed`: raw is encrypted with the conduct key
+# (mailhub.sealing); `case_ref`: the conduct case the message belongs to ('' for none).
+ADDED_COLUMNS = [
+    ("outbound", "sealed", "INTEGER NOT NULL DEFAULT 0"),
+    ("outbound", "case_ref", "TEXT NOT NULL DEFAULT ''"),
+]
+ADDED_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS outbound_case ON outbound (case_ref) WHERE case_ref <> ''",
 ]
 
 
@@ -48,6 +61,8 @@ class OutboundItem:
     attempts: int
     pending: tuple[str, ...]
     personalise: str | None = None
+    sealed: bool = False
+    case_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,11 +83,14 @@ async def insert(
     source: str,
     now: float,
     personalise: str | None = None,
+    sealed: bool = False,
+    case_ref: str = "",
 ) -> int:
+    """`raw` as stored: already sealed when `sealed`."""
     cur = await tx.execute(
         "INSERT INTO outbound (message_id, mail_from, raw, kind, source, personalise, created_at,"
-        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, mail_from, raw, kind, source, personalise, now, now),
+        " next_attempt_at, sealed, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, mail_from, raw, kind, source, personalise, now, now, int(sealed), case_ref),
     )
     outbound_id = cur.lastrowid
     await tx.executemany(
@@ -84,8 +102,8 @@ async def insert(
 
 async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[OutboundItem]:
     cur = await tx.execute(
-        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise"
-        " FROM outbound"
+        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise,"
+        " sealed, case_ref FROM outbound"
         " WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit + len(exclude)),
     )
@@ -99,7 +117,20 @@ async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[Outboun
         )
         pending = tuple(x[0] for x in await rc.fetchall())
         items.append(
-            OutboundItem(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], pending, r[8])
+            OutboundItem(
+                r[0],
+                r[1],
+                r[2],
+                bytes(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                pending,
+                r[8],
+                bool(r[9]),
+                r[10],
+            )
         )
     return items
 
@@ -137,6 +168,27 @@ async def settle(tx: Tx, outbound_id: int, retry_at: float | None) -> None:
             "UPDATE outbound SET attempts = attempts + 1, state = 'done', raw = X'' WHERE id = ?",
             (outbound_id,),
         )
+
+
+async def postpone(tx: Tx, outbound_id: int, retry_at: float) -> None:
+    """Leave a message queued, untouched but for its next attempt (one that cannot be sent
+    yet, e.g. sealed with a key that is not configured)."""
+    await tx.execute(
+        "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+        (retry_at, outbound_id),
+    )
+
+
+async def delete_case(tx: Tx, case_ref: str) -> int:
+    """Delete every message of a conduct case and its recipients (retention: who was sent
+    what reveals who was recused). Returns how many messages."""
+    await tx.execute(
+        "DELETE FROM outbound_rcpt WHERE outbound_id IN"
+        " (SELECT id FROM outbound WHERE case_ref = ?)",
+        (case_ref,),
+    )
+    cur = await tx.execute("DELETE FROM outbound WHERE case_ref = ?", (case_ref,))
+    return cur.rowcount
 
 
 async def summary(tx: Tx) -> list[tuple[str, int, float | None]]:

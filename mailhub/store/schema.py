@@ -24,7 +24,27 @@ TABLE_GROUPS = (
 
 
 async def migrate(tx: aiosqlite.Connection) -> None:
-    for name in TABLE_GROUPS:
-        module = importlib.import_module(name)
+    modules = [importlib.import_module(name) for name in TABLE_GROUPS]
+    for module in modules:
         for statement in module.SCHEMA:
             await tx.execute(statement)
+    # A file made by an older release has the tables without the columns added since
+    # (each module lists them in ADDED_COLUMNS; its CREATE TABLE has them too), and
+    # indexes on those columns can only be made after them.
+    for module in modules:
+        for table, column, definition in getattr(module, "ADDED_COLUMNS", ()):
+            await add_column_if_missing(tx, table, column, definition)
+        for statement in getattr(module, "ADDED_INDEXES", ()):
+            await tx.execute(statement)
+
+
+async def add_column_if_missing(
+    tx: aiosqlite.Connection, table: str, column: str, definition: str
+) -> bool:
+    """ALTER TABLE ... ADD COLUMN unless the table has it already; True if added.
+    (Names come from the modules' own constants, never from input.)"""
+    cur = await tx.execute(f"PRAGMA table_info({table})")
+    if column in {row[1] for row in await cur.fetchall()}:
+        return False
+    await tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    return True
