@@ -23,15 +23,17 @@ COMMITTEE_NAME = "Code of conduct committee"
 
 _SUBJECTS = {
     "new": {"en": "New report", "cy": "Adroddiad newydd"},
-    "reply": {"en": "Reply from reporter", "cy": "Ateb gan yr unigolyn a adroddodd"},
+    "reply": {"en": "Reply from the reporter", "cy": "Ateb gan y sawl a roddodd wybod"},
     "answer": {
         "en": "Reply from the code of conduct committee",
-        "cy": "Ateb gan y pwyllgor cod ymddygiad",
+        "cy": "Ateb gan bwyllgor y cod ymddygiad",
     },
     "discussion": {"en": "Committee discussion", "cy": "Trafodaeth y pwyllgor"},
+    "held": {"en": "Held for checking", "cy": "Wedi'i ddal yn ôl i'w wirio"},
+    "released": {"en": "Released after checking", "cy": "Wedi'i ryddhau ar ôl ei wirio"},
 }
-_DAYS_CY = ("Dydd Llun", "Dydd Mawrth", "Dydd Mercher", "Dydd Iau", "Dydd Gwener")
-_DAYS_CY += ("Dydd Sadwrn", "Dydd Sul")
+# Weekday names after "dydd": "erbyn dydd Llun" (by Monday), "ddydd Llun" (on Monday).
+_DAYS_CY = ("Llun", "Mawrth", "Mercher", "Iau", "Gwener", "Sadwrn", "Sul")
 _MONTHS_CY = [
     "Ionawr",
     "Chwefror",
@@ -61,13 +63,26 @@ def committee_address(ctx: Context, ref: str) -> str:
 
 
 def date_en(ts: float) -> str:
+    """The date in English, e.g. "Monday 7 December 2026"."""
     d = as_datetime(ts)
     return f"{d:%A} {d.day} {d:%B %Y}"
 
 
 def date_cy(ts: float) -> str:
+    """The date in Welsh, e.g. "dydd Llun 7 Rhagfyr 2026": lower case, for mid-sentence."""
     d = as_datetime(ts)
-    return f"{_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
+    return f"dydd {_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
+
+
+def when_en(ts: float) -> str:
+    """A time in English, e.g. "14:30 UTC on Monday 30 November 2026"."""
+    return f"{as_datetime(ts):%H:%M} UTC on {date_en(ts)}"
+
+
+def when_cy(ts: float) -> str:
+    """A time in Welsh, e.g. "14:30 UTC ddydd Llun 30 Tachwedd 2026" ("ddydd": on Monday)."""
+    d = as_datetime(ts)
+    return f"{d:%H:%M} UTC ddydd {_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
 
 
 def stamp(ts: float) -> str:
