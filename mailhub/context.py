@@ -35,6 +35,9 @@ class Incoming:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     received_at: float
+    # Results of bounded content work done for this message before its transaction
+    # (e.g. the conduct scan), keyed by who did it, so a handler never redoes it.
+    prepared: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def message(self) -> EmailMessage:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from mailhub import logs
 from mailhub.context import Incoming, Runtime
-from mailhub.handlers import HANDLERS
+from mailhub.handlers import HANDLERS, PREPARERS
 from mailhub.routing import AddressBook, Route, resolve
-from mailhub.sealing import conduct_key, unseal_or_raise
+from mailhub.sealing import conduct_key, unseal, unseal_or_raise
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
@@ -76,6 +76,22 @@ class Processor:
             await self.load.quiet(MAX_DEFER_SECONDS)
             await self.process(items, yield_to_intake=True)
 
+    async def _prepare(self, item: InboundItem) -> dict[object, object]:
+        """Content work for a message (e.g. the conduct scan), done before the transaction:
+        the store has one writer, and intake's commits must not wait for a scan. Its
+        results travel with the message to its handlers (Incoming.prepared)."""
+        preparers = [PREPARERS[r.name] for r in routes_for(item.rcpt_tos, self.book)
+                     if r.name in PREPARERS]  # fmt: skip
+        if not preparers:
+            return {}
+        raw = unseal(conduct_key(self.runtime.config), item.raw, item.sealed)
+        if raw is None:
+            return {}  # the handler's turn marks it failed
+        mail = Incoming(item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at)
+        for prepare in dict.fromkeys(preparers):
+            await prepare(self.runtime, mail)
+        return mail.prepared
+
     async def process(self, items: list[InboundItem], yield_to_intake: bool = False) -> None:
         """Handle a batch of messages in order, in one commit.
 
@@ -88,6 +104,7 @@ class Processor:
         order, for the next round.
         """
         outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
+        prepared = {item.seq: await self._prepare(item) for item in items}
         async with self.store.transaction() as tx:
             for item in items:
                 routes = routes_for(item.rcpt_tos, self.book)
@@ -97,7 +114,12 @@ class Processor:
                     # Conduct mail is sealed from intake on; Unsealable marks the item failed.
                     raw = unseal_or_raise(conduct_key(ctx.config), item.raw, item.sealed)
                     mail = Incoming(
-                        item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at
+                        item.queue_id,
+                        item.mail_from,
+                        item.rcpt_tos,
+                        raw,
+                        item.received_at,
+                        prepared=prepared[item.seq],
                     )
                     for route in routes:
                         await HANDLERS[route.name](ctx, mail, route)

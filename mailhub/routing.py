@@ -40,19 +40,26 @@ class Route:
     domain: str
     captures: tuple[tuple[str, str], ...] = field(default=())
 
-    def get(self, key: str) -> str:
-        return dict(self.captures)[key]
+    def get(self, key: str, default: str | None = None) -> str:
+        captures = dict(self.captures)
+        if default is not None:
+            return captures.get(key, default)
+        return captures[key]
 
 
 _NAME = r"[a-z0-9](?:[a-z0-9._]|-(?!-))*?"
 _TOKEN = r"[A-Za-z0-9_-]{6,64}"
+_REF = r"C-[0-9A-Za-z]{4}-[0-9A-Za-z]{2}"
 
 # (pattern, route name). Order matters: the more specific forms come first.
 ROUTES: tuple[tuple[str, str], ...] = (
     (r"postmaster|abuse", "admin"),
     (r"enquiries", "enquiries"),
     (r"conduct", "conduct.new"),
+    # The personal forms carry the reply token of one person's copy (a capability).
+    (rf"conduct\+(?P<ref>{_REF})-committee\+(?P<token>{_TOKEN})", "conduct.committee"),
     (rf"conduct\+(?P<ref>{_TOKEN})-committee", "conduct.committee"),
+    (rf"conduct\+(?P<ref>{_REF})\+(?P<token>{_TOKEN})", "conduct.reporter"),
     (rf"conduct\+(?P<ref>{_TOKEN})", "conduct.reporter"),
     (rf"conduct-(?P<member>{_NAME})", "conduct.direct"),
     (rf"(?P<list>{_NAME})-join", "lists.join"),

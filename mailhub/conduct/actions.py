@@ -1,13 +1,23 @@
-"""Carrying out the email commands of a committee message: #recuse, #share, #close, #readmit."""
+"""Carrying out the email commands of a committee message: #recuse, #share, #close,
+#readmit, #release. Only a verified writer (their own reply token and their own address)
+gets here: see policy.classify_writer."""
 
 from __future__ import annotations
 
 from mailhub import logs
-from mailhub.conduct import notify
-from mailhub.conduct.cases import find_member, handler_addresses, participants
-from mailhub.conduct.casework import conduct_config, deliver_report, report_raw
-from mailhub.conduct.commands import Close, Command, Invalid, Readmit, Recuse, Share
-from mailhub.conduct.config import CommitteeMember
+from mailhub.conduct.cases import find_member
+from mailhub.conduct.casework import (
+    add_recusals,
+    conduct_config,
+    deliver_report,
+    notice_each,
+    relay,
+    send_case_mail,
+)
+from mailhub.conduct.commands import Close, Command, Invalid, Readmit, Recuse, Release, Share
+from mailhub.conduct.conflicts import NamedMatch
+from mailhub.conduct.content import unseal
+from mailhub.conduct.policy import FALLBACK, Purpose, WriterVerdict, participants
 from mailhub.context import Context
 from mailhub.store import bans
 from mailhub.store import conduct as store
@@ -19,11 +29,7 @@ class CommandRefused(Exception):
 
 
 async def run_commands(
-    ctx: Context,
-    case: Case,
-    commands: list[Command],
-    author: CommitteeMember | None,
-    author_addr: str,
+    ctx: Context, case: Case, commands: list[Command], verdict: WriterVerdict, author_addr: str
 ) -> None:
     for command in commands:
         # Each command sees what the previous one did (e.g. #readmit then #share).
@@ -32,16 +38,18 @@ async def run_commands(
             if isinstance(command, Invalid):
                 raise CommandRefused(command.problem)
             if isinstance(command, Recuse):
-                await _recuse(ctx, case, author, author_addr)
+                await _recuse(ctx, case, verdict, command.name, author_addr)
             elif isinstance(command, Share):
                 await _share(ctx, case, author_addr)
             elif isinstance(command, Close):
                 await _close(ctx, case, command, author_addr)
             elif isinstance(command, Readmit):
                 await _readmit(ctx, case, command.name, author_addr)
+            elif isinstance(command, Release):
+                await _release(ctx, case, verdict, author_addr)
         except CommandRefused as exc:
             line = command.line if isinstance(command, Invalid) else _line(command)
-            await _refuse(ctx, case, line, str(exc), author_addr)
+            await _refuse(ctx, case, line, str(exc), verdict, author_addr)
 
 
 def _line(command: Command) -> str:
@@ -49,43 +57,46 @@ def _line(command: Command) -> str:
         return f"#close {command.describe()}"
     if isinstance(command, Readmit):
         return f"#readmit {command.name}"
+    if isinstance(command, Recuse) and command.name:
+        return f"#recuse {command.name}"
     return "#" + type(command).__name__.lower()
 
 
-async def _refuse(ctx: Context, case: Case, line: str, problem: str, author_addr: str) -> None:
-    committee = notify.committee_address(ctx, case.ref)
-    msg = notify.notice(
-        ctx,
-        "conduct_command_error",
-        ref=case.ref,
-        to=author_addr,
-        reply_to=committee,
-        line=line,
-        problem=problem,
-        committee_address=committee,
-    )
-    await ctx.send(msg, [author_addr], kind="conduct.command_error", mail_from="")
-    await store.audit(ctx.tx, case.ref, ctx.now(), author_addr, "command-refused", line[:200])
+async def _refuse(
+    ctx: Context, case: Case, line: str, problem: str, verdict: WriterVerdict, author_addr: str
+) -> None:
+    build = notice_each(ctx, case, "conduct_command_error", line=line, problem=problem)
+    await send_case_mail(
+        ctx, case, Purpose.COMMAND_ANSWER, build, kind="conduct.command_error",
+        member=verdict.owner,
+    )  # fmt: skip
+    # The verb only: a command's arguments can carry names the audit trail need not keep.
+    verb = line.split()[0] if line.split() else "#?"
+    await store.audit(ctx.tx, case.ref, ctx.now(), author_addr, "command-refused", verb[:20])
 
 
 async def _recuse(
-    ctx: Context, case: Case, author: CommitteeMember | None, author_addr: str
+    ctx: Context, case: Case, verdict: WriterVerdict, name: str, author_addr: str
 ) -> None:
-    if author is None:
-        raise CommandRefused("only committee members can recuse themselves")
-    await store.add_recusal(
-        ctx.tx,
-        ref=case.ref,
-        member=author.key,
-        reason="declared a conflict of interest (#recuse)",
-        possible=False,
-        at=ctx.now(),
-    )
-    await store.audit(ctx.tx, case.ref, ctx.now(), author_addr, "recused", author.key)
+    conduct = conduct_config(ctx)
+    if name:
+        member = find_member(name, conduct.committee)
+        if member is None:
+            raise CommandRefused(f"no committee member is called {name!r}")
+        by = verdict.member.name if verdict.member else "the fallback reviewer"
+        reason = f"recused by {by} (#recuse)"
+    elif verdict.member is not None:
+        member, reason = verdict.member, "declared a conflict of interest (#recuse)"
+    else:
+        raise CommandRefused("say whom to keep out of the case: #recuse NAME")
+    already = {r.member for r in await store.recusals(ctx.tx, case.ref) if r.active}
+    if member.key in already:
+        raise CommandRefused(f"{member.name} is already recused from this case")
+    await add_recusals(ctx, case.ref, [NamedMatch(member.key, reason, False)], already)
+    await store.audit(ctx.tx, case.ref, ctx.now(), author_addr, "recused", member.key)
 
 
 async def _share(ctx: Context, case: Case, author_addr: str) -> None:
-    conduct = conduct_config(ctx)
     if not case.direct_member:
         raise CommandRefused("#share is for reports sent to one member; this one went to all")
     if case.shared:
@@ -93,15 +104,8 @@ async def _share(ctx: Context, case: Case, author_addr: str) -> None:
     await store.mark_shared(ctx.tx, case.ref)
     case = await store.get_case(ctx.tx, case.ref) or case
     recusals = await store.recusals(ctx.tx, case.ref)
-    # The same recusal rules: only the members not named get it, else the fallback.
-    others = [
-        m.address for m in participants(case, recusals, conduct) if m.key != case.direct_member
-    ]
-    to = others or [conduct.fallback]
-    await deliver_report(ctx, case, recusals, await report_raw(ctx, case.ref), to)
-    await store.audit(
-        ctx.tx, case.ref, ctx.now(), author_addr, "shared", f"with {len(to)} recipients"
-    )
+    await deliver_report(ctx, case, recusals, Purpose.SHARE)
+    await store.audit(ctx.tx, case.ref, ctx.now(), author_addr, "shared")
 
 
 async def _close(ctx: Context, case: Case, command: Close, author_addr: str) -> None:
@@ -116,23 +120,10 @@ async def close_and_tell(ctx: Context, case: Case, command: Close, actor: str) -
     Shared by the `#close` email command and `mailhub cases close`, so a case closed at
     the console is not closed behind the committee's back.
     """
-    conduct = conduct_config(ctx)
     await close_case(ctx, case, command, actor)
-    recusals = await store.recusals(ctx.tx, case.ref)
-    committee = notify.committee_address(ctx, case.ref)
-    msg = notify.notice(
-        ctx,
-        "conduct_closed",
-        ref=case.ref,
-        to=committee,
-        reply_to=committee,
-        outcome=command.describe(),
-        by=actor,
-        case_address=notify.reporter_address(ctx, case.ref),
-    )
-    await ctx.send(
-        msg, handler_addresses(case, recusals, conduct), kind="conduct.closed", mail_from=""
-    )
+
+    build = notice_each(ctx, case, "conduct_closed", outcome=command.describe(), by=actor)
+    await send_case_mail(ctx, case, Purpose.CLOSED, build, kind="conduct.closed")
 
 
 async def close_case(ctx: Context, case: Case, command: Close, actor: str) -> None:
@@ -177,4 +168,34 @@ async def _readmit(ctx: Context, case: Case, name: str, author_addr: str) -> Non
     )
     recusals = await store.recusals(ctx.tx, case.ref)
     if any(m.key == member.key for m in participants(case, recusals, conduct)):
-        await deliver_report(ctx, case, recusals, await report_raw(ctx, case.ref), [member.address])
+        await deliver_report(ctx, case, recusals, Purpose.READMIT, member=member.key)
+
+
+async def _release(ctx: Context, case: Case, verdict: WriterVerdict, author_addr: str) -> None:
+    """The fallback reviewer has checked what was held: the members handling the case get
+    it in full."""
+    if verdict.owner != FALLBACK:
+        raise CommandRefused("only the fallback reviewer can release what is held for checking")
+    conduct = conduct_config(ctx)
+    held = [m for m in await store.messages(ctx.tx, case.ref) if m.held]
+    if not held:
+        raise CommandRefused("nothing of this case is held for checking")
+    was_unscanned = "unscanned" in case.flags
+    await store.release_held(ctx.tx, case.ref)
+    for flag in ("unscanned", "withheld"):
+        await store.remove_flag(ctx.tx, case.ref, flag)
+    case = await store.get_case(ctx.tx, case.ref) or case
+    recusals = await store.recusals(ctx.tx, case.ref)
+    await store.audit(
+        ctx.tx, case.ref, ctx.now(), author_addr, "released-held", f"{len(held)} message(s)"
+    )
+    for m in held:
+        if was_unscanned and m.kind == "report":
+            await deliver_report(ctx, case, recusals, Purpose.REPORT)
+            continue
+        raw = unseal(conduct, m)
+        if raw is not None:
+            await relay(
+                ctx, case, recusals, raw, Purpose.RELEASE, subject_key="released",
+                kind="conduct.released", author=FALLBACK,
+            )  # fmt: skip

@@ -12,12 +12,18 @@ USAGE = (
     "#close no-action | reprimand | other | temporary-ban DURATION LIST|all ADDRESS"
     " | permanent-ban LIST|all ADDRESS"
 )
-_LINE = re.compile(r"^[ \t]*#(recuse|share|close|readmit)\b[ \t]*(.*?)[ \t]*$", re.I | re.M)
+# Linear: the verb is anchored at a line start and the rest of the line is taken whole.
+_LINE = re.compile(r"^[ \t]*#(recuse|share|close|readmit|release)\b([^\n]*)$", re.I | re.M)
 
 
 @dataclass(frozen=True)
 class Recuse:
-    pass
+    name: str = ""  # empty: the writer steps out; else the member to keep out
+
+
+@dataclass(frozen=True)
+class Release:
+    """The fallback reviewer releases what was held back for checking."""
 
 
 @dataclass(frozen=True)
@@ -58,17 +64,19 @@ class Invalid:
     problem: str
 
 
-Command = Recuse | Share | Close | Readmit | Invalid
+Command = Recuse | Share | Close | Readmit | Release | Invalid
 
 
 def parse_commands(text: str) -> list[Command]:
     """Commands on lines of their own; quoted lines (`> #close ...`) never count."""
     out: list[Command] = []
     for m in _LINE.finditer(text):
-        verb, args = m.group(1).lower(), m.group(2)
+        verb, args = m.group(1).lower(), m.group(2).strip()
         line = f"#{verb} {args}".strip()
         if verb == "recuse":
-            out.append(Recuse())
+            out.append(Recuse(args[:200]))
+        elif verb == "release":
+            out.append(Release())
         elif verb == "share":
             out.append(Share())
         elif verb == "readmit":

@@ -54,6 +54,9 @@ class ConductConfig:
     key: bytes | None = field(default=None, repr=False)
     # Closed cases' content is deleted this many days after closing; 0 keeps it.
     retention_days: int = 0
+    # The reporter's window: the report reaches the committee this long after it arrives
+    # (0: at once), so the reporter can `exclude NAME` or `send now` first.
+    release_after: float = 30 * 60.0
 
     def member(self, key: str) -> CommitteeMember | None:
         for m in self.committee:
@@ -146,6 +149,7 @@ def parse_conduct(raw: dict[str, Any], server: ServerConfig) -> ConductConfig | 
     escalate = parse_duration(t.get("escalate_after", "7d"), "conduct.escalate_after")
     if escalate < reminder:
         raise ConfigError("conduct.escalate_after", "must not come before conduct.reminder_after")
+    release_after = parse_duration(t.get("release_after", "30m"), "conduct.release_after")
     key_file = t.get("key_file")
     path: Path | None = None
     key: bytes | None = None
@@ -163,4 +167,5 @@ def parse_conduct(raw: dict[str, Any], server: ServerConfig) -> ConductConfig | 
         key_file=path,
         key=key,
         retention_days=get_int(t, "retention_days", "conduct", 0),
+        release_after=release_after,
     )

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from mailhub import logs
 from mailhub.conduct import notify
-from mailhub.conduct.cases import active_recused, handler_addresses
-from mailhub.conduct.casework import ONE_WEEK
+from mailhub.conduct.casework import ONE_WEEK, notice_each, release, send_case_mail
+from mailhub.conduct.policy import Purpose, active_recused
 from mailhub.context import Context
 from mailhub.scheduler import Job
 from mailhub.store import conduct as store
+
+
+async def release_reports(ctx: Context) -> None:
+    """The reporter's window has passed: the report goes to the committee."""
+    if ctx.config.conduct is None:
+        return
+    for case in await store.due_for_release(ctx.tx, ctx.now()):
+        await release(ctx, case)
 
 
 async def remind_and_escalate(ctx: Context) -> None:
@@ -19,38 +27,32 @@ async def remind_and_escalate(ctx: Context) -> None:
         return
     now = ctx.now()
     for case in await store.open_cases(ctx.tx):
-        if case.answered_at is not None:
+        if case.answered_at is not None or not case.released:
             continue
         recusals = await store.recusals(ctx.tx, case.ref)
-        committee = notify.committee_address(ctx, case.ref)
         common = dict(
-            ref=case.ref,
-            to=committee,
-            reply_to=committee,
-            opened=notify.stamp(case.opened_at),
-            due=notify.stamp(case.opened_at + ONE_WEEK),
-            committee_address=committee,
-            case_address=notify.reporter_address(ctx, case.ref),
+            opened=notify.stamp(case.opened_at), due=notify.stamp(case.opened_at + ONE_WEEK)
         )
         if case.reminded_at is None and now >= case.opened_at + conduct.reminder_after:
-            to = handler_addresses(case, recusals, conduct)
-            msg = notify.notice(ctx, "conduct_reminder", **common)
-            await ctx.send(msg, to, kind="conduct.reminder", mail_from="")
+            reminder = notice_each(ctx, case, "conduct_reminder", **common)
+            sent = await send_case_mail(
+                ctx, case, Purpose.REMINDER, reminder, kind="conduct.reminder", recusals=recusals
+            )
             await store.mark_reminded(ctx.tx, case.ref, now)
-            await store.audit(ctx.tx, case.ref, now, "mailhub", "reminded", f"{len(to)} recipients")
+            await store.audit(ctx.tx, case.ref, now, "mailhub", "reminded", f"{len(sent)} recipients")
             logs.event("conduct.case", ref=case.ref, outcome="reminded")
         if case.escalated_at is None and now >= case.opened_at + conduct.escalate_after:
             recused = len(active_recused(recusals))
-            msg = notify.notice(
-                ctx,
-                "conduct_escalation",
-                handling=len(conduct.committee) - recused,
-                recused=recused,
-                **common,
-            )
-            await ctx.send(msg, [conduct.fallback], kind="conduct.escalation", mail_from="")
+            escalation = notice_each(
+                ctx, case, "conduct_escalation", handling=len(conduct.committee) - recused,
+                recused=recused, **common,
+            )  # fmt: skip
+            await send_case_mail(
+                ctx, case, Purpose.ESCALATION, escalation, kind="conduct.escalation",
+                recusals=recusals,
+            )  # fmt: skip
             await store.mark_escalated(ctx.tx, case.ref, now)
-            await store.audit(ctx.tx, case.ref, now, "mailhub", "escalated", conduct.fallback)
+            await store.audit(ctx.tx, case.ref, now, "mailhub", "escalated", "fallback reviewer")
             logs.event("conduct.case", ref=case.ref, outcome="escalated")
 
 
@@ -83,6 +85,7 @@ async def apply_retention(ctx: Context) -> None:
 
 
 JOBS: list[Job] = [
+    Job("conduct.release", release_reports),
     Job("conduct.reminders", remind_and_escalate),
     Job("conduct.retention", apply_retention),
 ]

@@ -54,12 +54,14 @@ def conduct_address(ctx: Context) -> str:
     return f"conduct@{ctx.domain}"
 
 
-def reporter_address(ctx: Context, ref: str) -> str:
-    return f"conduct+{ref}@{ctx.domain}"
+def reporter_address(ctx: Context, ref: str, token: str = "") -> str:
+    """The reporter's thread of a case; with a token, one person's own reply address."""
+    return f"conduct+{ref}{'+' + token if token else ''}@{ctx.domain}"
 
 
-def committee_address(ctx: Context, ref: str) -> str:
-    return f"conduct+{ref}-committee@{ctx.domain}"
+def committee_address(ctx: Context, ref: str, token: str = "") -> str:
+    """The committee's thread of a case; with a token, one member's own reply address."""
+    return f"conduct+{ref}-committee{'+' + token if token else ''}@{ctx.domain}"
 
 
 def date_en(ts: float) -> str:
@@ -117,16 +119,27 @@ def notice(
 
 
 def wrapped(
-    ctx: Context, raw: bytes, *, ref: str, subject: str, from_: str, to: str, reply_to: str
+    ctx: Context,
+    raw: bytes,
+    *,
+    ref: str,
+    subject: str,
+    from_: str,
+    to: str,
+    reply_to: str,
+    message_id: str | None = None,
 ) -> tuple[bytes, str]:
-    """An original message's body, verbatim, under neutral case headers: (bytes, Message-ID)."""
+    """An original message's body, verbatim, under neutral case headers: (bytes, Message-ID).
+
+    Each recipient's copy differs (their own reply address) but shares one Message-ID, so
+    mail clients thread the copies of one message as one."""
     envelope = EmailMessage(policy=policy.SMTP)
     envelope["From"] = from_
     envelope["To"] = to
     envelope["Reply-To"] = reply_to
     envelope["Subject"] = clean(subject)
     envelope["Date"] = format_datetime(as_datetime(ctx.now()))
-    envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
+    envelope["Message-ID"] = message_id = message_id or new_message_id(ctx.domain)
     envelope["X-Loop"] = ctx.loop_id
     envelope["X-Conduct-Case"] = ref
     return rewrap(raw, envelope), message_id
@@ -139,6 +152,9 @@ def scrub(text: str, conduct: ConductConfig, ctx: Context) -> str:
     """A committee member's text made fit for the reporter: no member's address in it, and
     mail-client attribution lines ("On ..., Ada <ada@...> wrote:") made neutral."""
     text = _ATTRIBUTION.sub("Earlier in this case:", text)
+    # A quoted personal reply address carries its owner's token: never hand it on.
+    personal = re.compile(rf"conduct\+[A-Za-z0-9_+-]{{1,80}}@{re.escape(ctx.domain)}", re.I)
+    text = personal.sub(conduct_address(ctx), text)
     for m in conduct.committee:
         for addr in m.addresses:
             text = re.sub(re.escape(addr), conduct_address(ctx), text, flags=re.I)

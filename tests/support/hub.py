@@ -20,7 +20,7 @@ BASE_CONFIG = """
 domains = ["cop.example.org", "other.example.org"]
 listen = "127.0.0.1:0"
 lmtp = {lmtp}
-max_message_bytes = 200000
+max_message_bytes = {max_message_bytes}
 max_recipients = 5
 max_connections = {max_connections}
 
@@ -86,6 +86,7 @@ async def start_hub(
     lmtp: bool = False,
     language: str = "en",
     max_connections: int = 50,
+    max_message_bytes: int = 200000,
     clock: ManualClock | None = None,
     sink: Sink | None = None,
 ) -> Hub:
@@ -98,6 +99,7 @@ async def start_hub(
         lmtp=str(lmtp).lower(),
         language=language,
         max_connections=max_connections,
+        max_message_bytes=max_message_bytes,
     )
     path = tmp_path / "mailhub.toml"
     # `top`: top-level keys, which TOML needs before the first table.
