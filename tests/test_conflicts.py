@@ -162,7 +162,7 @@ def test_attachments_filenames_and_forwarded_messages():
     found = {m.member for m in find_named_members(msg, COMMITTEE)}
     assert found == {"ada-jones", "bryn-hughes", "carys-pryce"}
     s = scan(msg)
-    assert s.unscannable == ("application/pdf",)
+    assert s.unscannable == ("application/pdf (unreadable)",)
 
 
 def test_broken_mime_never_raises():

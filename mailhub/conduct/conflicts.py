@@ -3,20 +3,46 @@
 The promise is that a committee member named in a report never sees it. A miss
 leaks a report to the person it is about; a false alarm only means another member
 handles it (and `#readmit` can undo it). So the scan fails closed: it reads every
-piece of text it can find, undoes common disguises, and treats a possible match
-as a match, marked `possible` so that it can be lifted.
+piece of text it can find (`mailhub.conduct.reading`), undoes common disguises
+(Unicode confusables, small capitals, invisible characters, letter-spacing), knows
+Welsh initial mutations (`mailhub.conduct.radicals`), and treats a possible match as
+a match, marked `possible` so that it can be lifted.
+
+Reasons name the rule and the member, never words of the report: they are stored
+and shown in audit trails.
+
+Every pattern here is linear-time: whitespace runs are collapsed before any pattern
+looks around them, and patterns that could restart inside a long run are anchored
+with a look-behind.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 
 from mailhub.conduct.config import CommitteeMember
-from mailhub.parsing import header_values, parse, part_text
+from mailhub.conduct.radicals import mutations
+from mailhub.conduct.reading import MAX_CHARS, MAX_PARTS, Scan, scan, scan_bytes
+
+__all__ = [
+    "NamedMatch",
+    "Scan",
+    "ScanOutcome",
+    "find_named_members",
+    "match_texts",
+    "normalise",
+    "scan",
+    "scan_report",
+    "sender_matches",
+    "words",
+]
 
 ADDRESS_HEADERS = ("from", "reply-to", "to", "cc", "sender", "resent-from", "resent-to")
 
@@ -31,258 +57,460 @@ class NamedMatch:
 
 
 @dataclass(frozen=True)
-class Scan:
-    """Everything readable in a message, and the parts that could not be read."""
+class ScanOutcome:
+    """What `scan_report` found: the caller fails closed on over_budget or unscannable."""
 
-    texts: tuple[str, ...]
-    unscannable: tuple[str, ...]  # content types of parts no one can search by machine
-
-
-# --- reading every piece of text -------------------------------------------------------
-
-_HTML_ATTRS = re.compile(r"""\b(?:alt|title|href|aria-label)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
-
-
-def _ctype(part: Message) -> str:
-    try:
-        return part.get_content_type()
-    except Exception:  # noqa: BLE001 - a broken Content-Type reads as plain text
-        return "text/plain"
-
-
-def _filename(part: Message) -> str:
-    try:
-        return part.get_filename() or ""
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def _headers(msg: Message) -> Iterator[str]:
-    yield from header_values(msg, "subject")
-    for name in ADDRESS_HEADERS:
-        yield from header_values(msg, name)
-
-
-def _raw_payload_text(part: Message) -> str:
-    try:
-        payload = part.get_payload(decode=True)
-        charset = part.get_content_charset("utf-8") or "utf-8"
-        return payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
-    except Exception:  # noqa: BLE001 - unknown charset or broken encoding
-        return ""
-
-
-def _walk(part: Message, texts: list[str], unscannable: list[str], depth: int = 0) -> None:
-    if depth > 20:  # a pathological nesting: what is below cannot be read
-        unscannable.append("message nested too deeply")
-        return
-    ctype = _ctype(part)
-    name = _filename(part)
-    if name:
-        texts.append(name)
-    if ctype == "message/rfc822" or part.is_multipart():
-        children = part.get_payload()
-        if ctype == "message/rfc822" and not isinstance(children, list):
-            # A forwarded message sent encoded (base64/QP): decode it and read it too.
-            payload = part.get_payload(decode=True)
-            children = [parse(payload)] if isinstance(payload, bytes) else None
-        if not isinstance(children, list):
-            unscannable.append(ctype)
-            return
-        for child in children:
-            if not isinstance(child, Message):
-                continue
-            if ctype == "message/rfc822":
-                texts.extend(_headers(child))
-            try:
-                _walk(child, texts, unscannable, depth + 1)
-            except Exception:  # noqa: BLE001 - one broken part: flag it, read the rest
-                unscannable.append("unreadable part")
-        return
-    if ctype.startswith("text/"):
-        texts.append(part_text(part))
-        if ctype == "text/html":
-            # Names can hide in attributes a reader sees on hover (mailto:, alt text).
-            html = _raw_payload_text(part)
-            texts.extend(a or b for a, b in _HTML_ATTRS.findall(html))
-        return
-    unscannable.append(ctype)
-
-
-def scan(report: Message) -> Scan:
-    texts: list[str] = list(_headers(report))
-    unscannable: list[str] = []
-    try:
-        _walk(report, texts, unscannable)
-    except Exception:  # noqa: BLE001 - broken MIME: what was not read cannot be vouched for
-        unscannable.append("unreadable MIME structure")
-    return Scan(tuple(t for t in texts if t), tuple(unscannable))
+    matches: tuple[NamedMatch, ...]
+    unscannable: tuple[str, ...]
+    over_budget: bool
 
 
 # --- normalising text so disguises fall away --------------------------------------------
 
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff]"
+# Default-ignorable code points (Unicode DerivedCoreProperties), variation selectors too.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
-# Look-alike letters from other scripts (Unicode confusables, the common ones) → Latin.
-_CONFUSABLES = str.maketrans(
-    {
-        # Cyrillic
-        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
-        "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i",
-        "ј": "j", "ԁ": "d", "һ": "h", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ь": "b", "г": "r",
-        "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p",
-        "С": "c", "Т": "t", "У": "y", "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j", "Ӏ": "l",
-        # Greek
-        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
-        "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w",
-        "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m",
-        "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
-        # Latin look-alikes NFKD leaves alone
-        "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe",
-    }
-)  # fmt: skip
+_LATIN_NAME = re.compile(
+    r"LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL |SCRIPT |DOTLESS )?([A-Z])(?: WITH .+)?"
+)
+_LATIN_BLOCKS = (
+    (0x00C0, 0x02AF),
+    (0x1D00, 0x1DBF),
+    (0x1E00, 0x1EFF),
+    (0x2C60, 0x2C7F),
+    (0xA720, 0xA7FF),
+    (0xAB30, 0xAB6F),
+)
+_LIGATURES = {"æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE"}
+
+
+def _plain(s: str) -> str:
+    return "".join(
+        c
+        for c in unicodedata.normalize("NFKD", _IGNORABLE.sub("", s))
+        if not unicodedata.combining(c)
+    )
+
+
+@functools.cache
+def skeleton_table() -> dict[int, str]:
+    """char → ASCII letter/digit, from Unicode's confusables (as shipped by the
+    confusable_homoglyphs package) and Unicode character names (small capitals,
+    script/dotless letters, letters with a stroke or hook). Built once per process."""
+    from importlib import resources
+
+    text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    data: dict[str, list[dict[str, str]]] = json.loads(text)
+    links: dict[str, set[str]] = {}
+    for key, entries in data.items():
+        k = _plain(key)
+        for entry in entries:
+            c = _plain(entry.get("c", ""))
+            if len(k) != 1 or len(c) != 1 or k == c:
+                continue
+            if not k.isascii():
+                links.setdefault(k, set()).add(c)
+            if not c.isascii():
+                links.setdefault(c, set()).add(k)
+    named: dict[str, str] = {}
+    for lo, hi in _LATIN_BLOCKS:
+        for cp in range(lo, hi + 1):
+            ch = chr(cp)
+            m = _LATIN_NAME.fullmatch(unicodedata.name(ch, ""))
+            if m and len(_plain(ch)) == 1 and not _plain(ch).isascii():
+                letter = m.group(1)
+                named[ch] = letter if "CAPITAL LETTER" in unicodedata.name(ch) else letter.lower()
+
+    def best(ch: str) -> str:
+        if ch in named:
+            return named[ch]
+        seen, frontier, found = {ch}, [ch], set()
+        for _ in range(3):  # follow up to three look-alike links to an ASCII letter
+            nxt = []
+            for c in frontier:
+                for d in links.get(c, ()):
+                    if d in seen:
+                        continue
+                    seen.add(d)
+                    if d.isascii():
+                        if d.isalnum():
+                            found.add(d)
+                    elif d in named:
+                        found.add(named[d])
+                    else:
+                        nxt.append(d)
+            if found:
+                break
+            frontier = nxt
+        if not found:
+            return ""
+        letters = sorted(f for f in found if f.isalpha())
+        if ch.isupper() and len(ch.lower()) == 1 and ch.lower() != ch:
+            low = best(ch.lower())
+            if low.isalpha():
+                return low.upper()
+        if letters:
+            pick = letters[0]
+            return pick.upper() if ch.isupper() else pick.lower() if ch.islower() else pick
+        return sorted(found)[0]
+
+    table: dict[int, str] = {}
+    for ch in set(links) | set(named):
+        if ch.isascii() or len(ch) != 1:
+            continue
+        b = best(ch)
+        if b:
+            table[ord(ch)] = b
+    for ch, rep in _LIGATURES.items():
+        table[ord(ch)] = rep
+    return table
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_run(m: re.Match[str]) -> str:
+    table = skeleton_table()
+    text = unicodedata.normalize("NFKD", m.group(0).translate(table))
+    return "".join(c for c in text if not unicodedata.combining(c)).translate(table)
+
+
+def fold(text: str) -> str:
+    """Plain Latin letters, case kept: invisible characters removed, accents stripped,
+    compatibility forms (full-width, math, ligatures) and look-alikes folded. ASCII text
+    is left as it is; only the non-ASCII runs are looked at."""
+    if text.isascii():
+        return text
+    return _NON_ASCII.sub(_fold_run, _IGNORABLE.sub("", text))
+
+
+_HSPACE_RUN = re.compile(r"[^\S\n]{2,}")
+_HSPACE = re.compile(r"[^\S\n]")
+_QUOTE_MARKS = re.compile(r"(?m)^[ >|]+")
+# Whitespace is collapsed first (runs of 2+ become two spaces), so ` {0,2}` is bounded.
 _AT = re.compile(
-    r"\s*(?:[\[({<]\s*(?:at|@)\s*[\])}>]|\s(?:at)\s(?=[\w-]+\s*(?:\.|[\[({<]?\s*dot)))\s*", re.I
+    r" {0,2}[\[({<] {0,2}(?:at|@) {0,2}[\])}>] {0,2}| {1,2}at {1,2}(?=[\w-]+ {0,2}(?:\.|[\[({<]? {0,2}dot\b))"
 )
-_DOT = re.compile(r"\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*|\s+dot\s+(?=[a-z]{2,}\b)", re.I)
+_DOT = re.compile(
+    r" {0,2}[\[({<] {0,2}(?:dot|\.) {0,2}[\])}>] {0,2}| {1,2}dot {1,2}(?=[a-z]{2,}\b)"
+)
+
+
+def _collapse(text: str) -> str:
+    text = _HSPACE_RUN.sub("  ", text)
+    return _HSPACE.sub(" ", text) if "\t" in text or "\u00a0" in text or "\r" in text else text
 
 
 def normalise(text: str) -> str:
-    """Lower-case plain Latin letters: accents, invisible characters, look-alikes removed."""
-    text = _INVISIBLE.sub("", text).translate(_CONFUSABLES)
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    # Compatibility forms (full-width letters, ligatures) are folded by NFKD above.
-    text = text.casefold().translate(_CONFUSABLES)
-    # `ada [at] example [dot] net`, `ada (at) example.net`, `ada at example dot net`
+    """Lower-case plain Latin letters: accents, invisible characters, look-alikes removed;
+    `ada [at] example [dot] net` written as an address."""
+    text = _collapse(fold(text).casefold())
     return _DOT.sub(".", _AT.sub("@", text))
+
+
+_WORD = re.compile(r"[^\W_]+")
 
 
 def words(text: str) -> list[str]:
     """Unicode words (letters and digits); `_`, apostrophes and punctuation separate them."""
-    return re.findall(r"[^\W_]+", text)
+    return _WORD.findall(text)
 
 
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# Anchored so that a long run of word characters is tried once, not from every position.
+_EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w.+'-])@([\w.-]+)")
+# A letter-spaced word: single letters with 1-3 separators between (`A d a`, `J.o.n.e.s`).
+_SPACED = re.compile(r"(?<![^\W_])[^\W_](?![^\W_])(?:(?:[^\w\n]|_){1,3}[^\W_](?![^\W_])){2,}")
+_CAPS = re.compile(r"(?<![^\W_])[A-Z]{2,4}(?![^\W_])")
+_GAP = re.compile(r"(?:[^\w\n]|_)+")
+_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
 
 
-# --- the match rules ---------------------------------------------------------------------
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """True if a and b differ by one substitution, insertion, deletion or adjacent swap."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        i, j = diffs[0], diffs[-1]
-        return len(diffs) == 2 and j == i + 1 and a[i] == b[j] and a[j] == b[i]
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
-
-
-def _contains(haystack: list[str], needle: list[str]) -> bool:
-    n = len(needle)
-    if not n:
-        return False
-    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+# --- the text, prepared once ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Text:
     words: list[str]
     wordset: frozenset[str]
+    pos: dict[str, list[int]]  # positions of words that can start a name
+    caps: frozenset[str]  # short words written in capitals (initials), lower-cased
     emails: frozenset[str]
     handles: tuple[str, ...]
     flat: str  # the normalised text, for domains
 
 
-def _prepare(texts: Iterable[str]) -> _Text:
+def _spaced_words(text: str) -> list[list[str]]:
+    """Letter-spaced runs, split into words where the gap differs from the usual one.
+    Only pieces a name could be (at most 64 letters) are kept."""
+    out = []
+    for m in _SPACED.finditer(text):
+        run = m.group(0)
+        letters = _WORD.findall(run)
+        gaps = _GAP.findall(run)
+        common = Counter(gaps).most_common(1)[0][0] if gaps else ""
+        cuts = [i + 1 for i, g in enumerate(gaps) if g != common]
+        split = [
+            "".join(letters[a:b]) for a, b in zip([0, *cuts], [*cuts, len(letters)], strict=True)
+        ]
+        split = [w for w in split if len(w) <= 64]
+        if len(split) > 1:
+            out.append(split)
+        if len(letters) <= 64:
+            out.append(["".join(letters)])
+    return out
+
+
+def _prepare(texts: Iterable[str], starts: frozenset[str] = frozenset()) -> _Text:
     # One text: quoted lines lose their `>` marks and line breaks become spaces, so a
     # name wrapped across lines (or quoted) is still two words in a row.
-    joined = normalise("\n".join(texts))
-    joined = re.sub(r"(?m)^[ \t>|]+", " ", joined)
-    ws = words(joined)
+    folded = _collapse(fold("\n".join(texts)))
+    caps = frozenset(w.casefold() for w in _CAPS.findall(folded))
+    joined = _QUOTE_MARKS.sub(" ", folded.casefold())
+    joined = _DOT.sub(".", _AT.sub("@", joined))
+    ws = _WORD.findall(joined)
+    for seq in _spaced_words(joined):
+        ws.append("\n")  # never a name: keeps runs apart from the text and each other
+        ws.extend(seq)
+    pos: dict[str, list[int]] = {}
+    if starts:
+        for i, w in enumerate(ws):
+            if w in starts:
+                pos.setdefault(w, []).append(i)
     emails = frozenset(e.strip(".'-") for e in _EMAIL.findall(joined))
     handles = tuple(h.strip(".-") for h in _HANDLE.findall(joined))
-    return _Text(ws, frozenset(ws), emails, handles, joined)
+    return _Text(ws, frozenset(ws), pos, caps, emails, handles, joined)
 
 
-def _is_domain(s: str) -> bool:
-    return bool(re.fullmatch(r"[\w-]+(?:\.[\w-]+)+", s))
+# --- what a member's name looks like in text --------------------------------------------
+
+
+def _with_mutations(word: str) -> dict[str, bool]:
+    """form → mutated? for a word and its Welsh mutated forms."""
+    forms = dict.fromkeys(mutations(word), True)
+    forms[word] = False
+    return forms
+
+
+@dataclass(frozen=True)
+class _Seq:
+    """A run of words whose first word may be mutated (i Ddafydd ap Iwan)."""
+
+    first: tuple[tuple[str, bool], ...]  # (form, mutated?)
+    rest: tuple[str, ...]
+
+    @staticmethod
+    def of(ws: list[str]) -> _Seq | None:
+        if not ws:
+            return None
+        return _Seq(tuple(_with_mutations(ws[0]).items()), tuple(ws[1:]))
+
+    def find(self, t: _Text) -> bool | None:
+        """None if absent, else whether it was found only in a mutated form."""
+        n = len(self.rest)
+        mutated_hit = False
+        for form, mutated in self.first:
+            for i in t.pos.get(form, ()):
+                if n and (i + 1 >= len(t.words) or t.words[i + 1] != self.rest[0]):
+                    continue
+                if tuple(t.words[i + 1 : i + 1 + n]) == self.rest:
+                    if not mutated:
+                        return False
+                    mutated_hit = True
+        return True if mutated_hit else None
+
+
+def _edits(word: str) -> set[str]:
+    """One substitution, insertion, deletion or adjacent swap, never of the first letter:
+    misspellings rarely change it, and requiring it keeps common words ("zones" for
+    Jones) from recusing a member."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = set()
+    for i in range(1, len(word) + 1):
+        if i < len(word):
+            out.add(word[:i] + word[i + 1 :])
+            out.update(word[:i] + c + word[i + 1 :] for c in letters)
+            if i + 1 < len(word):
+                out.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+        out.update(word[:i] + c + word[i:] for c in letters)
+    out.discard(word)
+    return out
+
+
+@dataclass(frozen=True)
+class _Forms:
+    key: str
+    display: tuple[str, ...]  # the name's words as configured, for reasons
+    words: tuple[str, ...]
+    given: dict[str, bool]
+    surname: dict[str, bool]
+    full: tuple[_Seq, ...]
+    compact: dict[str, bool]
+    aliases: tuple[tuple[str, _Seq | None, dict[str, bool]], ...]
+    conflicts: tuple[tuple[str, str, _Seq | None], ...]
+    initials: str
+    near: frozenset[str]
+    exact: frozenset[str]  # every word form that names this member outright
+
+    @property
+    def starts(self) -> frozenset[str]:
+        out = {f for s in self.full for f, _ in s.first}
+        out.update(f for _, s, _ in self.aliases if s for f, _ in s.first)
+        out.update(f for _, _, s in self.conflicts if s for f, _ in s.first)
+        for w in self.initials:
+            out.add(w)
+        return frozenset(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _forms(m: CommitteeMember) -> _Forms:
+    nw = words(normalise(m.name))
+    shown = words(m.name)
+    display = tuple(shown) if len(shown) == len(nw) else tuple(w.title() for w in nw)
+    given = _with_mutations(nw[0]) if nw else {}
+    surname = _with_mutations(nw[-1]) if len(nw) > 1 else {}
+    full: list[_Seq] = []
+    compact: dict[str, bool] = {}
+    if len(nw) > 1:
+        for seq in (nw, [nw[0], nw[-1]]):
+            s = _Seq.of(seq)
+            if s and s not in full:
+                full.append(s)
+        for c in ("".join(nw), "".join(reversed(nw))):
+            for form, mutated in _with_mutations(c).items():
+                compact.setdefault(form, mutated)
+    aliases = []
+    for alias in m.aliases:
+        aw = words(normalise(alias))
+        joined = _with_mutations("".join(aw)) if len(aw) > 1 else {}
+        aliases.append((alias, _Seq.of(aw), joined))
+    conflicts = []
+    for conflict in m.conflicts:
+        c = normalise(conflict).strip().lstrip("@")
+        conflicts.append((conflict, c, None if _DOMAIN.fullmatch(c) else _Seq.of(words(c))))
+    near: set[str] = set()
+    if len(nw) > 1 and len(nw[-1]) >= 5:
+        for variant in _edits(nw[-1]):
+            near.add(variant)
+            near.update(mutations(variant))
+    exact = set(given) | set(surname) | set(compact)
+    for _, seq, joined in aliases:
+        exact.update(joined)
+        if seq is not None:
+            exact.update(f for f, _ in seq.first)
+            exact.update(seq.rest)
+    return _Forms(
+        key=m.key,
+        display=display,
+        words=tuple(nw),
+        given=given,
+        surname=surname,
+        full=tuple(full),
+        compact=compact,
+        aliases=tuple(aliases),
+        conflicts=tuple(conflicts),
+        initials="".join(w[0] for w in nw) if len(nw) > 1 else "",
+        near=frozenset(near),
+        exact=frozenset(exact),
+    )
 
 
 def _compact(s: str) -> str:
     return "".join(words(normalise(s)))
 
 
-def _member_rules(m: CommitteeMember, t: _Text) -> list[tuple[str, bool]]:
+def _mut(mutated: bool) -> str:
+    return ", mutated" if mutated else ""
+
+
+def _hit(forms: dict[str, bool], wordset: frozenset[str]) -> bool | None:
+    """None if no form is present, False if the plain form is, True if only mutated."""
+    found = [mutated for form, mutated in forms.items() if form in wordset]
+    if not found:
+        return None
+    return all(found)
+
+
+# --- the match rules ---------------------------------------------------------------------
+
+
+def _member_rules(
+    m: CommitteeMember, f: _Forms, t: _Text, others_exact: frozenset[str]
+) -> list[tuple[str, bool]]:
     """(reason, possible) for each way member m is named in text t."""
     found: list[tuple[str, bool]] = []
-    name_words = words(normalise(m.name))
-    given, surname = (name_words[0], name_words[-1]) if name_words else ("", "")
-    if len(name_words) > 1 and (
-        _contains(t.words, name_words) or _contains(t.words, [given, surname])
-    ):
-        found.append((f'full name "{m.name}"', False))
-    for alias in m.aliases:
-        aw = words(normalise(alias))
-        if _contains(t.words, aw) or (len(aw) > 1 and "".join(aw) in t.wordset):
-            found.append((f'alias "{alias}"', False))
+    name = " ".join(f.display)
+    multi = len(f.words) > 1
+    for seq in f.full:
+        hit = seq.find(t)
+        if hit is not None:
+            found.append((f'full name "{name}"{_mut(hit)}', False))
+            break
+    for alias, seq, joined in f.aliases:
+        hit = seq.find(t) if seq else None
+        if hit is None:
+            hit = _hit(joined, t.wordset)
+        if hit is not None:
+            found.append((f'alias "{alias}"{_mut(hit)}', False))
     for addr in m.addresses:
         if addr.lower() in t.emails:
             found.append((f"address {addr}", False))
-    compact_forms = {"".join(name_words), "".join(reversed(name_words))} - {""}
-    if len(name_words) > 1 and compact_forms & t.wordset:
-        found.append((f'full name "{m.name}" written as one word', False))
+    hit = _hit(f.compact, t.wordset)
+    if hit is not None:
+        found.append((f'full name "{name}" written as one word{_mut(hit)}', False))
+    compact_plain = [c for c, mutated in f.compact.items() if not mutated]
+    alias_compacts = {_compact(a) for a in m.aliases} | {a.split("@")[0] for a in m.addresses}
+    name_parts = [p for p in (f.words[0], f.words[-1]) if len(p) >= 3] if f.words else []
     for handle in t.handles:
         h = _compact(handle)
-        aliases = {_compact(a) for a in m.aliases} | {a.split("@")[0] for a in m.addresses}
-        if h and (h in aliases or any(c in h for c in compact_forms if len(name_words) > 1)):
-            found.append((f"handle @{handle}", False))
-        elif h and any(len(p) >= 3 and p in h for p in {given, surname}):
-            found.append((f"handle @{handle} (possible match)", True))
-    for conflict in m.conflicts:
-        c = normalise(conflict).strip().lstrip("@")
-        if _is_domain(c):
+        if not h:
+            continue
+        if h in alias_compacts:
+            found.append(("handle matching an alias or address", False))
+        elif multi and any(c in h for c in compact_plain):
+            found.append(("handle containing the full name", False))
+        elif any(p in h for p in name_parts):
+            found.append(("handle containing a name (possible match)", True))
+    for conflict, c, seq in f.conflicts:
+        if seq is None:  # a domain
             pattern = rf"(?<![\w.-]){re.escape(c)}(?![\w-])"
             if any(e.endswith("@" + c) or e.endswith("." + c) for e in t.emails) or re.search(
                 pattern, t.flat
             ):
                 found.append((f'standing conflict "{conflict}"', False))
-        elif c in t.emails or _contains(t.words, words(c)):
+        elif c in t.emails or seq.find(t) is not None:
             found.append((f'standing conflict "{conflict}"', False))
     # Fail closed: the possible matches.
-    if len(name_words) > 1:
-        if given in t.wordset:
-            found.append((f'given name "{given}" (possible match)', True))
-        if surname in t.wordset:
-            found.append((f'surname "{surname}" (possible match)', True))
-        initials = [w[0] for w in name_words]
-        if "".join(initials) in t.wordset or _contains(t.words, initials):
-            found.append((f'initials "{"".join(initials).upper()}" (possible match)', True))
-        if len(surname) >= 5:
-            # Misspellings rarely change the first letter; requiring it keeps common
-            # words ("zones" for Jones) from recusing a member.
-            near = sorted(w for w in t.wordset if w[:1] == surname[0] and _one_edit(w, surname))
-            if near:
-                found.append((f'"{near[0]}", close to surname "{surname}" (possible match)', True))
-    elif given and given in t.wordset:
-        found.append((f'name "{given}"', False))
-    domains = {a.split("@")[1] for a in m.addresses}
-    for email in sorted(t.emails):
-        local, _, domain = email.partition("@")
-        own = any(email == a.lower() for a in m.addresses)
-        if (
-            not own
-            and domain in domains
-            and any(len(p) >= 3 and p in local for p in {given, surname})
+    if multi:
+        given, surname = f.display[0], f.display[-1]
+        hit = _hit(f.given, t.wordset)
+        if hit is not None:
+            found.append((f'given name "{given}"{_mut(hit)} (possible match)', True))
+        hit = _hit(f.surname, t.wordset)
+        if hit is not None:
+            found.append((f'surname "{surname}"{_mut(hit)} (possible match)', True))
+        initials = f.initials
+        if initials in t.caps or (
+            len(initials) > 1
+            and _Seq(((initials[0], False),), tuple(initials[1:])).find(t) is not None
         ):
-            found.append((f"address {email} at the member's domain (possible match)", True))
+            found.append((f'initials "{initials.upper()}" (possible match)', True))
+        # A near miss that is another member's name names that member, not this one.
+        if (t.wordset & f.near) - others_exact - f.exact:
+            found.append((f'near miss of surname "{surname}" (possible match)', True))
+    else:
+        hit = _hit(f.given, t.wordset)
+        if hit is not None:
+            found.append((f'name "{f.display[0] if f.display else m.name}"{_mut(hit)}', False))
+    domains = {a.split("@")[1] for a in m.addresses}
+    for email in t.emails:
+        local, _, domain = email.partition("@")
+        if domain in domains and not m.owns(email) and any(p in local for p in name_parts):
+            found.append(("an address at the member's domain (possible match)", True))
+            break
     return found
 
 
@@ -292,10 +520,14 @@ def find_named_members(report: Message, committee: Iterable[CommitteeMember]) ->
 
 
 def match_texts(texts: Iterable[str], committee: Iterable[CommitteeMember]) -> list[NamedMatch]:
-    t = _prepare(texts)
+    members = list(committee)
+    forms = [_forms(m) for m in members]
+    starts = frozenset().union(*(f.starts for f in forms)) if forms else frozenset()
+    t = _prepare(texts, starts)
     out = []
-    for m in committee:
-        found = _member_rules(m, t)
+    for i, (m, f) in enumerate(zip(members, forms, strict=True)):
+        others = frozenset().union(*(g.exact for j, g in enumerate(forms) if j != i))
+        found = _member_rules(m, f, t, others)
         if not found:
             continue
         definite = [r for r, possible in found if not possible]
@@ -314,3 +546,18 @@ def sender_matches(
         for m in committee
         if addrs & {a.lower() for a in m.addresses}
     ]
+
+
+def scan_report(
+    raw: bytes,
+    committee: tuple[CommitteeMember, ...],
+    max_chars: int = MAX_CHARS,
+    max_parts: int = MAX_PARTS,
+) -> ScanOutcome:
+    """Parse, read and match a raw report within budgets. Top-level and picklable, to be
+    run in a worker process; over_budget means the caller must fail closed."""
+    s = scan_bytes(raw, max_chars=max_chars, max_parts=max_parts)
+    if s.over_budget:
+        return ScanOutcome((), s.unscannable, True)
+    matches = match_texts(s.texts, committee)
+    return ScanOutcome(tuple(matches), s.unscannable, False)
