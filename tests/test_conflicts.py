@@ -173,3 +173,51 @@ def test_broken_mime_never_raises():
 def test_normalise():
     assert normalise("Ádá\u200b JÖNES") == "ada jones"
     assert normalise("ada [at] example [dot] net") == "ada@example.net"
+
+
+GARETH = CommitteeMember("gareth-davies", "Gareth Davies", ("gareth@example.cymru",))
+ELIN = CommitteeMember("elin-davis", "Elin Davis", ("elin@example.cymru",))
+
+
+def test_near_miss_recuses_the_member_it_is_near_only():
+    # "Davis" is one edit from "Davies", but it is Elin's own surname: it names Elin.
+    pair = (GARETH, ELIN)
+    assert {m.member: m.possible for m in match_texts(["Mrs Davis said"], pair)} == {
+        "elin-davis": True
+    }
+    # One edit from Davies, two from Davis: Gareth only.
+    assert {m.member for m in match_texts(["Mr Daviess said"], pair)} == {"gareth-davies"}
+    # One edit from Davis, two from Davies: Elin only.
+    assert {m.member for m in match_texts(["Ms Dabis said"], pair)} == {"elin-davis"}
+    # A mutated form of Elin's surname is hers too, not a near miss of Gareth's.
+    assert {m.member for m in match_texts(["i Ddavis"], pair)} == {"elin-davis"}
+
+
+def test_reasons_never_quote_the_report():
+    texts = ["Ms Pryse and @hughes_fan wrote to jones.a@example.net"]
+    reasons = " ".join(m.reason for m in match_texts(texts, COMMITTEE))
+    for word in ("pryse", "hughes_fan", "jones.a"):
+        assert word not in reasons.lower()
+    assert 'near miss of surname "Prycé"' in reasons or 'near miss of surname "Pryce"' in reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ᴀᴅᴀ ᴊᴏɴᴇs",  # small capitals
+        "Adа Jоnеs",  # Cyrillic a, o, e
+        "Ada Jones\ufe0f",
+        "A\ufe00da J\U000e0100ones",  # variation selectors inside the name
+        "A d a  J o n e s",  # letter-spaced
+        "A.d.a J.o.n.e.s",
+        "𝐀𝐝𝐚 𝐉𝐨𝐧𝐞𝐬",  # mathematical bold
+    ],
+)
+def test_disguises(text):
+    assert named(text).get("ada-jones") is False, text
+
+
+def test_confusables_from_unicode_data():
+    assert normalise("ɡareth") == "gareth"  # script g
+    assert normalise("Rүs") == "rys"  # Cyrillic straight u
+    assert normalise("łøđı") == "lodi"

@@ -224,6 +224,7 @@ _EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w.+'-])@([\w.-]+)")
 # A letter-spaced word: single letters with 1-3 separators between (`A d a`, `J.o.n.e.s`).
 _SPACED = re.compile(r"(?<![^\W_])[^\W_](?![^\W_])(?:(?:[^\w\n]|_){1,3}[^\W_](?![^\W_])){2,}")
+_UPPER = re.compile(r"[A-Z]")
 _CAPS = re.compile(r"(?<![^\W_])[A-Z]{2,4}(?![^\W_])")
 _GAP = re.compile(r"(?:[^\w\n]|_)+")
 _DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
@@ -241,6 +242,18 @@ class _Text:
     emails: frozenset[str]
     handles: tuple[str, ...]
     flat: str  # the normalised text, for domains
+    cased: str = ""  # the folded text with its capitals, for weak evidence
+
+    def capitalised(self, word: str) -> bool:
+        """Whether word is written with a capital somewhere (or the writer never uses
+        capitals): the weak evidence (near misses, mutated forms alone) needs it, so that
+        "the price" and "ar fryn" (on a hill) do not count but "Price" and "i Fryn" do."""
+        if not _UPPER.search(self.cased):
+            return True
+        for form in {word.capitalize(), word.upper()}:
+            if re.search(rf"(?<![^\W_]){re.escape(form)}(?![^\W_])", self.cased):
+                return True
+        return False
 
 
 def _spaced_words(text: str) -> list[list[str]]:
@@ -282,7 +295,7 @@ def _prepare(texts: Iterable[str], starts: frozenset[str] = frozenset()) -> _Tex
                 pos.setdefault(w, []).append(i)
     emails = frozenset(e.strip(".'-") for e in _EMAIL.findall(joined))
     handles = tuple(h.strip(".-") for h in _HANDLE.findall(joined))
-    return _Text(ws, frozenset(ws), pos, caps, emails, handles, joined)
+    return _Text(ws, frozenset(ws), pos, caps, emails, handles, joined, folded)
 
 
 # --- what a member's name looks like in text --------------------------------------------
@@ -434,6 +447,16 @@ def _hit(forms: dict[str, bool], wordset: frozenset[str]) -> bool | None:
     return all(found)
 
 
+def _weak_hit(forms: dict[str, bool], t: _Text) -> bool | None:
+    """Like _hit, but a mutated form alone counts only where it is capitalised."""
+    present = [(form, mutated) for form, mutated in forms.items() if form in t.wordset]
+    if any(not mutated for _, mutated in present):
+        return False
+    if any(t.capitalised(form) for form, _ in present):
+        return True
+    return None
+
+
 # --- the match rules ---------------------------------------------------------------------
 
 
@@ -486,10 +509,10 @@ def _member_rules(
     # Fail closed: the possible matches.
     if multi:
         given, surname = f.display[0], f.display[-1]
-        hit = _hit(f.given, t.wordset)
+        hit = _weak_hit(f.given, t)
         if hit is not None:
             found.append((f'given name "{given}"{_mut(hit)} (possible match)', True))
-        hit = _hit(f.surname, t.wordset)
+        hit = _weak_hit(f.surname, t)
         if hit is not None:
             found.append((f'surname "{surname}"{_mut(hit)} (possible match)', True))
         initials = f.initials
@@ -499,7 +522,8 @@ def _member_rules(
         ):
             found.append((f'initials "{initials.upper()}" (possible match)', True))
         # A near miss that is another member's name names that member, not this one.
-        if (t.wordset & f.near) - others_exact - f.exact:
+        near = (t.wordset & f.near) - others_exact - f.exact
+        if any(t.capitalised(w) for w in sorted(near)[:20]):
             found.append((f'near miss of surname "{surname}" (possible match)', True))
     else:
         hit = _hit(f.given, t.wordset)
