@@ -16,6 +16,7 @@ from mailhub.config import ConfigError, load_config
 from mailhub.store import Store, bans
 from mailhub.store import conduct as store
 from tests.support.hub import DOMAIN, message, start_hub
+from tests.test_conduct_e2e import personal
 
 COMMITTEE = """
 [[conduct.committee]]
@@ -166,7 +167,7 @@ async def test_retention_deletes_closed_content_and_keeps_audit_and_bans(tmp_pat
         tmp_path,
         clock=ManualClock(),
         extra=f'[conduct]\nfallback = "board@example.net"\nretention_days = 30\n'
-        f'key_file = "{key}"\n' + COMMITTEE,
+        f'release_after = "0"\nkey_file = "{key}"\n' + COMMITTEE,
     )
     try:
         await hub.send(
@@ -181,7 +182,7 @@ async def test_retention_deletes_closed_content_and_keeps_audit_and_bans(tmp_pat
         assert stored.encrypted and b"Gloopwhistle" not in stored.raw
         # Members still receive the report in clear.
         assert SECRET in hub.sink.to("ada@example.net")[0].raw.decode()
-        committee = f"conduct+{case.ref}-committee@{DOMAIN}"
+        committee = personal(hub, "ada@example.net", case.ref)
         await hub.send(
             "ada@example.net",
             [committee],

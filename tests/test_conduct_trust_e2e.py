@@ -111,8 +111,8 @@ async def test_an_unreadable_attachment_is_held_for_the_fallback_and_released(hu
             copy.raw.decode()
         )
         assert "shot.png" in got[f"[{ref}] Case details"].message.get_content()
-    held = {r.message["Subject"]: r for r in hub.sink.to(FALLBACK)}
-    assert "iVBORw0KGgo" in held[f"[{ref}] Held for checking"].raw.decode().replace("\r\n", "")
+    held = [r for r in hub.sink.to(FALLBACK) if r.message["Subject"] == f"[{ref}] Held for checking"]
+    assert any("iVBORw0KGgo" in r.raw.decode().replace("\r\n", "") for r in held)
     # A member cannot release it; the fallback reviewer can, through their own address.
     await write(hub, ADA, personal(hub, ADA, ref), body="#release\n")
     assert "iVBORw0KGgo" not in "".join(r.raw.decode() for r in hub.sink.to(CARYS))
@@ -169,8 +169,10 @@ async def test_a_forged_from_changes_nothing(hub, command):
     async with hub.service.store.read() as tx:
         assert await bans.all_bans(tx) == []
     assert len(hub.sink.to(REPORTER)) == before[REPORTER]
-    assert len(hub.sink.to(BRYN)) == 0
-    assert len(hub.sink.to(CARYS)) == before[CARYS]
+    # Bryn's own attempt opened a separate case (acknowledged to him): nothing of this one.
+    assert not any(ref in r.raw.decode() for r in hub.sink.to(BRYN))
+    # Bryn's attempt opened a separate case, which Carys handles; nothing of this one.
+    assert not any(ref in r.raw.decode() for r in hub.sink.to(CARYS)[before[CARYS] :])
     actions = [e.action for e in trail]
     assert "unverified" in actions and "refused-token" in actions
     # Ada herself hears that someone used her address (at her own address, not at From:).
@@ -185,7 +187,7 @@ async def test_a_recused_member_cannot_readmit_themselves_with_a_forged_address(
     await write(
         hub, BRYN, f"conduct+{ref}-committee@{DOMAIN}", sender=ADA, body="#readmit Bryn Hughes\n"
     )
-    assert hub.sink.to(BRYN) == []
+    assert not any(ref in r.raw.decode() for r in hub.sink.to(BRYN))
     _, recusals, _ = await case_state(hub, ref)
     assert recusals[0].active
 
@@ -338,8 +340,11 @@ async def test_exclude_without_the_reply_token_changes_nothing(window_hub):
     # The plain case address and the reporter's From: — anyone can forge both.
     await write(hub, REPORTER, f"conduct+{ref}@{DOMAIN}", body="exclude Ada Jones\nsend now\n")
     assert hub.sink.to(ADA) == []  # not released early
-    _, recusals, _ = await case_state(hub, ref)
-    assert recusals == []
+    case, recusals, _ = await case_state(hub, ref)
+    assert not case.released
+    # The command did nothing; naming Ada in a reply still keeps her out (fail closed).
+    assert [r.reason for r in recusals] == ['named in a reply: full name "Ada Jones"']
+    assert "Nothing was changed" in subjects(hub, REPORTER)[-1]
 
 
 # --- bounded scanning ---------------------------------------------------------------------------
@@ -348,7 +353,7 @@ async def test_exclude_without_the_reply_token_changes_nothing(window_hub):
 async def test_a_2mb_report_of_spaces_and_markup_does_not_stall_other_mail(tmp_path):
     hub = await start_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=4_000_000)
     try:
-        junk = ("<b>  <i>" + " " * 120 + "</i>\r\n") * 14000  # ~2 MB, lines under 998
+        junk = ("<b>  <i>" + " " * 120 + "</i>\r\n") * 16000  # ~2 MB, lines under 998
         raw = (
             f"From: {REPORTER}\r\nTo: {CONDUCT}\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>" + junk + "Brynnie</body>"

@@ -536,6 +536,8 @@ async def send_details(
         for r in recusals
     ]
 
+    _, fallback_reads = readers(case, recusals, conduct)
+
     async def build(p: Personal) -> EmailMessage:
         is_fallback = p.recipient.owner == FALLBACK
         return notify.notice(
@@ -554,7 +556,7 @@ async def send_details(
             direct_name=direct.name if direct else "",
             shared=case.shared,
             report_missing=report_missing,
-            fallback=is_fallback,
+            fallback=is_fallback and fallback_reads,
             is_fallback=is_fallback,
             committee_address=p.committee,
             case_address=p.case,

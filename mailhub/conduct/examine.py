@@ -31,19 +31,18 @@ class Examination:
     unscannable: tuple[str, ...]  # what could not be read
     over_budget: bool  # could not be read within the budget: fail closed
     refs: tuple[str, ...]  # case references the message cites
-
-    @property
-    def held(self) -> tuple[str, ...]:
-        return self.unscannable
+    held: tuple[str, ...] = ()  # the parts to hold back, as "name (type)"
 
     @classmethod
     def failed(cls) -> Examination:
-        return cls((), ("the whole message (not checked within the time budget)",), True, ())
+        whole = ("the whole message (not checked within the time budget)",)
+        return cls((), whole, True, (), whole)
 
 
 def own_words(text: str) -> str:
     """A reply without what it quotes: lines starting with `>` and everything from an
     attribution line ("On ... wrote:", "-----Original Message-----") on."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     m = _QUOTE_START.search(text)
     if m:
         text = text[: m.start()]
@@ -65,11 +64,13 @@ def examine_raw(
     size = sum(len(t) for t in texts)
     refs = tuple(sorted({r.upper() for t in texts for r in REF_PATTERN.findall(t)}))
     if size > MAX_TEXT_CHARS:
-        return Examination((), ("the whole message (too much text to check)",), True, refs)
+        whole = ("the whole message (too much text to check)",)
+        return Examination((), whole, True, refs, whole)
     if committee_mail:
         texts = [header(msg, "subject"), own_words(body_text(msg, attachments=True))]
     matches = tuple(match_texts(texts, committee))
-    return Examination(matches, tuple(result.unscannable), False, refs)
+    held = readable_copy(raw)[1] if result.unscannable else ()
+    return Examination(matches, tuple(result.unscannable), False, refs, held)
 
 
 def readable_copy(raw: bytes) -> tuple[bytes | None, tuple[str, ...]]:

@@ -244,18 +244,19 @@ async def _reporter_reply(
     relayable = not (commands and _command_lines_only(text))
     await _store(ctx, mail, case, "reporter" if relayable else "reporter-command", case.reporter,
                  held=held)  # fmt: skip
+    if commands:  # first, so that "exclude NAME" is recorded as the reporter's choice
+        await _reporter_commands(ctx, case, commands, verified=verified)
+        recusals = await store.recusals(ctx.tx, case.ref)
     # A name in a reply recuses that member from now on, and they do not get the reply.
     matches = [m for m in exam.matches if m.member != case.direct_member]
     added = await add_recusals(
         ctx, case.ref, matches, active_recused(recusals), prefix="named in a reply: "
     )
-    if exam.over_budget:
+    if held:
         await store.add_flag(ctx.tx, case.ref, "withheld")
     await store.audit(
         ctx.tx, case.ref, ctx.now(), "reporter", "reporter-reply", f"{len(added)} new recusals"
     )
-    if commands:
-        await _reporter_commands(ctx, case, commands, verified=verified)
     case = await store.get_case(ctx.tx, case.ref) or case
     if not case.released:
         return  # kept: it goes to the committee with the report when the window ends

@@ -159,7 +159,7 @@ def classify_writer(
     Acting on a case (commands, answers to the reporter, discussion, the reporter's
     `exclude`/`send now`) needs the reply token that only the owner's mailbox received
     (`token_owner`, None when the token is unknown, revoked or absent) *and* the owner's
-    address in From:. A forged From: alone gets nowhere: without the token a committee
+    address in From: and, when there is one, in the envelope sender. A forged From: alone gets nowhere: without the token a committee
     member's message is UNVERIFIED, with someone else's token it is FORGED.
     """
     recusals = list(recusals)
@@ -170,15 +170,20 @@ def classify_writer(
     if has_token:
         if token_owner is None:
             return WriterVerdict(Writer.FORGED)
+        envelope_ok = not envelope or envelope.lower() == from_addr
         if token_owner == REPORTER:
-            ok = bool(case.reporter) and from_addr == case.reporter
+            ok = bool(case.reporter) and from_addr == case.reporter and envelope_ok
             return WriterVerdict(Writer.REPORTER if ok else Writer.FORGED)
         if token_owner == FALLBACK:
-            ok = from_addr == conduct.fallback
+            ok = from_addr == conduct.fallback and envelope_ok
             return WriterVerdict(Writer.FALLBACK if ok else Writer.FORGED)
         member = conduct.member(token_owner)
         allowed = {m.key for m in participants(case, recusals, conduct)}
         if member is None or member.key not in allowed or not member.owns(from_addr):
+            return WriterVerdict(Writer.FORGED)
+        if envelope and not member.owns(envelope):
+            # The envelope sender is the member's too when there is one: a leaked copy of
+            # a token used from someone else's server, with a forged From:, gets nowhere.
             return WriterVerdict(Writer.FORGED)
         return WriterVerdict(Writer.MEMBER, member)
     if case.reporter and case.reporter in identities:
