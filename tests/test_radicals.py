@@ -159,9 +159,9 @@ def test_vowel_words_do_not_blow_up():
 
 def test_mutated_names_in_a_real_message():
     raw = (
-        "From: r@example.org\r\nTo: conduct@cop.example.org\r\n"
-        "Subject: =?utf-8?q?Cwyn_am_Ddafydd_ap_Iwan?=\r\n\r\nDim byd arall.\r\n"
-    ).encode()
+        b"From: r@example.org\r\nTo: conduct@cop.example.org\r\n"
+        b"Subject: =?utf-8?q?Cwyn_am_Ddafydd_ap_Iwan?=\r\n\r\nDim byd arall.\r\n"
+    )
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     assert [(m.member, m.possible) for m in find_named_members(msg, COMMITTEE)] == [
         ("dafydd-ap-iwan", False)
