@@ -387,3 +387,25 @@ async def test_the_acknowledgement_is_welsh_first_when_bilingual(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_a_report_over_the_scan_budget_goes_to_the_fallback_only(tmp_path):
+    hub = await start_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=8_000_000)
+    try:
+        line = "word " * 150 + "\r\n"  # ~750 characters a line, 5.5 MB in all
+        body = line * (5_500_000 // len(line)) + "Brynnie did it.\r\n"
+        raw = f"From: {REPORTER}\r\nTo: {CONDUCT}\r\nSubject: long\r\n\r\n" + body
+        ref = await open_report(hub, raw)
+        assert "check" in hub.sink.to(REPORTER)[0].message.get_content()
+        for member in (ADA, BRYN, CARYS):
+            assert hub.sink.to(member) == []  # fail closed: nothing unchecked reaches anyone
+        assert f"[{ref}] Held for checking" in subjects(hub, FALLBACK)
+        case, _, _ = await case_state(hub, ref)
+        assert "unscanned" in case.flags
+        # The fallback reviewer keeps Bryn out, then releases it to the others.
+        await write(hub, FALLBACK, personal(hub, FALLBACK, ref), body="#recuse Bryn\n#release\n")
+        assert f"[{ref}] New report" in subjects(hub, ADA)
+        assert hub.sink.to(BRYN) == []
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()

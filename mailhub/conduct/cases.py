@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Iterable
 
 from mailhub.conduct.config import CommitteeMember
+from mailhub.conduct.radicals import radicals
 
 # No 0/O or 1/I: a reference is read aloud and typed back by people.
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -35,10 +36,17 @@ def subject_tag(subject: str) -> str | None:
 
 
 def find_member(name: str, committee: Iterable[CommitteeMember]) -> CommitteeMember | None:
-    """A member by key, name, alias or address, ignoring case (for `#readmit NAME`)."""
+    """A member by key, name, alias, given name or address, ignoring case (for `#readmit
+    NAME`, `#recuse NAME` and the reporter's `exclude NAME`). A Welsh writer may mutate
+    the name after the verb ("eithrio Fryn"), so the radical forms of its first word count.
+    """
+    committee = list(committee)
     wanted = " ".join(name.split()).casefold()
-    for m in committee:
-        forms = {m.key, m.name, *m.aliases, *m.addresses, m.name.split()[0]}
-        if wanted in {" ".join(f.split()).casefold() for f in forms}:
-            return m
+    first, _, rest = wanted.partition(" ")
+    candidates = [wanted] + [" ".join(filter(None, (r, rest))) for r in sorted(radicals(first))]
+    for candidate in candidates:
+        for m in committee:
+            forms = {m.key, m.name, *m.aliases, *m.addresses, m.name.split()[0]}
+            if candidate in {" ".join(f.split()).casefold() for f in forms}:
+                return m
     return None

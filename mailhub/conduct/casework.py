@@ -430,8 +430,13 @@ async def deliver_report(
     if raw is not None:
         copy, held = raw, ()
         if first is not None and first.held:
-            copy, held = await _readable(raw)
-            if first.held and purpose in (Purpose.REPORT, Purpose.SHARE):
+            if "unscanned" in case.flags:
+                # Not checked at all: the committee gets nothing of it (only the fallback
+                # reviewer, below) until it is released.
+                copy, held = None, ("the whole report",)
+            else:
+                copy, held = await _readable(raw)
+            if purpose in (Purpose.REPORT, Purpose.SHARE):
                 await hold_for_fallback(ctx, case, raw, held, recusals)
         if copy is not None:
             await _wrapped_copies(
