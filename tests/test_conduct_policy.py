@@ -155,3 +155,20 @@ def test_copies_to_a_recused_member_or_the_reporter_are_refused():
     assert find_member("ada jones", CONDUCT.committee) is ADA
     assert find_member("aj", CONDUCT.committee) is ADA
     assert find_member("Zed", CONDUCT.committee) is None
+
+
+def test_committee_commands_in_welsh():
+    from mailhub.conduct.commands import Close, Readmit, Recuse, Release, Share, parse_commands
+
+    got = parse_commands(
+        "#ymneilltuo\n#rhannu\n#ailgynnwys Ada\n#rhyddhau\n"
+        "#cau gwaharddiad-dros-dro 7d y-cyfan troll@bad.example\n#cau cerydd\n"
+    )
+    assert got == [
+        Recuse(),
+        Share(),
+        Readmit("Ada"),
+        Release(),
+        Close("temporary-ban", 7 * 86400.0, "all", ("troll@bad.example",)),
+        Close("reprimand"),
+    ]

@@ -12,8 +12,28 @@ USAGE = (
     "#close no-action | reprimand | other | temporary-ban DURATION LIST|all ADDRESS"
     " | permanent-ban LIST|all ADDRESS"
 )
+# Welsh commands work as well as the English ones: verbs and outcomes.
+_VERBS_CY = {
+    "ymneilltuo": "recuse",
+    "rhannu": "share",
+    "cau": "close",
+    "ailgynnwys": "readmit",
+    "rhyddhau": "release",
+}
+_OUTCOMES_CY = {
+    "dim-camau": "no-action",
+    "cerydd": "reprimand",
+    "gwaharddiad-dros-dro": "temporary-ban",
+    "gwaharddiad-parhaol": "permanent-ban",
+    "arall": "other",
+}
+_ALL_CY = {"y-cyfan": "all", "pob-rhestr": "all"}
 # Linear: the verb is anchored at a line start and the rest of the line is taken whole.
-_LINE = re.compile(r"^[ \t]*#(recuse|share|close|readmit|release)\b([^\n]*)$", re.I | re.M)
+_LINE = re.compile(
+    r"^[ \t]*#(recuse|share|close|readmit|release|ymneilltuo|rhannu|cau|ailgynnwys|rhyddhau)"
+    r"\b([^\n]*)$",
+    re.I | re.M,
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,7 @@ def parse_commands(text: str) -> list[Command]:
     out: list[Command] = []
     for m in _LINE.finditer(text):
         verb, args = m.group(1).lower(), m.group(2).strip()
+        verb = _VERBS_CY.get(verb, verb)
         line = f"#{verb} {args}".strip()
         if verb == "recuse":
             out.append(Recuse(args[:200]))
@@ -88,7 +109,7 @@ def parse_commands(text: str) -> list[Command]:
 
 def parse_close(args: str, line: str = "") -> Close | Invalid:
     line = line or f"#close {args}"
-    tokens = args.split()
+    tokens = [_OUTCOMES_CY.get(t.lower(), _ALL_CY.get(t.lower(), t)) for t in args.split()]
     if not tokens or tokens[0].lower() not in OUTCOMES:
         return Invalid(line, f"the outcome must be one of: {USAGE}")
     outcome = tokens[0].lower()
