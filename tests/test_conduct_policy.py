@@ -172,3 +172,18 @@ def test_committee_commands_in_welsh():
         Close("temporary-ban", 7 * 86400.0, "all", ("troll@bad.example",)),
         Close("reprimand"),
     ]
+
+
+@pytest.mark.parametrize(
+    "reply,kept",
+    [
+        ("Agreed.\r\n\r\nOn Monday, Bryn Hughes (case) wrote:\r\n> Bryn Hughes here\r\n", "Agreed."),
+        ("Iawn.\n\nAr ddydd Llun, ysgrifennodd Bryn Hughes:\n> helo\n", "Iawn."),
+        ("Yes.\n-----Original Message-----\nFrom: Bryn Hughes\nSent: Monday\n", "Yes."),
+        ("Mine.\n> quoted Bryn Hughes\nMore of mine.\n", "Mine.\nMore of mine."),
+    ],
+)
+def test_committee_mail_is_read_without_what_it_quotes(reply, kept):
+    from mailhub.conduct.examine import own_words
+
+    assert own_words(reply).strip() == kept

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from mailhub.conduct.cases import REF_PATTERN
 from mailhub.conduct.config import CommitteeMember
-from mailhub.conduct.conflicts import NamedMatch, match_texts, scan
-from mailhub.conduct.reading import withhold
+from mailhub.conduct.conflicts import NamedMatch, match_texts
+from mailhub.conduct.reading import scan_bytes, withhold
 from mailhub.parsing import body_text, header, parse
 
 # Text read from one message, at most: past it the scan is over budget and fails closed.
@@ -20,7 +20,7 @@ MAX_TEXT_CHARS = 5_000_000
 # Where a committee member's own words end and the quoted earlier message begins.
 _QUOTE_START = re.compile(
     r"(?im)^[ \t]*(?:-{2,}[ \t]*original message[ \t]*-{2,}|-{2,}[ \t]*neges wreiddiol[ \t]*-{2,}"
-    r"|(?:on|ar)\b[^\n]{0,300}\b(?:wrote|ysgrifennodd)[ \t]*:[ \t]*$"
+    r"|(?:on|ar)\b[^\n]{0,300}\b(?:wrote|ysgrifennodd)\b[^\n]{0,200}:[ \t]*$"
     r"|from:[^\n]{0,300}$(?=\n[ \t]*(?:sent|date|anfonwyd)[ \t]*:))"
 )
 
@@ -58,15 +58,14 @@ def examine_raw(
     messages carry other members' names in attribution lines ("On Monday, Bryn Hughes
     (case …) wrote:"), which must not recuse them.
     """
-    msg = parse(raw)
-    result = scan(msg)
+    result = scan_bytes(raw, max_chars=MAX_TEXT_CHARS)
     texts = list(result.texts)
-    size = sum(len(t) for t in texts)
     refs = tuple(sorted({r.upper() for t in texts for r in REF_PATTERN.findall(t)}))
-    if size > MAX_TEXT_CHARS:
-        whole = ("the whole message (too much text to check)",)
+    if result.over_budget or sum(len(t) for t in texts) > MAX_TEXT_CHARS:
+        whole = ("the whole message (too much to check)",)
         return Examination((), whole, True, refs, whole)
     if committee_mail:
+        msg = parse(raw)
         texts = [header(msg, "subject"), own_words(body_text(msg, attachments=True))]
     matches = tuple(match_texts(texts, committee))
     held = readable_copy(raw)[1] if result.unscannable else ()
