@@ -1,7 +1,9 @@
 """Structured log lines: `event key=value ...`, one per thing that happened.
 
 Only ids, addresses, routes, outcomes and sizes are ever passed here: never a
-subject or a body, and for conduct cases not even the subject.
+subject or a body. Mail on a conduct route is logged with its queue id, case reference,
+counts and outcome only: no sender and no recipients (they would tie the reporter to a
+case, or show who was recused), and for a failed item only the exception type.
 """
 
 from __future__ import annotations

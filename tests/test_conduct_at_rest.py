@@ -21,10 +21,13 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from mailhub.cli import main
+from mailhub.config import load_config
+from mailhub.service import Service
 from mailhub.store import Store, inbound
 from mailhub.store import conduct as store
 from mailhub.store.inbound import UNSEALABLE
 from tests.support.hub import DOMAIN, Hub, message, start_hub
+from tests.support.sink import Sink
 
 CONDUCT = f"conduct@{DOMAIN}"
 ENQUIRIES = f"enquiries@{DOMAIN}"
@@ -337,6 +340,42 @@ async def test_cleared_and_deleted_content_is_zeroed_on_disk(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+MAILDIR_CONFIG = """
+[server]
+domains = ["{domain}"]
+listen = "127.0.0.1:0"
+[storage]
+path = "{tmp}/mailhub.db"
+[outbound]
+maildir = "{tmp}/outbox"
+[admin]
+addresses = ["admin@example.net"]
+"""
+
+
+async def test_maildir_outbox_gets_case_mail_unsealed(tmp_path):
+    key = new_key(tmp_path, "conduct.key")
+    path = tmp_path / "mailhub.toml"
+    path.write_text(MAILDIR_CONFIG.format(domain=DOMAIN, tmp=tmp_path) + conduct_toml(key))
+    service = Service(load_config(path), run_scheduler=False)
+    await service.start()
+    hub = Hub(service, Sink(), None, path)  # type: ignore[arg-type]
+    try:
+        await send_report(hub)
+        await service.idle()
+        async with service.store.read() as tx:
+            cur = await tx.execute("SELECT DISTINCT sealed, case_ref <> '' FROM outbound")
+            assert await cur.fetchall() == [(1, 1)]
+    finally:
+        await service.stop()
+    files = [f.read_bytes() for f in (tmp_path / "outbox" / "new").iterdir()]
+    assert {m for m in COMMITTEE if any(f"Delivered-To: {m}".encode() in f for f in files)} == set(
+        COMMITTEE
+    )
+    assert any(TOKEN in f for f in files)  # the committee's copies, readable
+    assert all(b"gAAAAA" not in f for f in files)  # no Fernet token left in any
 
 
 OLD_QUEUES = """
