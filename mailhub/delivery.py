@@ -55,7 +55,9 @@ def _status(reply: str) -> str:
 
 def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConfig) -> float | None:
     """When to try again after `attempts` failures, or None when the message has run out of time."""
-    delay = min(cfg.retry_base_seconds * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    # The exponent is capped: past it the delay is MAX_BACKOFF anyway (and 2**n would
+    # overflow a float after ~1000 attempts, as with retry_base = 0 and a dead relay).
+    delay = min(cfg.retry_base_seconds * (2 ** min(max(attempts - 1, 0), 32)), MAX_BACKOFF)
     if now + delay > created_at + cfg.max_age_seconds:
         return None
     return now + delay
