@@ -132,7 +132,9 @@ class Processor:
                     # message content into exceptions, so it is safe in `mailhub queue`.
                     error = f"{type(exc).__name__}: {exc}"[:500]
                     await inbound.mark_failed(tx, item.seq, error, self.clock.now())
-                    logging.getLogger("mailhub").debug("handler failure", exc_info=True)
+                    # A traceback of a conduct item could quote case content: type only.
+                    conduct = any(r.name.startswith("conduct") for r in routes)
+                    logging.getLogger("mailhub").debug("handler failure", exc_info=not conduct)
                     outcomes.append((item, routes, 0, exc))
                 else:
                     outcomes.append((item, routes, len(ctx.sent), None))

@@ -400,7 +400,10 @@ async def test_reply_naming_a_member_recuses_them_from_then_on(hub):
     n_ada = len(hub.sink.to(ADA))
     await write_to_case(hub, REPORTER, ref, body="AJ saw it too.\n")
     assert len(hub.sink.to(ADA)) == n_ada
-    assert last_subjects(hub, CARYS, 2) == {f"[{ref}] Reply from the reporter", f"[{ref}] Case details"}
+    assert last_subjects(hub, CARYS, 2) == {
+        f"[{ref}] Reply from the reporter",
+        f"[{ref}] Case details",
+    }
 
 
 async def test_direct_report_and_share(hub):

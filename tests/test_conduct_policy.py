@@ -79,17 +79,20 @@ def test_a_recused_or_named_member_never_receives_case_mail(purpose):
         ["", "ada", "bryn", "cai", FALLBACK],
     ):
         recs = [rec(m) for m in recused] + [rec("cai", lifted=True)]
-        got = recipients(
-            c, recs, CONDUCT, purpose, author=author, member=member, named=named
-        )
+        got = recipients(c, recs, CONDUCT, purpose, author=author, member=member, named=named)
         blocked = set(recused) | set(named)
         assert not blocked & set(owners(got)), (c, recused, named, author, member, got)
         if c.released_at is None:
             assert got == []  # nothing before the reporter's window ends
         if author and purpose is not Purpose.COMMAND_ANSWER:
-            assert author not in owners(got) or author == FALLBACK and purpose in (
-                Purpose.HOLD,
-                Purpose.ESCALATION,
+            assert (
+                author not in owners(got)
+                or author == FALLBACK
+                and purpose
+                in (
+                    Purpose.HOLD,
+                    Purpose.ESCALATION,
+                )
             )
         checked += 1
     assert checked == len(CASES) * len(RECUSAL_SETS) * 2 * 4 * 5
@@ -113,9 +116,7 @@ def test_where_case_mail_goes():
     assert owners(recipients(unscanned, [], CONDUCT, Purpose.REPORT)) == [FALLBACK]
     assert owners(recipients(case(), [], CONDUCT, Purpose.READMIT, member="bryn")) == ["bryn"]
     assert recipients(case(), [rec("bryn")], CONDUCT, Purpose.READMIT, member="bryn") == []
-    assert owners(recipients(case(), [], CONDUCT, Purpose.COMMAND_ANSWER, member="cai")) == [
-        "cai"
-    ]
+    assert owners(recipients(case(), [], CONDUCT, Purpose.COMMAND_ANSWER, member="cai")) == ["cai"]
     assert recipients(case(), [rec("cai")], CONDUCT, Purpose.COMMAND_ANSWER, member="cai") == []
     assert owners(recipients(case(), [], CONDUCT, Purpose.REPORT, named=["ada"])) == ["bryn", "cai"]
 
@@ -177,7 +178,10 @@ def test_committee_commands_in_welsh():
 @pytest.mark.parametrize(
     "reply,kept",
     [
-        ("Agreed.\r\n\r\nOn Monday, Bryn Hughes (case) wrote:\r\n> Bryn Hughes here\r\n", "Agreed."),
+        (
+            "Agreed.\r\n\r\nOn Monday, Bryn Hughes (case) wrote:\r\n> Bryn Hughes here\r\n",
+            "Agreed.",
+        ),
         ("Iawn.\n\nAr ddydd Llun, ysgrifennodd Bryn Hughes:\n> helo\n", "Iawn."),
         ("Yes.\n-----Original Message-----\nFrom: Bryn Hughes\nSent: Monday\n", "Yes."),
         ("Mine.\n> quoted Bryn Hughes\nMore of mine.\n", "Mine.\nMore of mine."),

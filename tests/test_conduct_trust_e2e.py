@@ -111,7 +111,9 @@ async def test_an_unreadable_attachment_is_held_for_the_fallback_and_released(hu
             copy.raw.decode()
         )
         assert "shot.png" in got[f"[{ref}] Case details"].message.get_content()
-    held = [r for r in hub.sink.to(FALLBACK) if r.message["Subject"] == f"[{ref}] Held for checking"]
+    held = [
+        r for r in hub.sink.to(FALLBACK) if r.message["Subject"] == f"[{ref}] Held for checking"
+    ]
     assert any("iVBORw0KGgo" in r.raw.decode().replace("\r\n", "") for r in held)
     # A member cannot release it; the fallback reviewer can, through their own address.
     await write(hub, ADA, personal(hub, ADA, ref), body="#release\n")
@@ -194,9 +196,7 @@ async def test_a_recused_member_cannot_readmit_themselves_with_a_forged_address(
 
 async def test_a_replayed_message_acts_once(hub):
     ref = await open_report(hub, report("A problem.\n"))
-    raw = message(
-        sender=ADA, to=personal(hub, ADA, ref), subject="Thoughts", body="Let us meet.\n"
-    )
+    raw = message(sender=ADA, to=personal(hub, ADA, ref), subject="Thoughts", body="Let us meet.\n")
     before = len(hub.sink.to(CARYS))
     await send(hub, ADA, personal(hub, ADA, ref), raw)
     await send(hub, ADA, personal(hub, ADA, ref), raw)
@@ -365,7 +365,9 @@ async def test_a_2mb_report_of_spaces_and_markup_does_not_stall_other_mail(tmp_p
         # Other mail keeps flowing meanwhile: each enquiry is accepted promptly.
         for i in range(5):
             t0 = time.monotonic()
-            code, _ = await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], f"Subject: q{i}\n\nHi\n")
+            code, _ = await hub.send(
+                "sam@example.net", [f"enquiries@{DOMAIN}"], f"Subject: q{i}\n\nHi\n"
+            )
             assert code == 250 and time.monotonic() - t0 < 2.0
         await hub.idle()
         assert time.monotonic() - started < 15

@@ -210,9 +210,7 @@ async def open_case(
     return ref
 
 
-def readers(
-    case: Case, recusals: list[Recusal], conduct: ConductConfig
-) -> tuple[list[str], bool]:
+def readers(case: Case, recusals: list[Recusal], conduct: ConductConfig) -> tuple[list[str], bool]:
     """(names of who will read the report once released, whether that is the fallback)."""
     view = replace(case, released_at=case.released_at or case.opened_at)
     rcpts = recipients(view, recusals, conduct, Purpose.REPORT)
@@ -315,9 +313,7 @@ async def send_case_mail(
     conduct = conduct_config(ctx)
     if recusals is None:
         recusals = await store.recusals(ctx.tx, case.ref)
-    rcpts = recipients(
-        case, recusals, conduct, purpose, author=author, member=member, named=named
-    )
+    rcpts = recipients(case, recusals, conduct, purpose, author=author, member=member, named=named)
     for r in rcpts:
         token = await tokens.mint(ctx, case.ref, r.owner)
         personal = Personal(

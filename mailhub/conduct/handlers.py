@@ -83,7 +83,12 @@ async def _dropped_as_automatic(ctx: Context, mail: Incoming, case: Case | None)
     for ref in sorted(refs):
         if await store.ref_exists(ctx.tx, ref):
             await store.audit(
-                ctx.tx, ref, ctx.now(), "mailhub", "automatic-mail", f"not relayed ({verdict.reason})"
+                ctx.tx,
+                ref,
+                ctx.now(),
+                "mailhub",
+                "automatic-mail",
+                f"not relayed ({verdict.reason})",
             )
     logs.event("conduct.drop", queue_id=mail.queue_id, reason="automatic mail")
     return True

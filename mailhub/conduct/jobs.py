@@ -39,7 +39,9 @@ async def remind_and_escalate(ctx: Context) -> None:
                 ctx, case, Purpose.REMINDER, reminder, kind="conduct.reminder", recusals=recusals
             )
             await store.mark_reminded(ctx.tx, case.ref, now)
-            await store.audit(ctx.tx, case.ref, now, "mailhub", "reminded", f"{len(sent)} recipients")
+            await store.audit(
+                ctx.tx, case.ref, now, "mailhub", "reminded", f"{len(sent)} recipients"
+            )
             logs.event("conduct.case", ref=case.ref, outcome="reminded")
         if case.escalated_at is None and now >= case.opened_at + conduct.escalate_after:
             recused = len(active_recused(recusals))
