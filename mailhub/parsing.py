@@ -73,8 +73,9 @@ def sender_address(msg: Message) -> str:
     return pairs[0][1].lower() if pairs else ""
 
 
-class _TextExtractor(HTMLParser):
-    _BLOCK = {
+# Elements that break a line when HTML is read as text.
+BLOCK_TAGS = frozenset(
+    {
         "p",
         "div",
         "br",
@@ -93,6 +94,11 @@ class _TextExtractor(HTMLParser):
         "ol",
         "hr",
     }
+)
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = BLOCK_TAGS
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

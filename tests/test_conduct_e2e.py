@@ -12,7 +12,7 @@ import pytest_asyncio
 from mailhub.cli import main
 from mailhub.store import bans
 from mailhub.store import conduct as store
-from tests.support.hub import DOMAIN, message, start_hub
+from tests.support.hub import DOMAIN, message, running_hub, start_hub
 
 CONDUCT = f"conduct@{DOMAIN}"
 ADA, BRYN, CARYS = "ada@example.net", "bryn@example.net", "carys@example.net"
@@ -39,10 +39,8 @@ addresses = ["carys@example.net"]
 
 @pytest_asyncio.fixture
 async def hub(tmp_path):
-    h = await start_hub(tmp_path, extra=COMMITTEE_TOML)
-    yield h
-    await h.service.stop()
-    await h.sink.stop()
+    async with running_hub(tmp_path, extra=COMMITTEE_TOML) as h:
+        yield h
 
 
 def html_base64_report(text: str, subject: str = "Something happened at the meetup") -> str:

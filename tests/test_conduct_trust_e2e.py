@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from mailhub.store import bans
 from mailhub.store import conduct as store
-from tests.support.hub import DOMAIN, message, start_hub
+from tests.support.hub import DOMAIN, message, running_hub
 from tests.test_conduct_e2e import (
     ADA,
     BRYN,
@@ -31,18 +31,14 @@ WINDOW_TOML = COMMITTEE_TOML.replace('release_after = "0"', 'release_after = "30
 
 @pytest_asyncio.fixture
 async def hub(tmp_path):
-    h = await start_hub(tmp_path, extra=COMMITTEE_TOML)
-    yield h
-    await h.service.stop()
-    await h.sink.stop()
+    async with running_hub(tmp_path, extra=COMMITTEE_TOML) as h:
+        yield h
 
 
 @pytest_asyncio.fixture
 async def window_hub(tmp_path):
-    h = await start_hub(tmp_path, extra=WINDOW_TOML)
-    yield h
-    await h.service.stop()
-    await h.sink.stop()
+    async with running_hub(tmp_path, extra=WINDOW_TOML) as h:
+        yield h
 
 
 def report(body: str, subject: str = "Something happened") -> str:
@@ -351,8 +347,7 @@ async def test_exclude_without_the_reply_token_changes_nothing(window_hub):
 
 
 async def test_a_2mb_report_of_spaces_and_markup_does_not_stall_other_mail(tmp_path):
-    hub = await start_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=4_000_000)
-    try:
+    async with running_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=4_000_000) as hub:
         junk = ("<b>  <i>" + " " * 120 + "</i>\r\n") * 16000  # ~2 MB, lines under 998
         raw = (
             f"From: {REPORTER}\r\nTo: {CONDUCT}\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
@@ -373,27 +368,19 @@ async def test_a_2mb_report_of_spaces_and_markup_does_not_stall_other_mail(tmp_p
         assert time.monotonic() - started < 15
         assert hub.sink.to(BRYN) == []
         assert any(s.endswith("New report") for s in subjects(hub, ADA))
-    finally:
-        await hub.service.stop()
-        await hub.sink.stop()
 
 
 async def test_the_acknowledgement_is_welsh_first_when_bilingual(tmp_path):
     toml = WINDOW_TOML.replace("[conduct]\n", '[conduct]\nlanguage = "cy+en"\n')
-    hub = await start_hub(tmp_path, extra=toml)
-    try:
+    async with running_hub(tmp_path, extra=toml) as hub:
         await send(hub, REPORTER, CONDUCT, report("x\n"))
         body = hub.sink.to(REPORTER)[0].message.get_content()
         assert body.index("eithrio") < body.index("exclude")
         assert "anfon nawr" in body
-    finally:
-        await hub.service.stop()
-        await hub.sink.stop()
 
 
 async def test_a_report_over_the_scan_budget_goes_to_the_fallback_only(tmp_path):
-    hub = await start_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=8_000_000)
-    try:
+    async with running_hub(tmp_path, extra=COMMITTEE_TOML, max_message_bytes=8_000_000) as hub:
         line = "word " * 150 + "\r\n"  # ~750 characters a line, 5.5 MB in all
         body = line * (5_500_000 // len(line)) + "Brynnie did it.\r\n"
         raw = f"From: {REPORTER}\r\nTo: {CONDUCT}\r\nSubject: long\r\n\r\n" + body
@@ -408,6 +395,3 @@ async def test_a_report_over_the_scan_budget_goes_to_the_fallback_only(tmp_path)
         await write(hub, FALLBACK, personal(hub, FALLBACK, ref), body="#recuse Bryn\n#release\n")
         assert f"[{ref}] New report" in subjects(hub, ADA)
         assert hub.sink.to(BRYN) == []
-    finally:
-        await hub.service.stop()
-        await hub.sink.stop()

@@ -22,7 +22,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.policy import SMTP, compat32
 
-from mailhub.parsing import clean, header, header_values, parse
+from mailhub.parsing import BLOCK_TAGS, clean, header, header_values, parse
 
 MAX_PARTS = 2_000
 MAX_CHARS = 5_000_000
@@ -89,39 +89,20 @@ class Withheld:
 
 _TAG = re.compile(r"<([^<>]*)>")
 _TAG_NAME = re.compile(r"/?([A-Za-z][A-Za-z0-9:-]*)")
-_BLOCK = frozenset(
-    [
-        "p",
-        "div",
-        "br",
-        "li",
-        "tr",
-        "td",
-        "th",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "blockquote",
-        "pre",
-        "table",
-        "ul",
-        "ol",
-        "hr",
-        "dt",
-        "dd",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "title",
-        "option",
-        "tspan",
-        "text",
-    ]
-)
+_BLOCK = BLOCK_TAGS | {
+    "article",
+    "dd",
+    "dt",
+    "footer",
+    "header",
+    "option",
+    "section",
+    "td",
+    "text",
+    "th",
+    "title",
+    "tspan",
+}
 _HSPACE = re.compile(r"[ \t\f\v]+")
 _FOLDED = re.compile(r"\r?\n[ \t]")
 _TEXTLIKE = frozenset(

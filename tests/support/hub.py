@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +111,17 @@ async def start_hub(
     service = Service(config, clock, run_scheduler=False)
     await service.start()
     return Hub(service, sink, clock, path)
+
+
+@asynccontextmanager
+async def running_hub(tmp_path: Path, **kwargs) -> AsyncIterator[Hub]:  # noqa: ANN003
+    """`start_hub`, stopped (service and sink) however the block ends."""
+    hub = await start_hub(tmp_path, **kwargs)
+    try:
+        yield hub
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()
 
 
 def message(
