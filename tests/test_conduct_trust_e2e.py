@@ -395,3 +395,18 @@ async def test_a_report_over_the_scan_budget_goes_to_the_fallback_only(tmp_path)
         await write(hub, FALLBACK, personal(hub, FALLBACK, ref), body="#recuse Bryn\n#release\n")
         assert f"[{ref}] New report" in subjects(hub, ADA)
         assert hub.sink.to(BRYN) == []
+
+
+async def test_tokens_a_recused_member_may_have_seen_are_revoked(hub):
+    ref = await open_report(hub, report("A problem.\n"))
+    adas_old = personal(hub, ADA, ref)  # say Bryn saw it quoted in a relayed reply
+    await write(hub, BRYN, personal(hub, BRYN, ref), body="I know them.\n#recuse\n")
+    # Bryn, now recused, forges Ada's From: and envelope with her old reply address.
+    await write(hub, ADA, adas_old, body="#close no-action\n")
+    case, _, trail = await case_state(hub, ref)
+    assert case.is_open and trail[-1].action == "refused-token"
+    # Ada and Carys were sent fresh addresses with the new recusal; those work.
+    assert personal(hub, ADA, ref) != adas_old
+    await write(hub, ADA, personal(hub, ADA, ref), body="Closing.\n#close no-action\n")
+    case, _, _ = await case_state(hub, ref)
+    assert not case.is_open

@@ -86,7 +86,8 @@ async def add_recusals(
     ctx: Context, ref: str, matches: Iterable[NamedMatch], already: set[str], prefix: str = ""
 ) -> list[NamedMatch]:
     """Record new recusals (one per member) and revoke the recused members' reply tokens;
-    returns those that were new. Reasons name the rule and the member, never report text."""
+    returns those that were new. Reasons name the rule and the member, never report text.
+    Once the report has gone out, the others are sent the updated details."""
     added = []
     for m in matches:
         if m.member in already:
@@ -99,6 +100,13 @@ async def add_recusals(
         await tokens.revoke(ctx, ref, m.member)
         await store.audit(ctx.tx, ref, ctx.now(), "mailhub", "recused", m.member)
         added.append(m)
+    case = await store.get_case(ctx.tx, ref) if added else None
+    if case is not None and case.released:
+        # Whatever the newly recused saw before (a colleague's reply address quoted in a
+        # message) must be worth nothing now: every committee token of the case is revoked,
+        # and those still handling it get fresh addresses with the new recusals.
+        await store.revoke_tokens_except(ctx.tx, ref, REPORTER, ctx.now())
+        await send_details(ctx, case, await store.recusals(ctx.tx, ref))
     return added
 
 

@@ -29,7 +29,6 @@ from mailhub.conduct.casework import (
     relay_reporter_reply,
     release,
     send_case_mail,
-    send_details,
     send_to_reporter,
 )
 from mailhub.conduct.commands import parse_commands
@@ -269,8 +268,6 @@ async def _reporter_reply(
     named = [m.member for m in matches]
     if relayable:
         await relay_reporter_reply(ctx, case, recusals, mail.raw, held=held, named=named)
-    if added:
-        await send_details(ctx, case, recusals)
 
 
 async def _reporter_commands(
@@ -401,8 +398,6 @@ async def _committee_message(
         author=verdict.owner, named=[m.member for m in named], subject=subject,
     )  # fmt: skip
     await store.audit(ctx.tx, case.ref, ctx.now(), from_addr, "committee-message")
-    if named:
-        await send_details(ctx, case, recusals)
     commands = parse_commands(own_words(body_text(mail.message)))
     if commands:
         await run_commands(ctx, case, commands, verdict, from_addr)

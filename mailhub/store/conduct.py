@@ -439,6 +439,15 @@ async def revoke_tokens(tx: Tx, ref: str, owner: str, at: float) -> None:
     )
 
 
+async def revoke_tokens_except(tx: Tx, ref: str, owner: str, at: float) -> None:
+    """Revoke every live token of a case but `owner`'s."""
+    await tx.execute(
+        "UPDATE conduct_tokens SET revoked_at = ? WHERE case_ref = ? AND owner != ?"
+        " AND revoked_at IS NULL",
+        (at, ref.upper(), owner),
+    )
+
+
 async def first_time_seen(tx: Tx, ref: str, message_id: str) -> bool:
     """Record that a message acted on a case; False if this Message-ID already did."""
     cur = await tx.execute(
