@@ -387,6 +387,12 @@ async def _committee_message(
     await add_recusals(
         ctx, case.ref, named, active_recused(recusals), prefix="named in committee mail: "
     )
+    # Commands before the relay: a member a command keeps out (`#recuse NAME`) does not
+    # get the message either, and the relay carries tokens minted after any revocation.
+    commands = parse_commands(own_words(body_text(mail.message)))
+    if commands:
+        await run_commands(ctx, case, commands, verdict, from_addr)
+        case = await store.get_case(ctx.tx, case.ref) or case
     recusals = await store.recusals(ctx.tx, case.ref)
     subject = header(mail.message, "subject")
     if subject_tag(subject) != case.ref:
@@ -398,9 +404,6 @@ async def _committee_message(
         author=verdict.owner, named=[m.member for m in named], subject=subject,
     )  # fmt: skip
     await store.audit(ctx.tx, case.ref, ctx.now(), from_addr, "committee-message")
-    commands = parse_commands(own_words(body_text(mail.message)))
-    if commands:
-        await run_commands(ctx, case, commands, verdict, from_addr)
 
 
 async def _refuse_copied(
