@@ -68,8 +68,12 @@ class OutboundConfig:
 
 @dataclass(frozen=True)
 class AutoReplyConfig:
+    # Per mailbox (case, +tag and Gmail dots folded: mailhub.mailbox), per sender domain,
+    # and for the whole service: a forger varying addresses cannot turn us into a bomb.
     per_hour: int = 3
     per_day: int = 10
+    per_domain_per_hour: int = 30
+    total_per_hour: int = 500
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,8 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
         autoreply=AutoReplyConfig(
             per_hour=get_int(autoreply, "per_hour", "autoreply", 3),
             per_day=get_int(autoreply, "per_day", "autoreply", 10),
+            per_domain_per_hour=get_int(autoreply, "per_domain_per_hour", "autoreply", 30),
+            total_per_hour=get_int(autoreply, "total_per_hour", "autoreply", 500),
         ),
         templates_dir=_path(templates, base, "templates") if templates else default_templates_dir(),
         lists=parse_lists(raw, server),

@@ -19,6 +19,7 @@ from mailhub import logs
 from mailhub.autoreply import may_auto_reply, reply_headers
 from mailhub.clock import Clock
 from mailhub.config import Config
+from mailhub.mailbox import mailbox_key
 from mailhub.messages import Templates, new_message_id, to_bytes
 from mailhub.parsing import parse
 from mailhub.routing import AddressBook
@@ -141,13 +142,11 @@ class Context:
                 reason=verdict.reason,
             )
             return False
-        sender = mail.mail_from.lower()
+        sender = mailbox_key(mail.mail_from)
+        domain = sender.rpartition("@")[2]
         now = self.now()
-        limits = self.config.autoreply
-        if (
-            await autoreplies.count_since(self.tx, sender, now - 3600) >= limits.per_hour
-            or await autoreplies.count_since(self.tx, sender, now - 86400) >= limits.per_day
-        ):
+        reason = await self._over_autoreply_limit(sender, domain, now)
+        if reason:
             logs.event(
                 "autoreply",
                 logging.WARNING,
@@ -155,15 +154,31 @@ class Context:
                 **({} if quiet else {"to": sender}),
                 kind=kind,
                 outcome="suppressed",
-                reason="rate limit",
+                reason=reason,
             )
             return False
         for name, value in reply_headers(mail.message, self.loop_id).items():
             del reply[name]
             reply[name] = value
-        await autoreplies.record(self.tx, sender, now)
+        await autoreplies.record(self.tx, sender, now, domain)
         await self.send(reply, [mail.mail_from], kind=kind, mail_from="")
         return True
+
+    async def _over_autoreply_limit(self, sender: str, domain: str, now: float) -> str:
+        """Which automatic-reply limit this reply would pass ('' if none)."""
+        limits = self.config.autoreply
+        if await autoreplies.count_since(self.tx, sender, now - 3600) >= limits.per_hour:
+            return "rate limit (mailbox, hour)"
+        if await autoreplies.count_since(self.tx, sender, now - 86400) >= limits.per_day:
+            return "rate limit (mailbox, day)"
+        if (
+            await autoreplies.count_domain_since(self.tx, domain, now - 3600)
+            >= limits.per_domain_per_hour
+        ):
+            return "rate limit (domain, hour)"
+        if await autoreplies.count_all_since(self.tx, now - 3600) >= limits.total_per_hour:
+            return "rate limit (all senders, hour)"
+        return ""
 
 
 def _case_header(msg: EmailMessage | bytes) -> str:
