@@ -103,3 +103,13 @@ def test_tokens_are_lowercase_and_hash_ignores_case():
     token = new_token()
     assert token == token.lower() and len(token) >= 26
     assert token_hash(token.upper()) == token_hash(token)
+
+
+def test_pathological_number_runs_are_read_in_linear_time():
+    import time
+
+    for line in ("approve " + "1" * 50_000 + "x", "approve " + "1 " * 50_000 + "x",
+                 "approve " + " " * 200_000 + "1x", "reject " + "1, and " * 20_000 + "-"):  # fmt: skip
+        t0 = time.perf_counter()
+        parse_line(line)
+        assert time.perf_counter() - t0 < 1.0

@@ -44,12 +44,13 @@ _STOP = (
     re.compile(r"^from:\s", re.IGNORECASE),
     re.compile(r"^oddi wrth:\s", re.IGNORECASE),
 )
-_TARGET = re.compile(r"#?(\d{1,6})(?:\s*-\s*#?(\d{1,6}))?")
-_ONE = r"#?\d{1,6}(?:\s*-\s*#?\d{1,6})?"
-# Numbers joined by spaces, commas, "&", "and" or the Welsh "a"/"ac"; then a word boundary.
-_TARGETS = re.compile(
-    rf"\s*({_ONE}(?:\s*(?:,|&|\s(?:and|a|ac)\s)?\s*{_ONE})*)(?![\w-])", re.IGNORECASE
-)
+_TARGET = re.compile(r"#?(\d{1,6})(?:[ \t]*-[ \t]*#?(\d{1,6}))?")
+# The run of numbers after a command word: digits, `#`, ranges, and the separators people
+# write between them (spaces, commas, "&", "and", Welsh "a"/"ac"). Each step consumes at
+# least one character and the branches start differently, so matching is linear: no
+# nested repetition that could backtrack (`approve 111…1x` once took exponential time).
+_NUMBERS = re.compile(r"(?:[\s,&#0-9-]|(?:and|ac|a)(?=\s))+", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"\d{7}")
 _HTML_QUOTE = re.compile(
     r"<blockquote|<hr\b|<div[^>]*(?:gmail_quote|divRplyFwdMsg|moz-cite-prefix|appendonsend)",
     re.IGNORECASE,
@@ -89,17 +90,24 @@ def _targets(rest: str) -> tuple[list[int], bool, str, str | None]:
     words = rest.split(None, 1)
     if words and words[0].lower().strip(".:;,") in ALL_WORDS:
         return [], True, words[1] if len(words) > 1 else "", None
-    m = _TARGETS.match(rest)
-    if not m:
+    m = _NUMBERS.match(rest)
+    last_digit = max((i for i in range(m.end()) if rest[i].isdigit()), default=-1) if m else -1
+    if last_digit < 0:
         return [], False, "", "no entry number after the command word"
+    end = last_digit + 1
+    written = rest[:end]
+    if end < len(rest) and (rest[end].isalnum() or rest[end] in "_-"):
+        return [], False, "", "no entry number after the command word"
+    if _LONG_NUMBER.search(written):
+        return [], False, "", "no entry has a number that long"
     numbers: list[int] = []
-    for t in _TARGET.finditer(m.group(1)):
+    for t in _TARGET.finditer(written):
         first = int(t.group(1))
         last = int(t.group(2)) if t.group(2) else first
         if last < first or last - first >= MAX_RANGE:
             return [], False, "", f"the range {first}-{last} is not one I can act on"
         numbers.extend(range(first, last + 1))
-    return numbers, False, rest[m.end() :], None
+    return numbers, False, rest[end:], None
 
 
 def parse_line(line: str) -> Command | str | None:
