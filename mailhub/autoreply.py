@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from mailhub.messages import HOPS_HEADER, MAX_HOPS, hops, safe_text
 from mailhub.parsing import header, header_values
 
 _BULK_PRECEDENCE = {"bulk", "list", "junk", "auto_reply"}
@@ -65,7 +66,14 @@ def may_auto_reply(msg: Message, envelope_sender: str, loop_id: str) -> Verdict:
         return Verdict(False, "delivery status report")
     if any(v.strip().lower() == loop_id.lower() for v in header_values(msg, "x-loop")):
         return Verdict(False, "our own X-Loop")
+    if hop_count(msg) + 1 > MAX_HOPS:
+        return Verdict(False, f"hop limit ({MAX_HOPS})")
     return Verdict(True, "ok")
+
+
+def hop_count(msg: Message) -> int:
+    """How many hops the message has made (`messages.hops`: Received lines or our count)."""
+    return hops([(k, str(v)) for k, v in msg.raw_items()])
 
 
 def _is_delivery_report(msg: Message) -> bool:
@@ -86,11 +94,13 @@ def reply_headers(original: Message, loop_id: str) -> dict[str, str]:
         "Auto-Submitted": "auto-replied",
         "X-Auto-Response-Suppress": "All",
         "X-Loop": loop_id,
+        HOPS_HEADER: str(hop_count(original) + 1),
         "Precedence": "auto_reply",
     }
-    message_id = header(original, "message-id")
+    # Values from the original, cleaned as every header value we set is (`safe_text`).
+    message_id = safe_text(header(original, "message-id"))
     if message_id and re.fullmatch(r"<[^<>\s]+>", message_id):
-        references = header(original, "references")
+        references = " ".join(re.findall(r"<[^<>\s]+>", safe_text(header(original, "references"))))
         headers["In-Reply-To"] = message_id
         headers["References"] = f"{references} {message_id}".strip()[-900:]
     return headers

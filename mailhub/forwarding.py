@@ -2,7 +2,11 @@
 
 The forward is from our own address (so the sender's DMARC policy cannot make it
 bounce), with the sender in Reply-To so that "reply" reaches them, and the original
-body resent untouched. Our own mail coming back (our X-Loop) is never forwarded again.
+body resent untouched. Our own mail coming back (our X-Loop) is never forwarded again,
+and a forward carries the original's X-Loop values (plus ours) and its hop count plus one,
+so that two services forwarding to each other stop: at the first of them to see its own
+X-Loop come back, or at the hop limit (`messages.MAX_HOPS`) when something between them
+drops the X-Loop lines.
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from email.utils import format_datetime
 from mailhub import logs
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
-from mailhub.messages import address, new_message_id, rewrap
-from mailhub.parsing import addresses, clean, header, header_values
+from mailhub.messages import (
+    MAX_HOPS,
+    address,
+    head_fields,
+    hops,
+    new_message_id,
+    rewrap,
+    safe_text,
+    too_many_hops,
+)
+from mailhub.parsing import addresses, header, header_values
 
 
 def forward_headers(
@@ -31,11 +44,11 @@ def forward_headers(
     envelope["To"] = ", ".join(to)
     if addr:
         envelope["Reply-To"] = address(name, addr)
-    envelope["Subject"] = clean(header(msg, "subject")) or "(no subject)"
+    envelope["Subject"] = safe_text(header(msg, "subject")) or "(no subject)"
     envelope["Date"] = now_header
     original_id = header(msg, "message-id")
     if original_id:
-        envelope["X-Original-Message-ID"] = original_id[:200]
+        envelope["X-Original-Message-ID"] = safe_text(original_id[:200])
     return envelope
 
 
@@ -46,13 +59,22 @@ async def forward(
     if any(v.lower() == ctx.loop_id.lower() for v in header_values(mail.message, "x-loop")):
         logs.event("forward", queue_id=mail.queue_id, kind=kind, outcome="loop discarded")
         return False
+    fields = head_fields(mail.raw)
+    if too_many_hops(fields):
+        logs.event(
+            "forward",
+            queue_id=mail.queue_id,
+            kind=kind,
+            outcome="loop discarded",
+            reason=f"hop limit: {hops(fields)} hops (limit {MAX_HOPS})",
+        )
+        return False
     envelope = forward_headers(
         mail, via=via, to=to, label=label, now_header=format_datetime(as_datetime(ctx.now()))
     )
     envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
-    envelope["X-Loop"] = ctx.loop_id
     await ctx.send(
-        rewrap(mail.raw, envelope),
+        rewrap(mail.raw, envelope, loop_id=ctx.loop_id),
         to,
         kind=kind,
         message_id=message_id,

@@ -1,12 +1,22 @@
 """Building the mail mailhub sends: jinja2 text templates → EmailMessage (policy.SMTP).
 
 Headers are always set through EmailMessage, never by joining strings, and every
-value passes through `parsing.clean` first, so nothing from an incoming message
-can inject a header into one we send.
+value passes through `safe_text` first (control characters removed, RFC 2047 encoded
+words decoded and cleaned), so nothing from an incoming message can inject a header
+into one we send, whatever the Python version (CVE-2024-6923: before 3.11.10/3.12.5
+the email package re-folds a decoded CR/LF as a real line break). Headers kept verbatim
+from incoming mail are never re-serialised by the email package: `clean_fields` cleans
+and re-folds them here. `to_bytes` checks every header block it writes.
+
+Loop trace: everything mailhub sends because of an incoming message carries that
+message's X-Loop values (plus ours) and a hop count (`X-Mailhub-Hops`), and past
+`MAX_HOPS` it is not sent at all (see `hops`, `trace_headers`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from email import policy
@@ -20,6 +30,15 @@ import jinja2
 
 from mailhub.clock import as_datetime
 from mailhub.parsing import clean
+
+# Mail that has passed this many hops (MTAs' Received lines, or mailhubs' own count)
+# is in a loop: like an MTA's hop limit (Postfix: 50; RFC 5321 §6.3 asks for at least
+# 100 on relays, but we are an endpoint that re-sends). A config key would belong in
+# mailhub/config.py; until then this constant.
+MAX_HOPS = 20
+HOPS_HEADER = "X-Mailhub-Hops"
+# At most this many X-Loop values are carried on (a loop through many services).
+MAX_LOOP_VALUES = 20
 
 SEPARATOR = "\n\n" + "-" * 40 + "\n\n"
 
@@ -61,13 +80,138 @@ class Templates:
         )
 
 
+# --- header values from incoming mail -----------------------------------------------------
+
+# Control characters, as `parsing.clean` sees them (TAB included: a value is one line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
+# An RFC 2047 encoded word, as leniently as the email package reads one (it accepts
+# whitespace inside, and any charset, decoding an unknown one as ASCII).
+_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+
+
+def _word_text(charset: str, encoding: str, payload: str) -> str:
+    """The text of one encoded word, undone as leniently as any reader would."""
+    data = payload.encode("ascii", "replace")
+    try:
+        if encoding in "bB":
+            data = base64.b64decode(data + b"=" * (-len(data) % 4))
+        else:
+            data = binascii.a2b_qp(data, header=True)
+    except (binascii.Error, ValueError):
+        return payload
+    charset = charset.split("*", 1)[0] or "ascii"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("latin-1")
+
+
+def safe_text(value: str) -> str:
+    """A value safe to set as a header of a message we build: one line, no control
+    characters, and no encoded word left that a parser could decode to one (they are
+    decoded here, repeatedly, and cleaned; one that still remains is broken up)."""
+    text = clean(value)
+    for _ in range(4):
+        if "=?" not in text:
+            return text
+        decoded = clean(_ENCODED_WORD.sub(lambda m: _word_text(*m.groups()), text))
+        if decoded == text:
+            break
+        text = decoded
+    return text.replace("=?", "= ?")
+
+
+def encode_words(text: str) -> str:
+    """Clean text as an unstructured header value in 7-bit: itself when it is ASCII (and
+    holds nothing that reads as an encoded word), else RFC 2047 UTF-8 encoded words."""
+    text = safe_text(text)
+    if text.isascii():
+        return text
+    words, chunk = [], ""
+    for ch in text:
+        if len((chunk + ch).encode()) > 45:  # 60 base64 characters + 12 = 72 per word
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    words.append(chunk)
+    return " ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+
+
+def _neutralise_word(m: re.Match[str]) -> str:
+    text = _word_text(*m.groups())
+    return m.group(0) if not _CONTROL.search(text) else encode_words(text)
+
+
+def clean_raw_value(value: str) -> str:
+    """A raw (undecoded) header value made safe to write out again: unfolded, control
+    characters gone, and any encoded word whose text holds a control character (a CR/LF
+    that a reader would turn into a line break) written anew from its cleaned text."""
+    text = clean(value)
+    if "=?" in text:
+        text = _ENCODED_WORD.sub(_neutralise_word, text)
+    return text
+
+
+def fold(name: str, value: str, width: int = 78) -> bytes | None:
+    """`Name: value` as header lines (CRLF between them), folded at the value's own spaces
+    (lossless: unfolding gives the value back). None if a line would pass 998 octets."""
+    lines: list[str] = []
+    line = f"{name}:"
+    # Each token carries the spaces before it, so every continuation line starts with one.
+    for token in re.findall(r" *[^ ]+", " " + value.strip()):
+        if len(line) + len(token) > width and not line.endswith(":"):
+            lines.append(line)
+            line = token
+        else:
+            line += token
+    lines.append(line)
+    out = "\r\n".join(lines).encode("utf-8", "surrogateescape")
+    if any(len(ln) > 998 for ln in out.split(b"\r\n")):
+        return None
+    return out
+
+
+def raw_fields(head: bytes) -> list[tuple[str, str]]:
+    """A raw header block as (name, unfolded value) pairs, in order. Lines that are not
+    fields (no colon, an mbox `From ` line) are left out; 8-bit bytes are kept."""
+    fields: list[list[bytes]] = []
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                fields[-1].append(line)
+        elif line:
+            fields.append([line])
+    out = []
+    for lines in fields:
+        name, colon, value = b"".join(lines).partition(b":")
+        name = name.strip()
+        if not colon or not name or not re.fullmatch(rb"[!-9;-~]+", name):
+            continue
+        out.append((name.decode("ascii"), value.decode("utf-8", "surrogateescape")))
+    return out
+
+
+def clean_fields(fields: list[tuple[str, str]]) -> list[bytes]:
+    """Raw header fields kept from incoming mail, cleaned (`clean_raw_value`) and re-folded
+    by us, never by the email package. A field that cannot be written safely is dropped."""
+    out = []
+    for name, value in fields:
+        text = clean_raw_value(value)
+        if not text:
+            continue
+        line = fold(name, text)
+        if line is not None:
+            out.append(line)
+    return out
+
+
 def address(display_name: str, addr: str) -> str:
     """A `Name <addr>` header value, quoted as needed; internationalised addresses allowed."""
     try:
-        return str(Address(display_name=clean(display_name), addr_spec=clean(addr)))
+        return str(Address(display_name=safe_text(display_name), addr_spec=safe_text(addr)))
     except (ValueError, IndexError, TypeError):
         # An address the parser cannot take apart: keep it bare rather than fail.
-        return clean(addr)
+        return safe_text(addr)
 
 
 def new_message_id(domain: str) -> str:
@@ -87,25 +231,83 @@ def build_message(
     """A text/plain UTF-8 message with Message-ID and Date. `from_`/`to` are full header values
     (use `address()` to build them)."""
     msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = from_
-    msg["To"] = ", ".join(to) if isinstance(to, list) else to
-    msg["Subject"] = clean(subject)
+    msg["From"] = safe_text(from_)
+    msg["To"] = safe_text(", ".join(to) if isinstance(to, list) else to)
+    msg["Subject"] = safe_text(subject)
     msg["Date"] = format_datetime(as_datetime(now))
     msg["Message-ID"] = new_message_id(domain)
     for name, value in (headers or {}).items():
         if value:
-            msg[name] = clean(value)
+            msg[name] = safe_text(value)
     msg.set_content(body, charset="utf-8", cte="quoted-printable")
     return msg
 
 
+class HeaderInjection(ValueError):
+    """A header block came out with more fields than the message has (never sent)."""
+
+
+def field_count(head: bytes) -> int:
+    """How many fields a header block holds, read line by line as a receiver reads it."""
+    return sum(1 for line in re.split(rb"\r\n|\r|\n", head) if line and line[:1] not in b" \t")
+
+
 def to_bytes(msg: EmailMessage) -> bytes:
     """Serialise for SMTP: 7-bit headers where possible, UTF-8 headers (RFC 6532) only when an
-    address cannot be written any other way (an internationalised local part)."""
+    address cannot be written any other way (an internationalised local part).
+
+    The header block written is read back line by line: a field more than the message has
+    (a line break inside a value) raises HeaderInjection instead of sending it."""
     try:
-        return msg.as_bytes(policy=policy.SMTP)
+        out = msg.as_bytes(policy=policy.SMTP)
     except UnicodeEncodeError:
-        return msg.as_bytes(policy=policy.SMTPUTF8)
+        out = msg.as_bytes(policy=policy.SMTPUTF8)
+    end = out.find(b"\r\n\r\n")
+    if field_count(out[: end if end >= 0 else len(out)]) != len(msg.keys()):
+        raise HeaderInjection("a header value broke into more fields than were set")
+    return out
+
+
+# --- loop trace ----------------------------------------------------------------------------
+
+
+def hops(fields: list[tuple[str, str]]) -> int:
+    """How many hops a message has made: its Received lines, or the count the last mailhub
+    wrote (X-Mailhub-Hops), whichever is more (a forward drops the Received lines, and a
+    list copy keeps them: counting the larger never counts a hop twice)."""
+    received = sum(1 for name, _ in fields if name.lower() == "received")
+    own = [v.strip() for name, v in fields if name.lower() == HOPS_HEADER.lower()]
+    counted = max((int(v) for v in own if v.isdigit() and len(v) < 6), default=0)
+    return max(received, counted)
+
+
+def loop_values(fields: list[tuple[str, str]]) -> list[str]:
+    """The incoming X-Loop values, cleaned (each one line, no encoded word), at most
+    MAX_LOOP_VALUES of them."""
+    out: list[str] = []
+    for name, value in fields:
+        if name.lower() == "x-loop":
+            text = safe_text(value)[:200]
+            if text and text.lower() not in (v.lower() for v in out):
+                out.append(text)
+    return out[:MAX_LOOP_VALUES]
+
+
+def trace_headers(fields: list[tuple[str, str]], loop_id: str) -> list[tuple[str, str]]:
+    """The trace a message caused by the one with these header fields carries: each of its
+    X-Loop values, ours, and its hop count plus one."""
+    values = [v for v in loop_values(fields) if v.lower() != loop_id.lower()]
+    return [("X-Loop", v) for v in [*values, loop_id]] + [(HOPS_HEADER, str(hops(fields) + 1))]
+
+
+def too_many_hops(fields: list[tuple[str, str]]) -> bool:
+    """Would a message caused by this one go past the hop limit? (Then it is a loop.)"""
+    return hops(fields) + 1 > MAX_HOPS
+
+
+def head_fields(raw: bytes) -> list[tuple[str, str]]:
+    """The raw header fields of a whole message."""
+    return raw_fields(split_raw(raw)[0])
 
 
 _MIME_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
@@ -120,29 +322,28 @@ def split_raw(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def mime_header_lines(raw: bytes) -> list[bytes]:
-    """The original's own MIME header fields (with their folded lines), verbatim."""
+    """The original's own MIME header fields, cleaned and re-folded (`clean_fields`)."""
     head, _ = split_raw(raw)
-    fields: list[list[bytes]] = []
-    for line in re.split(rb"\r?\n", head):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    keep = []
-    for lines in fields:
-        name = lines[0].split(b":", 1)[0].strip().lower()
-        if name.decode("ascii", "replace") in _MIME_HEADERS:
-            keep.append(b"\r\n".join(lines))
-    return keep
+    return clean_fields([(n, v) for n, v in raw_fields(head) if n.lower() in _MIME_HEADERS])
 
 
-def rewrap(raw: bytes, envelope: EmailMessage) -> bytes:
+def rewrap(raw: bytes, envelope: EmailMessage, *, loop_id: str = "") -> bytes:
     """Resend the original's body (any MIME, any bytes, untouched) under new headers.
 
     `envelope` is an EmailMessage with only the headers we want (From, To, Subject,
     Reply-To...). Working on bytes means a malformed original can never fail to
-    serialise, and its own headers (but for MIME structure) are never carried over.
+    serialise, and its own headers (but for MIME structure, cleaned) are never carried
+    over, except its loop trace: its X-Loop values, and its hop count plus one (with
+    `loop_id`, ours is added to the X-Loop values unless the envelope has it already).
     """
+    fields = head_fields(raw)
+    have = {str(v).strip().lower() for v in envelope.get_all("X-Loop") or []}
+    for name, value in trace_headers(fields, loop_id or next(iter(have), "")):
+        if name == "X-Loop" and (not value or value.lower() in have):
+            continue
+        if name == HOPS_HEADER:
+            del envelope[HOPS_HEADER]
+        envelope[name] = value
     head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]
     lines = [ln for ln in head.split(b"\r\n") if ln]
     mime = mime_header_lines(raw) or [b"Content-Type: text/plain; charset=utf-8"]

@@ -2,7 +2,9 @@
 MIME digest (RFC 2046 §5.1.5), every `member_digest_interval`.
 
 The message is a multipart/mixed: a text/plain contents page, then a multipart/digest
-holding each archived post verbatim as message/rfc822. It is built from bytes, so a
+holding each archived post as message/rfc822: its body verbatim, under the header block a
+list copy gets (the same stripping, every kept field cleaned and re-folded: see
+`headers.stripped_copy`), never the archived raw headers. It is built from bytes, so a
 malformed post in the archive can never stop a digest from being written.
 """
 
@@ -18,7 +20,7 @@ from mailhub import logs
 from mailhub.clock import as_datetime
 from mailhub.context import Context
 from mailhub.lists.config import ListConfig
-from mailhub.lists.headers import ListAddresses, list_headers
+from mailhub.lists.headers import ListAddresses, list_headers, stripped_copy
 from mailhub.messages import address, new_message_id, to_bytes
 from mailhub.scheduler import Job
 from mailhub.store import lists as store
@@ -78,7 +80,7 @@ def build_digest(
     ]
     for post in posts:
         # In a multipart/digest each part is message/rfc822 by default (RFC 2046 §5.1.5).
-        parts += [f"--{inner}".encode(), b"", post.raw.rstrip(b"\r\n")]
+        parts += [f"--{inner}".encode(), b"", stripped_copy(post.raw).rstrip(b"\r\n")]
     parts += [f"--{inner}--".encode(), f"--{outer}--".encode(), b""]
     return message_id, b"\r\n".join(parts)
 

@@ -3,17 +3,32 @@
 Standards: RFC 2919 (List-Id), RFC 2369 (List-Post, -Help, -Subscribe, -Unsubscribe,
 -Archive, -Owner), RFC 2076 (Precedence: list). The copy keeps the poster's own
 headers (From, To, Cc, Date, Message-ID, References...) so replies thread; it never
-adds member addresses, so no member sees who else is on the list.
+adds member addresses, so no member sees who else is on the list. Kept headers are
+cleaned of control characters and re-folded here, never re-serialised by the email
+package (CVE-2024-6923: a decoded CR/LF written out as a line break).
 """
 
 from __future__ import annotations
 
+import binascii
 import re
+import secrets
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 
 from mailhub.lists.config import DmarcConfig, ListConfig
-from mailhub.messages import address, new_message_id, rewrap, to_bytes
+from mailhub.messages import (
+    HOPS_HEADER,
+    address,
+    clean_fields,
+    hops,
+    raw_fields,
+    safe_text,
+    split_raw,
+    to_bytes,
+)
 from mailhub.parsing import addresses, clean, header, parse
 
 # Headers of the incoming post that must not reach members: envelope traces that name
@@ -131,34 +146,135 @@ def list_headers(cfg: ListConfig, domain: str) -> dict[str, str]:
     return out
 
 
-def add_footer(msg: EmailMessage, footer: str) -> None:
-    """Append the footer where the reader will see it, without breaking the structure.
+def _qp(text: str) -> bytes:
+    """UTF-8 text as quoted-printable lines ending in CRLF."""
+    data = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
-    A single text/plain part gets the text appended; multipart/mixed gets one more
-    text/plain part; anything else (HTML only, alternative, signed) is wrapped in a
-    multipart/mixed with the footer after it, which keeps a signature verifiable.
-    Encrypted mail is left as it is.
+
+def _footer_part(text: str) -> bytes:
+    return (
+        b'Content-Type: text/plain; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n"
+        b"Content-Disposition: inline\r\n\r\n" + _qp(text.lstrip("\n"))
+    )
+
+
+_MIME = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+# Charsets in which ASCII text appended to the body reads as itself.
+_ASCII_COMPATIBLE = re.compile(r"(us-)?ascii|utf-?8|iso-?8859-\d+|windows-125\d|latin-?1|cp125\d")
+_NO_CHANGE: tuple[list[bytes] | None, frozenset[str]] = (None, frozenset())
+
+
+def with_footer(
+    msg: Message, raw: bytes, body: bytes, footer: str
+) -> tuple[list[bytes] | None, frozenset[str], bytes]:
+    """Append the footer where the reader will see it, without breaking the structure, by
+    editing bytes: (MIME header lines that replace the original's or None, the names of
+    the original fields they replace, the new body).
+
+    A single text/plain part gets the text appended (re-encoded as UTF-8 quoted-printable
+    only when its own encoding cannot take it); multipart/mixed gets one more text/plain
+    part before its closing delimiter; anything else (HTML only, alternative, signed, an
+    attachment) is wrapped in a multipart/mixed with the footer after it, which keeps a
+    signature verifiable. Encrypted mail is left as it is.
     """
     if not footer.strip():
-        return
-    ctype = msg.get_content_type()
-    if ctype in _UNTOUCHABLE:
-        return
-    text = f"\n{FOOTER_RULE}\n{footer.rstrip()}\n"
-    disposition = (msg.get("Content-Disposition") or "").lower()
-    if ctype == "text/plain" and not disposition.startswith("attachment"):
-        body = msg.get_content()
-        if not body.endswith("\n"):
-            body += "\n"
-        msg.set_content(body + text, charset="utf-8", cte="quoted-printable")
-        return
-    part = EmailMessage()
-    part.set_content(text.lstrip("\n"), charset="utf-8", cte="quoted-printable")
-    part["Content-Disposition"] = "inline"
-    del part["MIME-Version"]
-    if ctype != "multipart/mixed":
-        msg.make_mixed()
-    msg.attach(part)
+        return (*_NO_CHANGE, body)
+    try:
+        ctype = msg.get_content_type()
+        if ctype in _UNTOUCHABLE:
+            return (*_NO_CHANGE, body)
+        text = f"\n{FOOTER_RULE}\n{footer.rstrip()}\n"
+        disposition = str(msg.get("Content-Disposition") or "").strip().lower()
+        if ctype == "text/plain" and not disposition.startswith("attachment"):
+            return _plain_footer(msg, raw, body, text)
+        boundary = msg.get_boundary() if ctype == "multipart/mixed" else None
+        if boundary:
+            delimiter = b"--" + boundary.encode("ascii")
+            part = _footer_part(text)
+            at = body.rfind(delimiter + b"--")
+            if at > 0 and body[at - 1 : at] == b"\n" or at == 0:
+                return (*_NO_CHANGE, body[:at] + delimiter + b"\r\n" + part + b"\r\n" + body[at:])
+            tail = b"" if body.endswith(b"\n") else b"\r\n"
+            return (
+                *_NO_CHANGE,
+                body + tail + delimiter + b"\r\n" + part + b"\r\n" + delimiter + b"--\r\n",
+            )
+        return _wrapped(raw, body, text)
+    except Exception:  # noqa: BLE001 - a post whose structure we cannot read goes out as it is
+        return (*_NO_CHANGE, body)
+
+
+def _plain_footer(
+    msg: Message, raw: bytes, body: bytes, text: str
+) -> tuple[list[bytes] | None, frozenset[str], bytes]:
+    cte = str(msg.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+    charset = (msg.get_content_charset() or "us-ascii").lower()
+    fits = charset in ("utf-8", "utf8") or (
+        text.isascii() and _ASCII_COMPATIBLE.fullmatch(charset) is not None
+    )
+    tail = b"" if not body or body.endswith(b"\n") else b"\r\n"
+    if fits and (cte == "8bit" or (cte == "7bit" and text.isascii())):
+        return (*_NO_CHANGE, body + tail + text.replace("\n", "\r\n").encode("utf-8"))
+    if fits and cte == "quoted-printable":
+        return (*_NO_CHANGE, body + tail + _qp(text))
+    # base64, another charset, or 8-bit text under 7bit: decode, append, re-encode.
+    content = parse(raw).get_content()
+    new = EmailMessage(policy=policy.SMTP)
+    new.set_content(
+        content + ("" if content.endswith("\n") else "\n") + text,
+        charset="utf-8",
+        cte="quoted-printable",
+    )
+    head, new_body = split_raw(to_bytes(new))
+    lines = [ln for ln in head.split(b"\r\n") if ln]
+    return lines, _MIME, new_body
+
+
+def _wrapped(
+    raw: bytes, body: bytes, text: str
+) -> tuple[list[bytes] | None, frozenset[str], bytes]:
+    boundary = f"mailhub-{secrets.token_hex(12)}".encode()
+    delimiter = b"--" + boundary
+    content = [(n, v) for n, v in raw_fields(split_raw(raw)[0]) if n.lower().startswith("content-")]
+    part_head = b"".join(line + b"\r\n" for line in clean_fields(content))
+    new_body = (
+        delimiter
+        + b"\r\n"
+        + part_head
+        + b"\r\n"
+        + body
+        + b"\r\n"
+        + delimiter
+        + b"\r\n"
+        + _footer_part(text)
+        + b"\r\n"
+        + delimiter
+        + b"--\r\n"
+    )
+    mime = [b"MIME-Version: 1.0", b'Content-Type: multipart/mixed; boundary="' + boundary + b'"']
+    drop = frozenset({"mime-version"} | {n.lower() for n, _ in content})
+    return mime, drop, new_body
+
+
+def _head_message(head: bytes) -> Message:
+    """The header block alone, parsed (for reading values: nothing is written from it)."""
+    return BytesHeaderParser(policy=policy.default).parsebytes(head + b"\r\n\r\n")
+
+
+def kept_fields(head: bytes, drop: frozenset[str] | set[str] = frozenset()) -> list[bytes]:
+    """The post's own header fields a copy keeps: all but STRIP, `drop` and an old hop count,
+    each cleaned and re-folded by us (`messages.clean_fields`)."""
+    skip = {*STRIP, *drop, HOPS_HEADER.lower()}
+    return clean_fields([(n, v) for n, v in raw_fields(head) if n.lower() not in skip])
+
+
+def stripped_copy(raw: bytes) -> bytes:
+    """A post as a member digest embeds it: the header cleaning and stripping a list copy
+    gets, the body untouched (the digest is the list's, so no list headers or footer)."""
+    head, body = split_raw(raw)
+    return b"\r\n".join(kept_fields(head)) + b"\r\n\r\n" + body
 
 
 def distribution_copy(
@@ -171,8 +287,13 @@ def distribution_copy(
     dmarc: DmarcConfig,
     message_id: str,
 ) -> bytes:
-    """The bytes every member receives (before per-member personalisation)."""
-    msg = parse(raw)
+    """The bytes every member receives (before per-member personalisation).
+
+    Edited, not rebuilt: the post's own fields are kept (cleaned and re-folded by us, see
+    `kept_fields`), the list's fields are set through the email package from clean values
+    only, and the body is the original's bytes with the footer put in (`with_footer`)."""
+    head, body = split_raw(raw)
+    msg = _head_message(head)
     a = ListAddresses.of(cfg.name, domain)
     senders = addresses(msg, "from")
     name, from_addr = senders[0] if senders else ("", "")
@@ -188,36 +309,20 @@ def distribution_copy(
         new["Reply-To"] = address(cfg.display_name, a.post)
         if rewrite:
             # Replies go to the list, and the poster is still reachable by "reply all".
-            cc = [v for v in (header(msg, "cc"), address(name, from_addr)) if v]
-            new["Cc"] = ", ".join(cc)
+            cc = [address(n, addr) for n, addr in addresses(msg, "cc")]
+            new["Cc"] = ", ".join([*cc, address(name, from_addr)])
     elif rewrite and not original_reply_to:
         new["Reply-To"] = address(name, from_addr)
     new.update(list_headers(cfg, domain))
 
-    try:
-        for field in (*STRIP, *(n.lower() for n in new)):
-            del msg[field]
-        for field, value in new.items():
-            msg[field] = value
-        msg["X-Loop"] = loop_id
-        if "Message-ID" not in msg:
-            msg["Message-ID"] = message_id
-        add_footer(msg, footer)
-        return to_bytes(msg)
-    except Exception:  # noqa: BLE001 - a broken post still goes out, untouched inside
-        return _fallback(raw, msg, new, loop_id, message_id)
-
-
-def _fallback(raw: bytes, msg: EmailMessage, new: dict[str, str], loop_id: str, mid: str) -> bytes:
-    """Resend the body verbatim under clean headers when the parsed form cannot be rebuilt."""
-    envelope = EmailMessage()
-    source = parse(raw)
-    for field in ("From", "To", "Cc", "Date", "In-Reply-To", "References", "Reply-To"):
-        value = header(source, field)
-        if value and field not in new:
-            envelope[field] = value
+    mime, replaced, body = with_footer(msg, raw, body, footer)
+    kept = kept_fields(head, {n.lower() for n in new} | replaced)
+    envelope = EmailMessage(policy=policy.SMTP)
     for field, value in new.items():
-        envelope[field] = value
-    envelope["Message-ID"] = header(source, "message-id") or mid or new_message_id("invalid")
+        envelope[field] = safe_text(value)
     envelope["X-Loop"] = loop_id
-    return rewrap(raw, envelope)
+    envelope[HOPS_HEADER] = str(hops(raw_fields(head)) + 1)
+    if not any(line[:11].lower() == b"message-id:" for line in kept):
+        envelope["Message-ID"] = message_id
+    ours = [ln for ln in split_raw(to_bytes(envelope))[0].split(b"\r\n") if ln]
+    return b"\r\n".join(kept + ours + (mime or [])) + b"\r\n\r\n" + body
