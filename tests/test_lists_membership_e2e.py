@@ -104,15 +104,22 @@ async def test_confirm_policy_joins_after_confirmation_then_leaves(hub):
     assert "Nid ydych yn aelod" in again["Subject"]
 
 
-async def test_open_policy_joins_at_once_and_joining_twice_is_idempotent(hub):
+async def test_open_policy_joins_once_confirmed_and_joining_twice_is_idempotent(hub):
+    # Open means no facilitator looks; the address still confirms (as GNU Mailman does),
+    # so nobody can join someone else.
     await ask(hub, "olu@example.net", f"open-talk-join@{DOMAIN}", name="Olu Open")
-    welcome = (await mail_for(hub, "olu@example.net", 1)).message
+    confirmation = (await mail_for(hub, "olu@example.net", 1)).message
+    assert confirmation["Subject"] == "Please confirm: join Open Talk"
+    assert "facilitators" not in confirmation.get_content().split("If you did not")[0]
+    assert await member(hub, "open-talk", "olu@example.net") is None
+    await ask(hub, "olu@example.net", reply_address(confirmation), "yes\n")
+    welcome = (await mail_for(hub, "olu@example.net", 2)).message
     assert welcome["Subject"] == "Welcome to Open Talk"
     assert "code of conduct" in welcome.get_content()
     m = await member(hub, "open-talk", "olu@example.net")
     assert m is not None and m.display_name == "Olu Open"
     await ask(hub, "olu@example.net", f"open-talk-join@{DOMAIN}")
-    again = (await mail_for(hub, "olu@example.net", 2)).message
+    again = (await mail_for(hub, "olu@example.net", 3)).message
     assert again["Subject"].startswith("You are already a member")
     async with hub.service.store.read() as tx:
         assert await list_store.count_members(tx, "open-talk") == 1

@@ -51,21 +51,47 @@ async def member(hub, addr):
         return await store.get_member(tx, "green", addr)
 
 
+def own_address(received) -> str:
+    """The member's own command address, from the List-Help of their copy."""
+    value = str(received.message["List-Help"])
+    return value.strip("<>").removeprefix("mailto:").split("?", 1)[0]
+
+
 async def test_digest_nomail_own_settings_confirmed(hub):
-    await hub.send("bob@example.net", [REQUEST], request("bob@example.net", "digest on\n"))
-    await hub.sink.wait_count("bob@example.net")
-    await hub.send("cat@example.org", [REQUEST], request("cat@example.org", "nomail\nown on\n"))
+    # Cat uses the address in her own copy's List-Help: her settings change at once.
+    await hub.send("ann@example.net", [LIST], post())
     await hub.sink.wait_count("cat@example.org")
+    cats = own_address(hub.sink.to("cat@example.org")[0])
+    await hub.send(
+        "cat@example.org",
+        [cats],
+        message(sender="cat@example.org", to=cats, body="nomail\nown on\n"),
+    )
+    await hub.sink.wait_count("cat@example.org", 2)
+    # Bob writes to the bare -request address: From: proves nothing, so he confirms first.
+    await hub.send("bob@example.net", [REQUEST], request("bob@example.net", "digest on\n"))
+    await hub.sink.wait_count("bob@example.net", 2)
+    await hub.idle()
+    assert (await member(hub, "bob@example.net")).delivery == "each"
+    confirmation = hub.sink.to("bob@example.net")[1].message
+    assert confirmation["Subject"] == "Please confirm: change how you get Green Team"
+    back = str(confirmation["Reply-To"])
+    await hub.send(
+        "bob@example.net", [back], message(sender="bob@example.net", to=back, body="yes\n")
+    )
+    await hub.sink.wait_count("bob@example.net", 3)
     await hub.idle()
     assert (await member(hub, "bob@example.net")).delivery == "digest"
     cat = await member(hub, "cat@example.org")
     assert cat.delivery == "nomail" and cat.own_posts
-    reply = hub.sink.to("cat@example.org")[0]
+    reply = hub.sink.to("cat@example.org")[1]
     assert reply.mail_from == "" and "own messages" in reply.message.get_content()
+    # The answer names her own address again, for the next change.
+    assert cats in reply.message.get_content()
     # Neither gets the next post as it is sent.
-    await hub.send("ann@example.net", [LIST], post())
+    await hub.send("ann@example.net", [LIST], post(body="Second\n"))
     await hub.idle()
-    assert len(hub.sink.to("bob@example.net")) == 1 and len(hub.sink.to("cat@example.org")) == 1
+    assert len(hub.sink.to("bob@example.net")) == 3 and len(hub.sink.to("cat@example.org")) == 2
 
 
 async def test_non_member_cannot_change_settings(hub):
@@ -92,7 +118,7 @@ async def test_mute_stops_a_thread_for_that_member_only(hub):
         subject="Re: [Green Team] Tea on Friday",
         headers=f"In-Reply-To: {root}",
     )
-    await hub.send("bob@example.net", [REQUEST], mute)
+    await hub.send("bob@example.net", [own_address(hub.sink.to("bob@example.net")[0])], mute)
     await hub.sink.wait_count("bob@example.net", 2)
     assert "conversation" in hub.sink.to("bob@example.net")[1].message.get_content()
     reply = message(

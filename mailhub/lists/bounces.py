@@ -2,9 +2,11 @@
 at the list's threshold the member's mail is paused and they are told.
 
 Personalised mode: the VERP token names the member, so even an unreadable bounce
-counts (unless it reads as a mere delay warning). Bulk mode: the failed addresses
-are read from the bounce itself (RFC 3464 and the many non-standard formats that
-flufl.bounce knows). Bounces are never answered.
+counts (unless it reads as a mere delay warning). Every copy such a list sends has a
+VERP return path, so a bounce to the bare `LIST-bounces@D` is not one of ours: anyone
+can write one naming a member, so it is logged and ignored (it never counts).
+Bulk mode: the failed addresses are read from the bounce itself (RFC 3464 and the many
+non-standard formats that flufl.bounce knows). Bounces are never answered.
 """
 
 from __future__ import annotations
@@ -63,9 +65,18 @@ async def handle_bounce(ctx: Context, mail: Incoming, route: Route) -> None:
     if cfg is None:
         return
     captures = dict(route.captures)
+    token = captures.get("token")
+    if not token and cfg.delivery == "personalised":
+        logs.event(
+            "list.bounce",
+            queue_id=mail.queue_id,
+            list=cfg.name,
+            outcome="ignored",
+            reason="no VERP token on a personalised list",
+        )
+        return
     temporary, permanent = failures(mail.raw)
     members = [m.address for m in await store.list_members(ctx.tx, cfg.name)]
-    token = captures.get("token")
     if token:
         secret = await secrets.get_or_create(ctx.tx, "lists")
         who = find_member(secret, "verp", cfg.name, token, members)

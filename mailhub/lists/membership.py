@@ -3,10 +3,19 @@ and `LIST-owner@D` (the list's facilitators).
 
 The address that joins is the envelope sender, as ezmlm does: it is where the
 confirmation goes (RFC 3834 answers go to the return path), so the double opt-in
-proves that this very mailbox asked. Anything sent in answer to a request goes
-through `ctx.auto_reply`; mail caused by a person acting on a token (a confirmation,
-a facilitator's decision) is sent straight to the person concerned, still from a null
-return path, because that person is clearly waiting for it.
+proves that this very mailbox asked. Every email join is confirmed so, whatever the
+policy (`open` included, as GNU Mailman does): only then does the policy decide
+(member at once, or a request for the facilitators). Facilitators' `--add`, `--import`
+and invitations are the paths that need no confirmation.
+
+Confirmations for requests nobody has proved yet (join, leave, a delivery setting) are
+limited per mailbox (mailhub.mailbox.mailbox_key: `victim+1@` and `Victim+2@` are one
+mailbox), so nobody can use a list to flood someone else's inbox.
+
+Anything sent in answer to a request goes through `ctx.auto_reply`; mail caused by a
+person acting on a token (a confirmation, a facilitator's decision) is sent straight to
+the person concerned, still from a null return path, because that person is clearly
+waiting for it.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from mailhub.forwarding import forward
 from mailhub.lists import tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.digest_reply import new_lines, reply_text
+from mailhub.mailbox import mailbox_key
 from mailhub.messages import address, build_message
 from mailhub.parsing import addresses, clean
 from mailhub.routing import Route
@@ -30,6 +40,9 @@ from mailhub.store import lists as list_store
 from mailhub.store import membership as store
 
 NOTE_LENGTH = 300
+# Confirmation mails for unproved requests (join, leave, settings) one mailbox may get a
+# day, all lists together; past that a request is logged and nothing is sent.
+CONFIRMATIONS_PER_DAY = 3
 # Words people write when the address itself is the command: not a note for facilitators.
 _COMMAND_WORDS = {"subscribe", "join", "yes", "ok", "confirm", "ymuno", "ie", "iawn", "cadarnhau"}
 
@@ -115,6 +128,7 @@ async def issue_token(
     *,
     request_id: int | None = None,
     digest_id: int | None = None,
+    detail: str = "",
 ) -> str:
     token = tokens.new_token()
     await store.add_token(
@@ -127,6 +141,7 @@ async def issue_token(
         expires_at=ctx.now() + ttl,
         request_id=request_id,
         digest_id=digest_id,
+        detail=detail,
     )
     return token
 
@@ -166,6 +181,34 @@ async def log(ctx: Context, lst: ListConfig, actor: str, action: str, kind: str,
     )
     logs.event(
         "membership", list=lst.name, actor=actor, action=action, kind=kind, ref=kw.get("ref_id")
+    )
+
+
+# --- the per-mailbox limit on confirmations ---------------------------------------------
+
+
+async def may_confirm(ctx: Context, mail: Incoming, lst: ListConfig, who: str, action: str) -> bool:
+    """May one more confirmation for an unproved request go to `who` today? If not, one
+    log line, and the caller sends nothing and changes nothing."""
+    key = mailbox_key(who)
+    sent = await store.confirmations_since(ctx.tx, key, ctx.now() - 86400)
+    if sent < CONFIRMATIONS_PER_DAY:
+        return True
+    logs.event(
+        "membership",
+        list=lst.name,
+        action=action,
+        mailbox=key,
+        outcome="rate limited",
+        reason=f"{sent} confirmations to this mailbox today",
+        queue_id=mail.queue_id,
+    )
+    return False
+
+
+async def confirmation_sent(ctx: Context, lst: ListConfig, who: str, purpose: str) -> None:
+    await store.record_confirmation(
+        ctx.tx, mailbox=mailbox_key(who), list_name=lst.name, purpose=purpose, now=ctx.now()
     )
 
 
@@ -232,12 +275,8 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
         return
     name = display_name_of(mail, who)
     note = note_from(mail)
-    if lst.subscription == "open":
-        await list_store.add_member(tx, lst.name, who, name, now)
-        await log(ctx, lst, who, "joined", "member", subject_address=who)
-        msg = compose(ctx, lst, "membership_welcome", who, approved=False)
-        await ctx.auto_reply(mail, msg, kind="lists.membership_welcome")
-        return
+    # Whatever the policy, `open` too: the address confirms first, so nobody can join
+    # someone else by sending mail in their name.
     pending = await store.open_request(tx, lst.name, who)
     if pending is not None and pending.state == store.PENDING:
         await answer(
@@ -248,6 +287,8 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
             situation="already_pending",
             since=when(pending.confirmed_at),
         )
+        return
+    if not await may_confirm(ctx, mail, lst, who, "join"):
         return
     request_id = await unconfirmed_request(tx, lst, who, pending, name=name, note=note, now=now)
     token = await issue_token(
@@ -265,7 +306,8 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
         needs_approval=lst.subscription == "approve" and not invited,
         expires=when(now + lst.confirm_expiry),
     )
-    await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.join")
+    if await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.join"):
+        await confirmation_sent(ctx, lst, who, tokens.CONFIRM_JOIN)
 
 
 def _until(ends_at: float | None) -> str:
@@ -358,6 +400,8 @@ async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
         else:
             await answer(ctx, mail, lst, "membership_status", situation="not_member")
         return
+    if not await may_confirm(ctx, mail, lst, who, "leave"):
+        return
     await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_LEAVE, now)
     token = await issue_token(ctx, lst, tokens.CONFIRM_LEAVE, who, lst.confirm_expiry)
     msg = compose(
@@ -371,7 +415,8 @@ async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
         needs_approval=False,
         expires=when(now + lst.confirm_expiry),
     )
-    await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.leave")
+    if await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.leave"):
+        await confirmation_sent(ctx, lst, who, tokens.CONFIRM_LEAVE)
 
 
 async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> None:
@@ -388,7 +433,8 @@ async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> N
 
 
 async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
-    """A reply to a confirmation (join or leave) or to a facilitators' digest."""
+    """A reply to a confirmation (join, leave or a setting), to a facilitators' digest, or a
+    command to a member's own command address (the same form, with a member token)."""
     lst = _list(ctx, route)
     verdict = may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
     if not verdict:
@@ -403,6 +449,12 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
         )
         return
     token = await store.find_token(ctx.tx, tokens.token_hash(route.get("token")))
+    if token is None:
+        from mailhub.lists import requests  # the request side builds on this module
+
+        # Not a stored token: perhaps a member's own command address (List-Help).
+        if await requests.handle_member_address(ctx, mail, lst, route.get("token"), route):
+            return
     if token is not None and token.purpose == tokens.DIGEST and token.list_name == lst.name:
         from mailhub.lists import moderation  # moderation builds on this module
 
@@ -430,12 +482,18 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
             reason=problem,
             queue_id=mail.queue_id,
         )
-        await answer(ctx, mail, lst, "membership_status", situation="token_invalid", reason=problem)
+        settings = token is not None and token.purpose == tokens.CONFIRM_SETTINGS
+        situation = "settings_invalid" if settings else "token_invalid"
+        await answer(ctx, mail, lst, "membership_status", situation=situation, reason=problem)
         return
     if token.purpose == tokens.CONFIRM_JOIN:
         await _confirm_join(ctx, mail, lst, token)
     elif token.purpose == tokens.CONFIRM_LEAVE:
         await _confirm_leave(ctx, lst, token)
+    elif token.purpose == tokens.CONFIRM_SETTINGS:
+        from mailhub.lists import requests  # the request side builds on this module
+
+        await requests.confirm_settings(ctx, lst, token)
 
 
 # --- LIST-owner@D -----------------------------------------------------------------------

@@ -1,25 +1,41 @@
-"""`LIST-request@D`: members change their own settings by email.
+"""`LIST-request@D` and each member's own command address: members change their own
+settings by email.
 
 Commands are read from the subject and the first lines of the body a person typed
 (quoted text, signatures and the "On ... wrote:" lines of a reply are skipped), as
 Mailman's -request address does. Joining and leaving are handed to the membership
 side, which confirms them by token.
+
+A setting (nomail, mail, digest on/off, own on/off, mute) changes a member's mail, so
+From: alone proves nothing. It acts at once only when sent to the member's own command
+address (`LIST-confirm+TOKEN@D`, the List-Help of the member's personalised copies: a
+keyed HMAC of the member's address, mailhub.lists.verp.command_address) from that
+member's address (From:, and the envelope sender when there is one). Otherwise the
+member is mailed a confirmation with a single-use token and nothing changes until they
+reply; at most one confirmation waits per member and setting, a repeat mails nothing,
+and the per-mailbox daily limit of the membership side applies.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailhub import logs
+from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership
+from mailhub.lists import membership, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses
 from mailhub.lists.posting import answer_as_list, message_ids
+from mailhub.lists.verp import COMMANDS, command_address, find_member, token_matches
 from mailhub.parsing import body_text, header, sender_address
 from mailhub.routing import Route
 from mailhub.store import lists as store
+from mailhub.store import membership as mstore
+from mailhub.store import secrets
+from mailhub.store.membership import Token
 
 MAX_LINES = 10  # a command message is short; beyond this it is a letter, not commands
 
@@ -39,7 +55,25 @@ _COMMANDS = {
     "join": "join",
     "unsubscribe": "leave",
     "leave": "leave",
+    # Cymraeg
+    "crynodeb": "digest-on",
+    "crynodeb ymlaen": "digest-on",
+    "crynodeb i ffwrdd": "digest-off",
+    "dim post": "nomail",
+    "post": "mail",
+    "post ymlaen": "mail",
+    "copi ymlaen": "own-on",
+    "copi i ffwrdd": "own-off",
+    "tewi": "mute",
+    "tawelu": "mute",
+    "cymorth": "help",
+    "ymuno": "join",
+    "tanysgrifio": "join",
+    "gadael": "leave",
+    "dad danysgrifio": "leave",
 }
+# The commands that change a member's mail (all but help, join and leave).
+SETTINGS = ("digest-on", "digest-off", "nomail", "mail", "own-on", "own-off", "mute")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|ynt|ateb)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"^(on .+ wrote:|ar .+ ysgrifennodd.*:|-+ ?original message ?-+)$", re.I)
 
@@ -82,9 +116,51 @@ def parse_commands(subject: str, body: str) -> Commands:
 
 
 async def handle_request(ctx: Context, mail: Incoming, route: Route) -> None:
+    """`LIST-request@D` (and `LIST-request+TOKEN@D`, should the router ever name it)."""
     cfg = find_list(ctx.config.lists, route.get("list"))
     if cfg is None:
         return
+    token = route.get("token", "")
+    if token and await handle_member_address(ctx, mail, cfg, token, route):
+        return
+    await _run(ctx, mail, cfg, route, proven="")
+
+
+async def handle_member_address(
+    ctx: Context, mail: Incoming, cfg: ListConfig, token: str, route: Route
+) -> bool:
+    """Commands sent to a member's own command address; False if `token` is no member's.
+
+    The token and From: together prove the member: the token is only in that member's
+    copies, and it is checked against the From: address (and the envelope sender, so a
+    forwarder that rewrites the return path falls back to a confirmation)."""
+    secret = await secrets.get_or_create(ctx.tx, "lists")
+    sender = sender_address(mail.message)
+    fields = {"queue_id": mail.queue_id, "list": cfg.name, "sender": sender}
+    if (
+        sender
+        and token_matches(secret, COMMANDS, cfg.name, sender, token)
+        and await store.get_member(ctx.tx, cfg.name, sender)
+    ):
+        envelope = mail.mail_from.lower()
+        if envelope and envelope != sender:
+            logs.event("list.request", **fields, outcome="not proven", reason="envelope sender")
+            await _run(ctx, mail, cfg, route, proven="")
+        else:
+            await _run(ctx, mail, cfg, route, proven=sender)
+        return True
+    members = [m.address for m in await store.list_members(ctx.tx, cfg.name)]
+    if find_member(secret, COMMANDS, cfg.name, token, members) is None:
+        return False
+    # Another member's address, used from elsewhere: like a bare LIST-request@D.
+    logs.event("list.request", **fields, outcome="not proven", reason="another member's token")
+    await _run(ctx, mail, cfg, route, proven="")
+    return True
+
+
+async def _run(ctx: Context, mail: Incoming, cfg: ListConfig, route: Route, *, proven: str) -> None:
+    """The commands of one message; `proven`: the member the message is proven to come
+    from (their own command address and their From:), or "" when nothing proves it."""
     msg = mail.message
     commands = parse_commands(header(msg, "subject"), body_text(msg))
     if "join" in commands.verbs:
@@ -93,40 +169,126 @@ async def handle_request(ctx: Context, mail: Incoming, route: Route) -> None:
     if "leave" in commands.verbs:
         await membership.handle_leave(ctx, mail, route)
         return
-    sender = sender_address(msg) or mail.mail_from.lower()
+    sender = proven or sender_address(msg) or mail.mail_from.lower()
     member = await store.get_member(ctx.tx, cfg.name, sender) if sender else None
     fields = {"queue_id": mail.queue_id, "list": cfg.name, "sender": sender}
-    settings = [v for v in commands.verbs if v != "help"]
+    settings = [v for v in commands.verbs if v in SETTINGS]
+    own = await _own_addresses(ctx, cfg, proven) if proven else None
     if not settings:
-        await _reply(ctx, mail, cfg, "posting_request_help", member=member is not None)
+        await _reply(ctx, mail, cfg, "posting_request_help", a=own, member=member is not None)
         logs.event("list.request", **fields, outcome="help")
         return
     if member is None:
         await _reply(ctx, mail, cfg, "posting_request_not_member")
         logs.event("list.request", **fields, outcome="not a member")
         return
-    done = [await _apply(ctx, cfg, mail, sender, verb) for verb in settings]
-    await _reply(ctx, mail, cfg, "posting_request_done", done=done)
+    thread = await _thread(ctx, cfg, mail) if "mute" in settings else ""
+    if not proven:
+        await _ask_member(ctx, mail, cfg, sender, settings, thread)
+        return
+    done = [await _apply(ctx, cfg, sender, verb, thread) for verb in settings]
+    await _reply(ctx, mail, cfg, "posting_request_done", a=own, done=done)
     logs.event("list.request", **fields, outcome="applied", commands=",".join(done))
 
 
-async def _apply(ctx: Context, cfg: ListConfig, mail: Incoming, sender: str, verb: str) -> str:
-    """Apply one setting; returns the result code the confirmation explains."""
+async def _ask_member(
+    ctx: Context, mail: Incoming, cfg: ListConfig, who: str, settings: list[str], thread: str
+) -> None:
+    """Settings asked without proof: mail `who` a confirmation, change nothing now."""
+    fields = {"queue_id": mail.queue_id, "list": cfg.name, "sender": who}
+    verdict = may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
+    if not verdict:
+        # Robots change nothing and cause no mail.
+        logs.event("list.request", **fields, outcome="ignored", reason=verdict.reason)
+        return
+    if "mute" in settings and not thread:
+        settings = [v for v in settings if v != "mute"]
+        await _reply(ctx, mail, cfg, "posting_request_done", done=["mute-unknown"])
+    now = ctx.now()
+    waiting: set[str] = set()
+    for token in await mstore.live_tokens(ctx.tx, cfg.name, who, tokens.CONFIRM_SETTINGS, now):
+        waiting.update(_change(token)[0])
+    fresh = [v for v in settings if v not in waiting]
+    if not fresh:
+        if settings:
+            logs.event("list.request", **fields, outcome="confirmation already waiting")
+        return
+    if not await membership.may_confirm(ctx, mail, cfg, who, "settings"):
+        return
+    token = await membership.issue_token(
+        ctx,
+        cfg,
+        tokens.CONFIRM_SETTINGS,
+        who,
+        cfg.confirm_expiry,
+        detail=json.dumps({"verbs": fresh, "thread": thread}),
+    )
+    own = await _own_addresses(ctx, cfg, who)
+    await membership.tell(
+        ctx,
+        cfg,
+        who,
+        "membership_settings_confirm",
+        reply_to=membership.confirm_address(ctx, cfg, token),
+        changes=fresh,
+        own_address=own.request,
+        expires=membership.when(now + cfg.confirm_expiry),
+    )
+    await membership.confirmation_sent(ctx, cfg, who, tokens.CONFIRM_SETTINGS)
+    logs.event("list.request", **fields, outcome="confirmation sent", commands=",".join(fresh))
+
+
+def _change(token: Token) -> tuple[list[str], str]:
+    """(settings, thread) a confirm-settings token would apply."""
+    try:
+        data = json.loads(token.detail or "{}")
+        verbs = [v for v in data.get("verbs", []) if v in SETTINGS]
+        return verbs, str(data.get("thread", ""))
+    except (ValueError, AttributeError, TypeError):
+        return [], ""
+
+
+async def confirm_settings(ctx: Context, cfg: ListConfig, token: Token) -> None:
+    """The member replied to a settings confirmation: apply what it asked, once."""
+    who = token.address
+    if not await mstore.use_token(ctx.tx, token.id, ctx.now()):
+        return  # a concurrent reply used it
+    if await store.get_member(ctx.tx, cfg.name, who) is None:
+        await membership.tell(ctx, cfg, who, "membership_status", situation="not_member")
+        return
+    verbs, thread = _change(token)
+    done = [await _apply(ctx, cfg, who, verb, thread) for verb in verbs]
+    own = await _own_addresses(ctx, cfg, who)
+    await membership.tell(ctx, cfg, who, "posting_request_done", a=own, done=done)
+    await membership.log(ctx, cfg, who, "settings", "member", subject_address=who)
+    logs.event(
+        "list.request", list=cfg.name, sender=who, outcome="confirmed", commands=",".join(done)
+    )
+
+
+async def _own_addresses(ctx: Context, cfg: ListConfig, who: str) -> ListAddresses:
+    """The list's addresses as `who` may use them: commands go to their own address."""
+    secret = await secrets.get_or_create(ctx.tx, "lists")
+    a = ListAddresses.of(cfg.name, ctx.domain)
+    return replace(a, request=command_address(secret, cfg.name, who, ctx.domain))
+
+
+async def _apply(ctx: Context, cfg: ListConfig, who: str, verb: str, thread: str) -> str:
+    """Apply one setting for the member `who`; returns the result code the answer explains."""
     if verb == "digest-on":
-        await store.set_delivery(ctx.tx, cfg.name, sender, "digest", ctx.now())
+        await store.set_delivery(ctx.tx, cfg.name, who, "digest", ctx.now())
     elif verb in ("digest-off", "mail"):
-        await store.set_delivery(ctx.tx, cfg.name, sender, "each")
-        if verb == "mail" and await store.enable_member(ctx.tx, cfg.name, sender):
+        await store.set_delivery(ctx.tx, cfg.name, who, "each")
+        if verb == "mail" and await store.enable_member(ctx.tx, cfg.name, who):
             return "enabled"
     elif verb == "nomail":
-        await store.set_delivery(ctx.tx, cfg.name, sender, "nomail")
+        await store.set_delivery(ctx.tx, cfg.name, who, "nomail")
     elif verb in ("own-on", "own-off"):
-        await store.set_own_posts(ctx.tx, cfg.name, sender, verb == "own-on")
+        await store.set_own_posts(ctx.tx, cfg.name, who, verb == "own-on")
     elif verb == "mute":
-        thread = await _thread(ctx, cfg, mail)
         if not thread:
             return "mute-unknown"
-        await store.mute_thread(ctx.tx, cfg.name, sender, thread, ctx.now())
+        await store.mute_thread(ctx.tx, cfg.name, who, thread, ctx.now())
     return verb
 
 
@@ -141,7 +303,17 @@ async def _thread(ctx: Context, cfg: ListConfig, mail: Incoming) -> str:
     return refs[0] if refs else (replied[0] if replied else "")
 
 
-async def _reply(ctx: Context, mail: Incoming, cfg: ListConfig, template: str, **extra) -> None:
-    a = ListAddresses.of(cfg.name, ctx.domain)
-    text = ctx.templates.render(template, cfg.language, list=cfg, a=a, domain=ctx.domain, **extra)
-    await answer_as_list(ctx, mail, cfg, a.request, text, kind=f"list.{template}")
+async def _reply(
+    ctx: Context,
+    mail: Incoming,
+    cfg: ListConfig,
+    template: str,
+    *,
+    a: ListAddresses | None = None,
+    **extra,
+) -> None:
+    base = ListAddresses.of(cfg.name, ctx.domain)
+    text = ctx.templates.render(
+        template, cfg.language, list=cfg, a=a or base, domain=ctx.domain, **extra
+    )
+    await answer_as_list(ctx, mail, cfg, base.request, text, kind=f"list.{template}")

@@ -15,6 +15,9 @@ from mailhub.store.membership import Token
 
 CONFIRM_JOIN = "confirm-join"
 CONFIRM_LEAVE = "confirm-leave"
+# A change to a member's delivery asked without the member's own command address (a bare
+# `LIST-request@D`, where From: proves nothing): it waits for the member's reply.
+CONFIRM_SETTINGS = "confirm-settings"
 DIGEST = "digest"
 
 # Why a token was refused; each has its own answer to the person who used it.

@@ -1,9 +1,11 @@
-"""Per-member personalisation of list mail at delivery time: VERP and unsubscribe tokens.
+"""Per-member personalisation of list mail at delivery time: VERP and member tokens.
 
 The message is stored once; for each member the delivery worker asks `personalise`
 for that member's envelope sender (`LIST-bounces+TOKEN@D`, so a bounce names its
 member even when the bounce itself is unreadable) and a copy whose List-Unsubscribe
-carries a token for that member.
+carries a leave token for that member and whose List-Help names the member's own
+command address (`LIST-confirm+TOKEN@D`, see `command_address`): commands sent there
+from the member's address act at once, without a confirmation round trip.
 
 Tokens are keyed HMACs of (purpose, list, address) under the service secret: nothing
 is stored per token, they cannot be forged without the key, and one purpose's token
@@ -17,11 +19,17 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 
 from mailhub.config import Config
 
 TOKEN_BYTES = 20  # 160 bits
+# Purposes of member tokens: the VERP return path, the one-click leave, and the member's
+# own command address (settings: nomail, mail, digest on/off, own on/off, mute).
+VERP = "verp"
+LEAVE = "leave"
+COMMANDS = "request"
 
 
 # Personalised delivery asks for two tokens per member per post; the tokens never change,
@@ -50,14 +58,43 @@ def find_member(
 
 
 def verp_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    return f"{list_name}-bounces+{member_token(secret, 'verp', list_name, address)}@{domain}"
+    return f"{list_name}-bounces+{member_token(secret, VERP, list_name, address)}@{domain}"
 
 
 def unsubscribe_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
     """A mailto: whose subject carries the member's leave token, so that leaving from the
     mail client's button needs no further proof than the token."""
-    token = member_token(secret, "leave", list_name, address)
+    token = member_token(secret, LEAVE, list_name, address)
     return f"mailto:{list_name}-leave@{domain}?subject=leave%20{token}"
+
+
+def command_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
+    """The member's own command address. It reuses the `LIST-confirm+TOKEN@D` form (the
+    router already knows it; mailhub.lists.membership.handle_confirm tells a member token
+    from a stored confirmation token). A command there counts at once only when From:
+    (and the envelope sender) is the member the token was made for."""
+    token = member_token(secret, COMMANDS, list_name, address)
+    return f"{list_name}-confirm+{token}@{domain}"
+
+
+def help_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
+    return f"mailto:{command_address(secret, list_name, address, domain)}?subject=help"
+
+
+def _swap(raw: bytes, head_end: int, name: str, generic: str, value: str) -> bytes:
+    """`raw` with the header `name: generic` (folded or not) replaced by `name: value`."""
+    pattern = re.compile(
+        rb"^"
+        + re.escape(name.encode())
+        + rb":[ \t]*(?:\r\n[ \t]+)?"
+        + re.escape(generic.encode())
+        + rb"[ \t]*\r\n",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    m = pattern.search(raw, 0, head_end + 2)
+    if m is None:
+        return raw
+    return raw[: m.start()] + f"{name}: {value}\r\n".encode() + raw[m.end() :]
 
 
 def personalise(
@@ -65,10 +102,24 @@ def personalise(
 ) -> tuple[str, bytes]:
     domain = config.server.domain
     envelope = verp_address(secret, list_name, rcpt, domain)
-    generic = f"List-Unsubscribe: <mailto:{list_name}-leave@{domain}>".encode()
     head_end = raw.find(b"\r\n\r\n")
-    at = raw.find(generic, 0, head_end if head_end >= 0 else len(raw))
-    if at < 0:
-        return envelope, raw
-    line = f"List-Unsubscribe: <{unsubscribe_uri(secret, list_name, rcpt, domain)}>".encode()
-    return envelope, raw[:at] + line + raw[at + len(generic) :]
+    if head_end < 0:
+        head_end = len(raw)
+    raw = _swap(
+        raw,
+        head_end,
+        "List-Unsubscribe",
+        f"<mailto:{list_name}-leave@{domain}>",
+        f"<{unsubscribe_uri(secret, list_name, rcpt, domain)}>",
+    )
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        head_end = len(raw)
+    raw = _swap(
+        raw,
+        head_end,
+        "List-Help",
+        f"<mailto:{list_name}-request@{domain}?subject=help>",
+        f"<{help_uri(secret, list_name, rcpt, domain)}>",
+    )
+    return envelope, raw

@@ -41,7 +41,8 @@ SCHEMA = [
         digest_id INTEGER,
         created_at REAL NOT NULL,
         expires_at REAL NOT NULL,
-        used_at REAL
+        used_at REAL,
+        detail TEXT NOT NULL DEFAULT ''
     )""",
     """CREATE TABLE IF NOT EXISTS membership_invitations (
         list_name TEXT NOT NULL,
@@ -59,6 +60,16 @@ SCHEMA = [
         sent_at REAL NOT NULL,
         signature TEXT NOT NULL DEFAULT ''
     )""",
+    # One row per confirmation mailed for a request nobody has proved yet (join, leave, a
+    # setting): the per-mailbox daily limit counts them, whatever list they are for.
+    """CREATE TABLE IF NOT EXISTS membership_confirmations (
+        mailbox TEXT NOT NULL,
+        list_name TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        sent_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS membership_confirmations_mailbox ON membership_confirmations"
+    " (mailbox, sent_at)",
     "CREATE INDEX IF NOT EXISTS moderation_digests_recipient ON moderation_digests"
     " (list_name, recipient, sent_at)",
     """CREATE TABLE IF NOT EXISTS moderation_digest_entries (
@@ -80,6 +91,9 @@ SCHEMA = [
         at REAL NOT NULL
     )""",
 ]
+
+# Columns added since the first release (migrate adds them to an older file).
+ADDED_COLUMNS = [("membership_tokens", "detail", "TEXT NOT NULL DEFAULT ''")]
 
 # Request states. 'unconfirmed': waiting for the requester's reply (double opt-in);
 # 'pending': confirmed, waiting for a facilitator; then one of the final states.
@@ -111,7 +125,7 @@ class MembershipRequest:
 @dataclass(frozen=True)
 class Token:
     id: int
-    purpose: str  # 'confirm-join' | 'confirm-leave' | 'digest'
+    purpose: str  # 'confirm-join' | 'confirm-leave' | 'confirm-settings' | 'digest'
     list_name: str
     address: str
     request_id: int | None
@@ -119,6 +133,7 @@ class Token:
     created_at: float
     expires_at: float
     used_at: float | None
+    detail: str = ""  # what a 'confirm-settings' token would change (JSON)
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,10 @@ _REQ = (
     "id, list_name, address, display_name, note, state, created_at, confirmed_at,"
     " handled_by, handled_at, reason"
 )
-_TOK = "id, purpose, list_name, address, request_id, digest_id, created_at, expires_at, used_at"
+_TOK = (
+    "id, purpose, list_name, address, request_id, digest_id, created_at, expires_at, used_at,"
+    " detail"
+)
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -262,13 +280,36 @@ async def add_token(
     expires_at: float,
     request_id: int | None = None,
     digest_id: int | None = None,
+    detail: str = "",
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO membership_tokens (token_hash, purpose, list_name, address, request_id,"
-        " digest_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (token_hash, purpose, list_name, address.lower(), request_id, digest_id, now, expires_at),
+        " digest_id, created_at, expires_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            token_hash,
+            purpose,
+            list_name,
+            address.lower(),
+            request_id,
+            digest_id,
+            now,
+            expires_at,
+            detail,
+        ),
     )
     return int(cur.lastrowid)
+
+
+async def live_tokens(
+    tx: Tx, list_name: str, address: str, purpose: str, now: float
+) -> list[Token]:
+    """The tokens of one purpose for one person that could still be used."""
+    cur = await tx.execute(
+        f"SELECT {_TOK} FROM membership_tokens WHERE list_name = ? AND address = ?"
+        " AND purpose = ? AND used_at IS NULL AND expires_at > ? ORDER BY id",
+        (list_name, address.lower(), purpose, now),
+    )
+    return [Token(*r) for r in await cur.fetchall()]
 
 
 async def find_token(tx: Tx, token_hash: str) -> Token | None:
@@ -301,6 +342,31 @@ async def purge_tokens(tx: Tx, before: float) -> int:
     """Forget tokens that expired before `before` (kept a while to answer late replies)."""
     cur = await tx.execute("DELETE FROM membership_tokens WHERE expires_at < ?", (before,))
     return cur.rowcount
+
+
+# --- confirmations mailed, for the per-mailbox limit -------------------------------------
+
+
+async def record_confirmation(
+    tx: Tx, *, mailbox: str, list_name: str, purpose: str, now: float
+) -> None:
+    await tx.execute(
+        "INSERT INTO membership_confirmations (mailbox, list_name, purpose, sent_at)"
+        " VALUES (?, ?, ?, ?)",
+        (mailbox, list_name, purpose, now),
+    )
+    # Keep the table small: nothing older than a day matters to the limit.
+    await tx.execute("DELETE FROM membership_confirmations WHERE sent_at < ?", (now - 86400,))
+
+
+async def confirmations_since(tx: Tx, mailbox: str, since: float) -> int:
+    """Confirmations mailed to `mailbox` (a mailhub.mailbox key) since `since`, all lists."""
+    cur = await tx.execute(
+        "SELECT COUNT(*) FROM membership_confirmations WHERE mailbox = ? AND sent_at >= ?",
+        (mailbox, since),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 # --- invitations ------------------------------------------------------------------------
