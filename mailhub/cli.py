@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from mailhub import logs
 from mailhub.config import Config, ConfigError, load_config
 from mailhub.routing import ROUTES, AddressBook
-from mailhub.store import Store, inbound, outbound
+from mailhub.store import Store, inbound, outbound, workers
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 
@@ -92,7 +93,10 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
     from mailhub.clock import SystemClock
 
     now = SystemClock().now()
-    store = await Store.open(config.storage.path)
+    # Showing the queue only reads, so it opens without migrating (no write lock): it
+    # works while a backup or the service's stuck writer holds the lock.
+    writes = args.action == "retry" or not config.storage.path.exists()
+    store = await Store.open(config.storage.path, config.storage.busy_timeout, migrate=writes)
     try:
         if args.action == "retry":
             if not args.id:
@@ -107,12 +111,37 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
             ins = await inbound.summary(tx)
             outs = await outbound.summary(tx)
             failed = await inbound.failed(tx)
+            oldest_in, oldest_out = await workers.oldest_queued(tx)
+            try:
+                rows = await workers.all_workers(tx)
+            except sqlite3.OperationalError:
+                rows = []  # a database the service has not yet upgraded
         print("inbound (messages):")
         for state, count, oldest in ins or [("empty", 0, None)]:
             print(f"  {state:10} {count:8}  oldest {_age(oldest, now)}")
         print("outbound (recipients):")
         for state, count, oldest in outs or [("empty", 0, None)]:
             print(f"  {state:10} {count:8}  oldest {_age(oldest, now)}")
+        print(
+            f"oldest unprocessed inbound: {_age(oldest_in, now)}; "
+            f"oldest undelivered outbound: {_age(oldest_out, now)}"
+        )
+        print("workers:" if rows else "workers: none recorded (is `mailhub serve` running?)")
+        for w in rows:
+            stale = w.state != workers.STOPPED and now - w.heartbeat > workers.STALE_SECONDS
+            line = (
+                f"  {w.name:11} {w.state:12} since {_age(w.since, now):>4}"
+                f"  heartbeat {_age(w.heartbeat, now)} ago"
+            )
+            if stale:
+                line += " (STALE: stuck, or cannot write to the database)"
+            if w.last_error:
+                line += f"  last error {w.last_error} {_age(w.last_error_at, now)} ago"
+            if w.note:
+                line += f"  ({w.note})"
+            if len({r.node for r in rows}) > 1:
+                line += f"  [{w.node}]"
+            print(line)
         if failed:
             print("failed inbound messages (retry with `mailhub queue retry ID`):")
             for queue_id, received, mail_from, rcpts, error in failed:
@@ -145,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check", parents=[common], help="validate the config, show what is served"
     ).set_defaults(func=cmd_check)
-    p = sub.add_parser("queue", parents=[common], help="queue counts and failed messages")
+    p = sub.add_parser(
+        "queue", parents=[common], help="queue counts, oldest waiting mail, workers, failures"
+    )
     p.add_argument("action", nargs="?", choices=["retry"])
     p.add_argument("id", nargs="?")
     p.set_defaults(func=cmd_queue)

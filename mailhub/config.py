@@ -50,6 +50,9 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     path: Path
+    # How long a write waits for another process's write lock (a backup, a CLI command)
+    # before it fails and the worker backs off (PRAGMA busy_timeout).
+    busy_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,8 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
     config = Config(
         server=server,
         storage=StorageConfig(
-            path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path")
+            path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path"),
+            busy_timeout=parse_duration(storage.get("busy_timeout", "10s"), "storage.busy_timeout"),
         ),
         outbound=_outbound(raw, base),
         admins=get_addresses(section(raw, "admin"), "addresses", "admin"),

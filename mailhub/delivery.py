@@ -32,9 +32,10 @@ from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
 from mailhub.relay import RelayTransport
 from mailhub.sealing import conduct_key, is_conduct_kind, unseal
 from mailhub.smtp import IntakeLoad
-from mailhub.store import Store, Tx, outbound, secrets
+from mailhub.store import Store, Tx, is_storage_error, outbound, secrets
 from mailhub.store.batching import GroupCommit
 from mailhub.store.outbound import OutboundItem, RecipientResult
+from mailhub.store.workers import BACKING_OFF, IDLE, RUNNING, Backoff, WorkerStatus
 
 MAX_BACKOFF = 4 * 3600.0
 # A message sealed with a key that is not configured waits at least this long between
@@ -155,37 +156,69 @@ class Delivery:
         # Connections share commits: each waits for its own answer to be on disk
         # before its next transaction, so a crash resends at most one per connection.
         self.recorder = GroupCommit(store, self._record_attempts)
+        # Connections holding relay answers that could not be recorded yet (see _record).
+        self.parked = 0
+        self.status = WorkerStatus(store, clock, "delivery")
 
-    async def run(self) -> None:
-        async with self.store.transaction() as tx:
-            self._secret = await secrets.get_or_create(tx, "lists")
+    async def run(self, status: WorkerStatus | None = None) -> None:
+        """Hand due messages to free connections until stopped. A database or disk error
+        here (reading what is due, the first write) is logged, and the worker backs off
+        (bounded) and tries again; it never ends by itself."""
+        self.status = status or self.status
         while not self.stopping:
-            self.wake.clear()
-            free = self._slots.qsize()
-            if free:
-                await self.load.quiet(MAX_DEFER_SECONDS)
-            items: list[OutboundItem] = []
-            next_at = None
-            if free:
-                async with self.store.read() as tx:
-                    items = await outbound.due(tx, self.clock.now(), free, self.in_flight)
-                    next_at = await outbound.next_due_at(tx) if not items else None
-            for item in items:
-                self.in_flight.add(item.id)
-                transport = self._slots.get_nowait()
-                task = asyncio.create_task(self._deliver(item, transport))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            if items:
-                self.on_change()  # waiters (Service.wait_until) may watch what is in flight
-                continue
-            # Woken at once by processing; the timeout picks up mail the CLI queued from
-            # another process (`mailhub cases close`, `mailhub members --invite`...).
-            timeout = POLL_SECONDS
-            if free and next_at is not None:
-                timeout = max(0.01, min(timeout, next_at - self.clock.now()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - nothing is lost: the queue is in the store
+                await asyncio.sleep(self.status.failed(exc))
+
+    async def _step(self) -> None:
+        status = self.status
+        if not status.backoff.failures:  # else: backing off, until a step goes through
+            status.set(self._state(), note=self._note())
+        await status.flush()
+        if self._secret is None:
+            async with self.store.transaction() as tx:
+                self._secret = await secrets.get_or_create(tx, "lists")
+        self.wake.clear()
+        free = self._slots.qsize()
+        if free:
+            await self.load.quiet(MAX_DEFER_SECONDS)
+        items: list[OutboundItem] = []
+        next_at = None
+        if free:
+            async with self.store.read() as tx:
+                items = await outbound.due(tx, self.clock.now(), free, self.in_flight)
+                next_at = await outbound.next_due_at(tx) if not items else None
+        status.succeeded(self._state(bool(items)))
+        for item in items:
+            self.in_flight.add(item.id)
+            transport = self._slots.get_nowait()
+            task = asyncio.create_task(self._deliver(item, transport))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if items:
+            self.on_change()  # waiters (Service.wait_until) may watch what is in flight
+            return
+        # Woken at once by processing; the timeout picks up mail the CLI queued from
+        # another process (`mailhub cases close`, `mailhub members --invite`...), and keeps
+        # the heartbeat going.
+        timeout = POLL_SECONDS
+        if free and next_at is not None:
+            timeout = max(0.01, min(timeout, next_at - self.clock.now()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+
+    def _state(self, working: bool = False) -> str:
+        if self.parked:
+            return BACKING_OFF
+        return RUNNING if working or self.in_flight else IDLE
+
+    def _note(self) -> str:
+        if not self.parked:
+            return ""
+        return f"{self.parked} connection(s) parked: relay answers not yet recorded"
 
     async def drain(self, grace: float = DRAIN_SECONDS) -> None:
         """SIGTERM: finish the SMTP transactions in flight and record them, then close.
@@ -270,7 +303,7 @@ class Delivery:
                 results = await transport.send(mail_from, rcpts, raw, item)
                 last = i == len(units) - 1
                 attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)
-                await self.recorder.submit(attempt)
+                await self._record(attempt)
                 attempts.append(attempt)
                 self._log(attempt)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
@@ -293,6 +326,60 @@ class Delivery:
             self.in_flight.discard(item.id)
             self.wake.set()
             self.on_change()
+
+    async def _record(self, attempt: Attempt) -> None:
+        """Record the relay's answers; until that works, this connection is parked.
+
+        The relay has taken the message: if the answers were dropped here, the item would
+        still be due and go out again, once per retry, for as long as the database is
+        locked or the disk full. So the answers stay in memory and recording them is
+        tried again (bounded back-off) before this connection sends anything else. Only
+        if the process dies meanwhile does the message go out once more after a restart.
+        One log line when a connection parks and one when it records again.
+        """
+        backoff = Backoff()
+        parked = False
+        try:
+            while True:
+                try:
+                    await self.recorder.submit(attempt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not is_storage_error(exc):
+                        raise  # a bug, not the database: _deliver reports it
+                    delay = backoff.failed()
+                    if not parked:
+                        parked = True
+                        self.parked += 1
+                        self.status.noted(exc)
+                        self.status.set(BACKING_OFF, note=self._note())
+                        logs.event(
+                            "delivery",
+                            logging.ERROR,
+                            outbound_id=attempt.item.id,
+                            outcome="parked",
+                            error=type(exc).__name__,
+                            answers=len(attempt.results),
+                            retry_in=f"{delay:g}s",
+                        )
+                    await asyncio.sleep(delay)
+                    continue
+                ended = backoff.succeeded()
+                if ended is not None:
+                    failures, seconds = ended
+                    logs.event(
+                        "delivery",
+                        outbound_id=attempt.item.id,
+                        outcome="recorded",
+                        tries=failures + 1,
+                        after=f"{seconds:.1f}s",
+                    )
+                return
+        finally:
+            if parked:
+                self.parked -= 1
+                self.status.set(self._state(), note=self._note())
 
     async def _record_attempts(self, tx: Tx, attempts: list[Attempt]) -> None:
         now = self.clock.now()

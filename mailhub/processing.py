@@ -20,6 +20,7 @@ from mailhub.sealing import conduct_key, unseal, unseal_or_raise
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, inbound
 from mailhub.store.inbound import InboundItem
+from mailhub.store.workers import IDLE, RUNNING, WorkerStatus
 
 POLL_SECONDS = 5.0
 # Messages handled per commit at most: enough to share a disk flush. A batch stops early,
@@ -58,23 +59,36 @@ class Processor:
         self.wake = asyncio.Event()
         self.busy = False
 
-    async def run(self) -> None:
+    async def run(self, status: WorkerStatus | None = None) -> None:
+        """Work the inbound queue until cancelled. A database or disk error outside any one
+        message (the write lock held past busy_timeout by a backup or a CLI command, a full
+        disk at COMMIT) rolls the batch back: it stays queued, the error is logged once per
+        try, and the worker backs off (bounded) and tries again. It never ends by itself."""
+        status = status or WorkerStatus(self.store, self.clock, "processing")
         while True:
-            self.wake.clear()
-            async with self.store.read() as tx:
-                items = await inbound.next_queued(tx, BATCH)
-            if not items:
-                if self.busy:
-                    self.busy = False
-                    self.on_sent()  # also tells waiters (Service.idle) that the queue is empty
-                # Woken at once by intake; the timeout picks up `mailhub queue retry`,
-                # which runs in another process.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
-                continue
-            self.busy = True
-            await self.load.quiet(MAX_DEFER_SECONDS)
-            await self.process(items, yield_to_intake=True)
+            try:
+                await status.flush()
+                self.wake.clear()
+                async with self.store.read() as tx:
+                    items = await inbound.next_queued(tx, BATCH)
+                if not items:
+                    status.succeeded(IDLE)
+                    if self.busy:
+                        self.busy = False
+                        self.on_sent()  # also tells waiters (Service.idle) that it is empty
+                    # Woken at once by intake; the timeout picks up `mailhub queue retry`,
+                    # which runs in another process, and keeps the heartbeat going.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                    continue
+                self.busy = True
+                await self.load.quiet(MAX_DEFER_SECONDS)
+                await self.process(items, yield_to_intake=True)
+                status.succeeded(RUNNING)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the batch is still queued: try again
+                await asyncio.sleep(status.failed(exc))
 
     async def _prepare(self, item: InboundItem) -> dict[object, object]:
         """Content work for a message (e.g. the conduct scan), done before the transaction:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from mailhub import logs
 from mailhub.context import Context, Runtime
-from mailhub.store import Store
+from mailhub.store import Store, is_storage_error
+from mailhub.store.workers import BACKING_OFF, HEARTBEAT_SECONDS, IDLE, RUNNING, WorkerStatus
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,13 @@ class Scheduler:
         self.jobs = all_jobs()
 
     async def run_once(self) -> None:
-        """Run every job once (each in its own transaction): what is due gets done."""
+        """Run every job once (each in its own transaction): what is due gets done.
+
+        A job that fails is logged and the others still run. A database or disk error (the
+        write lock held by another process past busy_timeout, a full disk) ends the round
+        instead and is raised: every job would meet it, and `run` backs off and repeats the
+        round (each job asks the clock what is due, so running one again is safe).
+        """
         for job in self.jobs:
             sent: list[int] = []
             try:
@@ -55,6 +62,8 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
+                if is_storage_error(exc):
+                    raise
                 logs.event(
                     "job", logging.ERROR, job=job.name, outcome="failed", error=type(exc).__name__
                 )
@@ -64,7 +73,28 @@ class Scheduler:
                 logs.event("job", job=job.name, outcome="sent", outbound=len(sent))
                 self.on_sent()
 
-    async def run(self) -> None:
+    async def run(self, status: WorkerStatus | None = None) -> None:
+        """Run the jobs every tick until cancelled; after a database or disk error, back off
+        (bounded) and run the round again. It never ends by itself."""
+        status = status or WorkerStatus(self.store, self.runtime.clock, "scheduler")
+        loop = asyncio.get_running_loop()
         while True:
-            await self.run_once()
-            await asyncio.sleep(self.tick_seconds)
+            try:
+                await status.flush()
+                if status.state != BACKING_OFF:
+                    status.set(RUNNING)
+                await self.run_once()
+                status.succeeded(IDLE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the round is run again after a pause
+                await asyncio.sleep(status.failed(exc))
+                continue
+            # Sleep in steps, so the heartbeat stays fresh between ticks.
+            wake_at = loop.time() + self.tick_seconds
+            while True:
+                await status.flush()
+                left = wake_at - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.sleep(min(left, HEARTBEAT_SECONDS))

@@ -4,6 +4,7 @@ asyncio process, started and stopped together."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from mailhub import logs
@@ -16,6 +17,12 @@ from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
 from mailhub.store import Store, inbound, outbound
 from mailhub.store.batching import GroupCommit
+from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, oldest_queued
+
+# How often the log carries a `health` line (oldest queued mail, each worker's state).
+HEALTH_SECONDS = 60.0
+# A worker that ran this long before it ended starts again without waiting.
+STEADY_SECONDS = 60.0
 
 
 class Service:
@@ -26,6 +33,7 @@ class Service:
         *,
         scheduler_tick: float = 30.0,
         run_scheduler: bool = True,
+        health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -33,13 +41,15 @@ class Service:
         self.templates = self.runtime.templates
         self.scheduler_tick = scheduler_tick
         self.run_scheduler = run_scheduler
+        self.health_seconds = health_seconds
+        self.statuses: dict[str, WorkerStatus] = {}
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.server: asyncio.Server | None = None
         self.port = config.server.port
 
     async def start(self) -> None:
-        self.store = await Store.open(self.config.storage.path)
+        self.store = await Store.open(self.config.storage.path, self.config.storage.busy_timeout)
         self.load = IntakeLoad()
         self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
         self.processor = Processor(self.store, self.runtime, self._wake_delivery, self.load)
@@ -61,18 +71,85 @@ class Service:
             port=self.config.server.port,
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self._tasks = [
-            asyncio.create_task(self.processor.run(), name="processor"),
-            asyncio.create_task(self.delivery.run(), name="delivery"),
+        self.statuses = {
+            "processing": WorkerStatus(self.store, self.clock, "processing"),
+            "delivery": self.delivery.status,
+        }
+        # (task name, worker name in the logs and the store, what runs)
+        workers: list[tuple[str, str, Callable[[], Awaitable[None]]]] = [
+            ("processor", "processing", lambda: self.processor.run(self.statuses["processing"])),
+            ("delivery", "delivery", lambda: self.delivery.run(self.statuses["delivery"])),
         ]
         if self.run_scheduler:
-            self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
+            self.statuses["scheduler"] = WorkerStatus(self.store, self.clock, "scheduler")
+            workers.append(
+                ("scheduler", "scheduler", lambda: self.scheduler.run(self.statuses["scheduler"]))
+            )
+        workers.append(("health", "health", self._health))
+        self._tasks = [
+            asyncio.create_task(self._supervise(worker, run), name=task)
+            for task, worker, run in workers
+        ]
         logs.event(
             "started",
             listen=f"{self.config.server.host}:{self.port}",
             protocol="LMTP" if self.config.server.lmtp else "SMTP",
             domains=self.config.server.domains,
         )
+
+    async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a long-running task for as long as the service runs. The workers handle
+        database and disk errors themselves (log, back off, retry); if one ends anyway
+        (a bug), that is logged at ERROR and it is started again after a bounded pause.
+        Cancelled at shutdown, it just ends."""
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await run()
+                error = "returned"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged, then started again
+                error = type(exc).__name__
+                logging.getLogger("mailhub").debug("worker ended", exc_info=True)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # stopping: a worker that swallowed the cancel
+            if loop.time() - started >= STEADY_SECONDS:
+                backoff.succeeded()
+            delay = backoff.failed()
+            logs.event(
+                "worker",
+                logging.ERROR,
+                worker=name,
+                outcome="ended",
+                error=error,
+                restart_in=f"{delay:g}s",
+            )
+            await asyncio.sleep(delay)
+            logs.event("worker", logging.WARNING, worker=name, outcome="restarted")
+
+    async def health(self) -> dict[str, object]:
+        """The oldest unprocessed and undelivered mail (seconds) and each worker's state.
+        Reads only: it works while another process holds the write lock."""
+        now = self.clock.now()
+        async with self.store.read() as tx:
+            inbound_at, outbound_at = await oldest_queued(tx)
+        return {
+            "oldest_inbound": "-" if inbound_at is None else f"{max(0.0, now - inbound_at):.0f}s",
+            "oldest_outbound": "-"
+            if outbound_at is None
+            else f"{max(0.0, now - outbound_at):.0f}s",
+            "workers": [f"{n}:{s.state}" for n, s in self.statuses.items()],
+        }
+
+    async def _health(self) -> None:
+        """A `health` line every `health_seconds`, for alerting on a queue that stops."""
+        while True:
+            await asyncio.sleep(self.health_seconds)
+            logs.event("health", **await self.health())
 
     def _wake_processor(self) -> None:
         self.processor.wake.set()
@@ -135,6 +212,9 @@ class Service:
             task.cancel()
         await asyncio.gather(*delivery, return_exceptions=True)
         await self.delivery.drain(grace)
+        for status in self.statuses.values():
+            status.set(STOPPED, note="")
+            await status.flush(force=True)
         await self.store.close()
         logs.event("stopped")
 

@@ -94,8 +94,11 @@ async def test_unreachable_relay_keeps_mail_queued(tmp_path):
 
         async def attempted() -> bool:
             async with hub.service.store.read() as tx:
-                cur = await tx.execute("SELECT COUNT(*) FROM outbound WHERE attempts = 0")
-                return (await cur.fetchone())[0] == 0
+                cur = await tx.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(attempts = 0), 0) FROM outbound"
+                )
+                rows, unattempted = await cur.fetchone()
+                return rows > 0 and unattempted == 0  # processed, and every message tried
 
         await hub.service.wait_until(attempted)
         states = await recipient_states(hub)

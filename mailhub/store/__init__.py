@@ -16,6 +16,7 @@ the database and truncates it, so older page versions do not linger in the -wal 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,9 +24,25 @@ from pathlib import Path
 import aiosqlite
 
 import mailhub.logs  # noqa: F401 - caps library loggers that would log mail content
-from mailhub.store.schema import migrate
+from mailhub.store.schema import migrate as _migrate
 
 Tx = aiosqlite.Connection
+
+# SQLite's primary result codes that mean "the database cannot be used right now", not "this
+# statement is wrong": busy/locked (another process holds the write lock past busy_timeout),
+# out of memory, read-only, I/O error, corrupt, full disk, cannot open, lock protocol.
+_STORAGE_CODES = {5, 6, 7, 8, 10, 11, 13, 14, 15}
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True for a database or disk error that a later try may not meet (a lock held by
+    another process, a full disk), as opposed to a bug in a statement."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:
+            return isinstance(exc, sqlite3.OperationalError)
+        return (code & 0xFF) in _STORAGE_CODES
+    return isinstance(exc, OSError)
 
 
 class Store:
@@ -35,7 +52,11 @@ class Store:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, busy_timeout: float = 10.0, *, migrate: bool = True) -> Store:
+        """Open (and create or migrate) the database. `busy_timeout`: how long a write waits
+        for another process's write lock before it fails with OperationalError (the
+        workers then back off and retry). `migrate=False` opens for reading only: it takes
+        no write lock, so it works while another process holds one (`mailhub queue`)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
         # exactly what the code says it is.
@@ -44,11 +65,16 @@ class Store:
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA secure_delete=ON")
-        # Other processes (the CLI) may hold the write lock briefly.
-        await conn.execute("PRAGMA busy_timeout=10000")
+        # Other processes (the CLI, a backup) may hold the write lock for a while.
+        await conn.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
         store = cls(conn, path)
-        async with store.transaction() as tx:
-            await migrate(tx)
+        if migrate:
+            try:
+                async with store.transaction() as tx:
+                    await _migrate(tx)
+            except BaseException:
+                await conn.close()
+                raise
         return store
 
     async def checkpoint(self) -> None:
@@ -72,13 +98,15 @@ class Store:
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
-            except BaseException:
-                await self._rollback()
-                raise
-            else:
                 # Shielded: a task cancelled at this point (shutdown) must still leave the
                 # connection out of its transaction for the next user.
                 await asyncio.shield(self.conn.commit())
+            except BaseException:
+                # Also when COMMIT itself fails (a full disk, an I/O error): the connection
+                # must not stay inside the failed transaction, or every later BEGIN would
+                # fail too. (After a COMMIT that went through, ROLLBACK is a no-op.)
+                await self._rollback()
+                raise
 
     async def execute_atomic(self, sql: str, params: tuple | list = ()) -> None:
         """Run ONE statement as its own transaction (autocommit): atomic and durable like

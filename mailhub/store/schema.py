@@ -20,6 +20,7 @@ TABLE_GROUPS = (
     "mailhub.store.lists",
     "mailhub.store.membership",
     "mailhub.store.conduct",
+    "mailhub.store.workers",
 )
 
 
