@@ -30,6 +30,7 @@ SITUATIONS = [
     "invite_only",
     "banned",
     "token_invalid",
+    "settings_invalid",
     "rejected",
     "expired",
 ]
@@ -105,6 +106,18 @@ def test_all_membership_templates_render(language):
         body = render("membership_welcome", language, approved=approved).body
         assert "conduct@d" in body and "dataviz-leave@d" in body and "Charts and maps." in body
     assert render("membership_invitation", language).body
+    changes = ["digest-on", "digest-off", "nomail", "mail", "own-on", "own-off", "mute"]
+    text = render(
+        "membership_settings_confirm",
+        language,
+        changes=changes,
+        own_address="dataviz-confirm+abc@d",
+        expires="soon",
+    )
+    assert "Data Visualisation" in text.subject and "dataviz-confirm+abc@d" in text.body
+    assert len([ln for ln in text.body.splitlines() if ln.startswith("- ")]) == len(changes) * (
+        2 if language == "en+cy" else 1
+    )
     for role in ("facilitator", "champion"):
         for result in (None, RESULT):
             for entries in ([], ENTRIES):
@@ -147,3 +160,11 @@ def test_welsh_digest_says_why_a_post_was_held_in_welsh():
     english = render("membership_digest", "en", result=None, **kw).body
     assert "(rheswm: nid yw'n aelod)" in welsh and "non-member" not in welsh
     assert "non-member" in english
+
+
+def test_welsh_settings_confirmation_is_all_welsh():
+    text = render(
+        "membership_settings_confirm", "cy", changes=["nomail"], own_address="x@d", expires="y"
+    )
+    assert text.subject.startswith("Cadarnhewch")
+    assert "Nothing" not in text.body and "dim negeseuon am y tro" in text.body
