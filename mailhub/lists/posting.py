@@ -15,7 +15,15 @@ from mailhub.context import Context, Incoming
 from mailhub.lists import moderation
 from mailhub.lists.config import ListConfig, find_list, parse_dmarc
 from mailhub.lists.headers import ListAddresses, distribution_copy, extract_list_ids, list_id
-from mailhub.messages import Rendered, address, build_message, new_message_id
+from mailhub.messages import (
+    MAX_HOPS,
+    Rendered,
+    address,
+    build_message,
+    head_fields,
+    hops,
+    new_message_id,
+)
 from mailhub.parsing import addresses, header, header_values, sender_address
 from mailhub.routing import Route
 from mailhub.store import bans
@@ -144,7 +152,13 @@ async def handle_post(ctx: Context, mail: Incoming, route: Route) -> None:
 
 async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
     """Archive the post and queue it for every member who takes each post. Returns the
-    number of recipients."""
+    number of recipients. A post past the hop limit is a loop (two lists, or a list and a
+    forwarder, sending to each other with something between them that drops X-Loop and
+    List-Id): it is neither archived nor sent, with one log line."""
+    fields = head_fields(raw)
+    if hops(fields) + 1 > MAX_HOPS:
+        logs.event("list.post", list=cfg.name, outcome="loop discarded", hops=hops(fields))
+        return 0
     msg = Incoming("", "", (), raw, ctx.now()).message
     sender = sender_address(msg)
     message_id = header(msg, "message-id") or new_message_id(ctx.domain)
