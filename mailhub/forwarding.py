@@ -3,10 +3,10 @@
 The forward is from our own address (so the sender's DMARC policy cannot make it
 bounce), with the sender in Reply-To so that "reply" reaches them, and the original
 body resent untouched. Our own mail coming back (our X-Loop) is never forwarded again,
-and a forward carries the original's X-Loop values (plus ours) and its hop count plus one,
-so that two services forwarding to each other stop: at the first of them to see its own
-X-Loop come back, or at the hop limit (`messages.MAX_HOPS`) when something between them
-drops the X-Loop lines.
+and a forward carries the original's X-Loop values (plus ours), its Received lines and
+its hop count plus one, so that two services forwarding to each other stop: at the
+first of them to see its own X-Loop come back, or at the hop limit (`messages.MAX_HOPS`)
+when something between them drops the X-Loop lines.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ async def forward(
     )
     envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
     await ctx.send(
-        rewrap(mail.raw, envelope, loop_id=ctx.loop_id),
+        rewrap(mail.raw, envelope, loop_id=ctx.loop_id, received=True),
         to,
         kind=kind,
         message_id=message_id,

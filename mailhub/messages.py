@@ -327,7 +327,9 @@ def mime_header_lines(raw: bytes) -> list[bytes]:
     return clean_fields([(n, v) for n, v in raw_fields(head) if n.lower() in _MIME_HEADERS])
 
 
-def rewrap(raw: bytes, envelope: EmailMessage, *, loop_id: str = "") -> bytes:
+def rewrap(
+    raw: bytes, envelope: EmailMessage, *, loop_id: str = "", received: bool = False
+) -> bytes:
     """Resend the original's body (any MIME, any bytes, untouched) under new headers.
 
     `envelope` is an EmailMessage with only the headers we want (From, To, Subject,
@@ -335,6 +337,9 @@ def rewrap(raw: bytes, envelope: EmailMessage, *, loop_id: str = "") -> bytes:
     serialise, and its own headers (but for MIME structure, cleaned) are never carried
     over, except its loop trace: its X-Loop values, and its hop count plus one (with
     `loop_id`, ours is added to the X-Loop values unless the envelope has it already).
+    With `received`, its Received lines too (cleaned), first, as a forward's trace: MTAs
+    count them against their own hop limit. (Case mail does not carry them: they would
+    show a committee member's mail host to a reporter.)
     """
     fields = head_fields(raw)
     have = {str(v).strip().lower() for v in envelope.get_all("X-Loop") or []}
@@ -349,5 +354,6 @@ def rewrap(raw: bytes, envelope: EmailMessage, *, loop_id: str = "") -> bytes:
     mime = mime_header_lines(raw) or [b"Content-Type: text/plain; charset=utf-8"]
     if not any(m.lower().startswith(b"mime-version") for m in mime):
         mime.insert(0, b"MIME-Version: 1.0")
+    trace = clean_fields([f for f in fields if f[0].lower() == "received"]) if received else []
     _, body = split_raw(raw)
-    return b"\r\n".join(lines + mime) + b"\r\n\r\n" + body
+    return b"\r\n".join(trace + lines + mime) + b"\r\n\r\n" + body
