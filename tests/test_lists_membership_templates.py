@@ -113,6 +113,7 @@ def test_all_membership_templates_render(language):
         changes=changes,
         own_address="dataviz-confirm+abc@d",
         expires="soon",
+        help_link=True,
     )
     assert "Data Visualisation" in text.subject and "dataviz-confirm+abc@d" in text.body
     assert len([ln for ln in text.body.splitlines() if ln.startswith("- ")]) == len(changes) * (

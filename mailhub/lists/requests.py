@@ -232,6 +232,7 @@ async def _ask_member(
         reply_to=membership.confirm_address(ctx, cfg, token),
         changes=fresh,
         own_address=own.request,
+        help_link=cfg.delivery == "personalised",  # List-Help names it in every copy
         expires=membership.when(now + cfg.confirm_expiry),
     )
     await membership.confirmation_sent(ctx, cfg, who, tokens.CONFIRM_SETTINGS)
