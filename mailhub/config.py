@@ -38,6 +38,12 @@ class ServerConfig:
     max_message_bytes: int = 10 * 1024 * 1024
     max_recipients: int = 100
     max_connections: int = 200
+    # One client address may hold this many connections at once (past it: 421 4.7.0).
+    max_connections_per_peer: int = 20
+    # Commands one session may send, NOOP, RSET and unknown ones included (past it: 421
+    # 4.7.0 and the connection is closed), and how long one session may last in all.
+    max_commands_per_session: int = 1000
+    max_session_time: float = 3600.0
     session_timeout: float = 300.0
     hostname: str = ""
 
@@ -188,6 +194,13 @@ def get_addresses(table: dict[str, Any], name: str, key: str) -> tuple[str, ...]
 # --- the sections of the core ----------------------------------------------------------
 
 
+def _positive_duration(t: dict[str, Any], name: str, default: str) -> float:
+    seconds = parse_duration(t.get(name, default), f"server.{name}")
+    if seconds <= 0:
+        raise ConfigError(f"server.{name}", "must be longer than zero")
+    return seconds
+
+
 def _server(raw: dict[str, Any]) -> ServerConfig:
     t = section(raw, "server")
     domains = t.get("domains")
@@ -208,6 +221,9 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
         max_message_bytes=get_int(t, "max_message_bytes", "server", 10 * 1024 * 1024, 1024),
         max_recipients=get_int(t, "max_recipients", "server", 100, 1),
         max_connections=get_int(t, "max_connections", "server", 200, 1),
+        max_connections_per_peer=get_int(t, "max_connections_per_peer", "server", 20, 1),
+        max_commands_per_session=get_int(t, "max_commands_per_session", "server", 1000, 10),
+        max_session_time=_positive_duration(t, "max_session_time", "1h"),
         session_timeout=parse_duration(t.get("session_timeout", 300), "server.session_timeout"),
         hostname=get_str(t, "hostname", "server", domains[0].lower()),
     )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -48,6 +50,8 @@ _REWRITES = (
     ("500 Line too long", "500 5.5.2 Line too long: at most 998 characters (RFC 5321 4.5.3.1.6)"),
 )
 
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary server error, please try again later"
 
 # How long intake must stay quiet before deferred work starts (see IntakeLoad.quiet).
 SETTLE_SECONDS = 0.002
@@ -116,6 +120,7 @@ class Intake:
         self.committer = committer
         self.load = load or IntakeLoad()
         self.connections = 0
+        self.peers: dict[str, int] = {}  # open connections per client address
         self.conduct_key = conduct_key(config)
 
     async def handle_MAIL(
@@ -192,22 +197,36 @@ class Intake:
             )
         queue_id = new_queue_id()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        stored, sealed = raw, False
-        if conduct:
-            stored, sealed = await self._seal(raw)
-        await self.committer.submit(
-            NewInbound(
-                queue_id,
-                self.clock.now(),
-                mail_from,
-                rcpts,
-                stored,
-                peer,
-                sealed=sealed,
-                conduct=conduct,
-                size=len(raw),
+        try:
+            stored, sealed = raw, False
+            if conduct:
+                stored, sealed = await self._seal(raw)
+            await self.committer.submit(
+                NewInbound(
+                    queue_id,
+                    self.clock.now(),
+                    mail_from,
+                    rcpts,
+                    stored,
+                    peer,
+                    sealed=sealed,
+                    conduct=conduct,
+                    size=len(raw),
+                )
             )
-        )
+        except Exception as exc:  # noqa: BLE001 - whatever kept it off the disk, 451
+            # The write lock held by another process past busy_timeout, a full disk, a
+            # closed database: nothing was stored, so the sender must try again later. The
+            # answer is per recipient (LMTP), and the session goes on (a later MAIL works).
+            logs.event(
+                "received",
+                logging.WARNING,
+                queue_id=queue_id,
+                outcome="deferred",
+                reason="store",
+                error=type(exc).__name__,
+            )
+            return self._per_rcpt(rcpts, TEMPORARY_FAILURE)
         if conduct:
             logs.event(
                 "received", queue_id=queue_id, route="conduct", sealed=sealed, outcome="queued"
@@ -239,33 +258,110 @@ class Intake:
 
     async def handle_exception(self, error: Exception) -> str:
         logs.event("session", logging.ERROR, outcome="error", error=type(error).__name__)
-        return "451 4.3.0 Temporary server error, please try again later"
+        return TEMPORARY_FAILURE
 
 
 class _Hardened:
-    """What aiosmtpd leaves open by default, closed."""
+    """What aiosmtpd leaves open by default, closed.
+
+    Connections are capped in all and per client address. Each session has a budget of
+    commands and a lifetime: every command line counts, the ones aiosmtpd answers itself
+    (unknown verbs, bad syntax, lines too long) included, because NOOP or RSET would
+    otherwise reset the idle timer forever. Past either, the session gets `421 4.7.0`
+    before the command runs, and is closed.
+    """
 
     event_handler: Intake
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        server: Any = self
+        server._smtp_methods = {
+            verb: self._budgeted(method) for verb, method in server._smtp_methods.items()
+        }
+        self._commands = 0
+        self._in_command = False  # a command's method is running (its replies are its own)
+        self._greeted = False
+        self._done = False  # closed by us: nothing more is said or run
+        self._started = 0.0
+        self._peer_ip = ""
+
     def connection_made(self, transport: Any) -> None:
         handler = self.event_handler
-        if handler.connections >= handler.config.server.max_connections:
-            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+        server = handler.config.server
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        refusal = None
+        if handler.connections >= server.max_connections:
+            refusal = b"421 4.3.2 Too many connections, try again later\r\n"
+        elif handler.peers.get(ip, 0) >= server.max_connections_per_peer:
+            refusal = b"421 4.7.0 Too many connections from your address, try again later\r\n"
+        if refusal is not None:
+            transport.write(refusal)
             transport.close()
             self._refused = True
             return
         self._refused = False
         handler.connections += 1
+        handler.peers[ip] = handler.peers.get(ip, 0) + 1
+        self._peer_ip = ip
+        self._started = time.monotonic()
         super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         if getattr(self, "_refused", True):
             return
-        self.event_handler.connections -= 1
-        self.event_handler.load.end(getattr(self, "session", None))
+        handler = self.event_handler
+        handler.connections -= 1
+        left = handler.peers.get(self._peer_ip, 1) - 1
+        if left > 0:
+            handler.peers[self._peer_ip] = left
+        else:
+            handler.peers.pop(self._peer_ip, None)
+        handler.load.end(getattr(self, "session", None))
         super().connection_lost(error)  # type: ignore[misc]
 
+    def _budgeted(self, method: Callable[[Any], Awaitable[None]]) -> Callable:
+        @functools.wraps(method)  # keeps the syntax aiosmtpd's HELP reads from it
+        async def run(arg: Any) -> None:
+            if await self._over_budget():
+                return
+            self._in_command = True
+            try:
+                await method(arg)
+            finally:
+                self._in_command = False
+
+        return run
+
+    async def _over_budget(self) -> bool:
+        """Count one command; past the budget or the lifetime, say 421 and close."""
+        if self._done:
+            return True
+        self._commands += 1
+        server = self.event_handler.config.server
+        if self._commands > server.max_commands_per_session:
+            reason = "Too many commands in one session"
+        elif time.monotonic() - self._started > server.max_session_time:
+            reason = "Session lasted too long"
+        else:
+            return False
+        self._done = True
+        logs.event("session", peer=self._peer_ip, outcome="closed", reason=reason.lower())
+        await super().push(f"421 4.7.0 {reason}, closing connection")  # type: ignore[misc]
+        transport: Any = getattr(self, "transport", None)
+        if transport is not None:
+            transport.close()
+        return True
+
     async def push(self, status: Any) -> None:
+        if self._done:
+            return
+        # aiosmtpd's own answer to a line that reached no command (an unknown verb, bad
+        # syntax, a line too long): the line counts like any command.
+        if self._greeted and not self._in_command and await self._over_budget():
+            return
+        self._greeted = True
         if isinstance(status, str):
             for prefix, replacement in _REWRITES:
                 if status.startswith(prefix):

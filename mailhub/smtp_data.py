@@ -37,12 +37,22 @@ def longest_line(body: bytes) -> int:
     return max(map(len, body.split(b"\r\n"))) + 2
 
 
+def unread(reader: asyncio.StreamReader, data: bytes) -> None:
+    """Put `data` back at the front of the stream, before whatever is still buffered.
+
+    `feed_data` would append it after the buffered bytes, and a client that pipelined
+    more than one read's worth after the end of DATA would see its commands answered out
+    of order. StreamReader has no public way to push back, so this uses its buffer (a
+    bytearray since Python 3.4; aiosmtpd itself clears it for STARTTLS)."""
+    reader._buffer[:0] = data
+
+
 async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int) -> Data:
     """The message after `354`, up to the end-of-data line, which is consumed.
 
     Whatever the sender pipelined after the end-of-data line (the next MAIL, QUIT) is
-    put back into the stream for aiosmtpd to read: `read()` takes the whole buffer, so
-    after it the buffer is empty and `feed_data` restores the exact order.
+    put back into the stream for aiosmtpd to read, in front of anything still buffered
+    (see `unread`), so the commands keep their order whatever their size.
     """
     # A CRLF in front, as if the 354 line were part of the stream, so that an empty
     # message (".\r\n" straight away) ends like any other.
@@ -58,7 +68,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
         if end >= 0:
             excess = bytes(buf[end + len(END) :])
             if excess:
-                reader.feed_data(excess)
+                unread(reader, excess)
             break
         # Keep scanning from where a split END could start.
         scanned = max(0, len(buf) - len(END) + 1)

@@ -96,3 +96,14 @@ async def test_pipelined_transactions_over_smtp_are_each_stored_whole(hub):
         cur = await tx.execute("SELECT raw FROM inbound ORDER BY seq")
         raws = [r for (r,) in await cur.fetchall()]
     assert raws == [one, two]
+
+
+async def test_more_than_one_read_of_pipelined_commands_keeps_its_order():
+    # Past one read's worth (64 KiB) of commands after the end line: the part the reader
+    # took must go back in front of the part still buffered, not after it.
+    commands = b"".join(b"NOOP %06d\r\n" % i for i in range(20_000))  # 240 KB
+    reader = stream(b"Subject: x\r\n\r\nbody\r\n.\r\n" + commands + b"QUIT\r\n")
+    data = await read_data(reader, 1000, 1001)
+    assert data.content == b"Subject: x\r\n\r\nbody\r\n"
+    rest = [await reader.readuntil(b"\r\n") for _ in range(20_001)]
+    assert b"".join(rest) == commands + b"QUIT\r\n"

@@ -3,13 +3,18 @@
 Whoever submits while a commit is running waits for the next one, which takes
 everything queued meanwhile. Each submitter resumes only once its own write is on
 disk, so durability is per item while the disk sees one flush per batch.
+
+A batch that fails (the write lock held by another process past busy_timeout, a full
+disk) fails for every submitter in it, each of which gets the exception (intake answers
+451); the next batch tries again. No submitter is ever left waiting: if the flush itself
+is cancelled (shutdown), its waiters get an error too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mailhub.store import Store, Tx
 
@@ -38,6 +43,9 @@ class GroupCommit(Generic[T]):
 
     async def submit(self, item: T) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A submitter cancelled meanwhile never reads its future: read it here, so a
+        # failed batch is not reported again as "exception was never retrieved".
+        future.add_done_callback(_retrieve)
         self._pending.append((item, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
@@ -63,11 +71,26 @@ class GroupCommit(Generic[T]):
             try:
                 await self._write([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiter gets the error
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
                 continue
+            except BaseException:
+                # Cancelled mid-write: whether it reached the disk is unknown, so nobody
+                # may be told it did; the rest are not written at all.
+                rest, self._pending = self._pending, []
+                _fail(batch + rest, ConnectionAbortedError("group commit cancelled"))
+                raise
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
             self.on_commit()
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[None]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
