@@ -26,6 +26,11 @@ from mailhub.routing import AddressBook
 from mailhub.sealing import conduct_key, is_conduct_kind, seal
 from mailhub.store import Tx, autoreplies, outbound
 
+# Keys of Incoming.prepared set by the processor: the message parsed in the content worker,
+# and why a message is set aside unhandled.
+PARSED = "parsed"
+SET_ASIDE = "set-aside"
+
 
 @dataclass(frozen=True)
 class Incoming:
@@ -42,7 +47,8 @@ class Incoming:
 
     @cached_property
     def message(self) -> EmailMessage:
-        return parse(self.raw)
+        parsed = self.prepared.get(PARSED)
+        return parsed if isinstance(parsed, EmailMessage) else parse(self.raw)
 
 
 @dataclass

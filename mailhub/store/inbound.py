@@ -23,7 +23,8 @@ SCHEMA = [
         error TEXT,
         updated_at REAL NOT NULL,
         sealed INTEGER NOT NULL DEFAULT 0,
-        conduct INTEGER NOT NULL DEFAULT 0
+        conduct INTEGER NOT NULL DEFAULT 0,
+        starts INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS inbound_state ON inbound (state, seq)",
 ]
@@ -34,6 +35,9 @@ SCHEMA = [
 ADDED_COLUMNS = [
     ("inbound", "sealed", "INTEGER NOT NULL DEFAULT 0"),
     ("inbound", "conduct", "INTEGER NOT NULL DEFAULT 0"),
+    # How many times processing began (committed before it begins): a message whose
+    # processing was cut short twice (the process died on it) is set aside.
+    ("inbound", "starts", "INTEGER NOT NULL DEFAULT 0"),
 ]
 
 # The one error text of a conduct item that is more than an exception type: written by
@@ -64,6 +68,7 @@ class InboundItem:
     attempts: int
     error: str | None
     sealed: bool = False
+    starts: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,8 @@ MAX_BATCH = 500
 
 
 _COLUMNS = (
-    "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error, sealed"
+    "seq, queue_id, received_at, mail_from, rcpt_tos, raw, size, state, attempts, error, sealed,"
+    " starts"
 )
 
 
@@ -125,6 +131,7 @@ def _item(row: tuple) -> InboundItem:
         row[8],
         row[9],
         bool(row[10]),
+        row[11],
     )
 
 
@@ -140,6 +147,20 @@ async def get(tx: Tx, queue_id: str) -> InboundItem | None:
     cur = await tx.execute(f"SELECT {_COLUMNS} FROM inbound WHERE queue_id = ?", (queue_id,))
     row = await cur.fetchone()
     return _item(row) if row else None
+
+
+async def count_starts(tx: Tx, seqs: list[int]) -> None:
+    """Note that processing of these messages begins (commit it before it does)."""
+    await tx.executemany(
+        "UPDATE inbound SET starts = starts + 1 WHERE seq = ?", [(s,) for s in seqs]
+    )
+
+
+async def uncount_starts(tx: Tx, seqs: list[int]) -> None:
+    """Processing of these did not begin after all (a batch cut short for intake)."""
+    await tx.executemany(
+        "UPDATE inbound SET starts = starts - 1 WHERE seq = ?", [(s,) for s in seqs]
+    )
 
 
 async def mark_done(tx: Tx, seq: int, now: float) -> None:
@@ -180,7 +201,8 @@ async def delete_failed_conduct(tx: Tx, before: float) -> int:
 
 async def requeue(tx: Tx, queue_id: str, now: float) -> bool:
     cur = await tx.execute(
-        "UPDATE inbound SET state = 'queued', updated_at = ? WHERE queue_id = ? AND state = 'failed'",
+        "UPDATE inbound SET state = 'queued', starts = 0, updated_at = ?"
+        " WHERE queue_id = ? AND state = 'failed'",
         (now, queue_id),
     )
     return cur.rowcount == 1
