@@ -165,7 +165,12 @@ def test_welsh_digest_says_why_a_post_was_held_in_welsh():
 
 def test_welsh_settings_confirmation_is_all_welsh():
     text = render(
-        "membership_settings_confirm", "cy", changes=["nomail"], own_address="x@d", expires="y"
+        "membership_settings_confirm",
+        "cy",
+        changes=["nomail"],
+        own_address="x@d",
+        expires="y",
+        help_link=False,
     )
     assert text.subject.startswith("Cadarnhewch")
     assert "Nothing" not in text.body and "dim negeseuon am y tro" in text.body
