@@ -12,8 +12,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from mailhub import logs
-from mailhub.context import Incoming, Runtime
+from mailhub import content, logs
+from mailhub.context import PARSED, SET_ASIDE, Incoming, Runtime
 from mailhub.handlers import HANDLERS, PREPARERS
 from mailhub.routing import AddressBook, Route, resolve
 from mailhub.sealing import conduct_key, unseal, unseal_or_raise
@@ -40,6 +40,20 @@ def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
         if route is not None:
             seen.setdefault((route.name, route.captures), route)
     return list(seen.values())
+
+
+class SetAside(Exception):
+    """A message not handled at all (over its budget, or fatal to the process twice): it is
+    marked failed with the reason, and `mailhub queue retry` can run it again."""
+
+
+def one_at_a_time_after_a_crash(items: list[InboundItem]) -> list[InboundItem]:
+    """A batch up to the first message that was being processed when the service stopped;
+    that one on its own, so a message fatal to the process is found without its neighbours."""
+    if items and items[0].starts:
+        return items[:1]
+    cut = next((i for i, item in enumerate(items) if item.starts), len(items))
+    return items[:cut]
 
 
 class Processor:
@@ -91,17 +105,33 @@ class Processor:
                 await asyncio.sleep(status.failed(exc))
 
     async def _prepare(self, item: InboundItem) -> dict[object, object]:
-        """Content work for a message (e.g. the conduct scan), done before the transaction:
-        the store has one writer, and intake's commits must not wait for a scan. Its
-        results travel with the message to its handlers (Incoming.prepared)."""
-        preparers = [PREPARERS[r.name] for r in routes_for(item.rcpt_tos, self.book)
-                     if r.name in PREPARERS]  # fmt: skip
-        if not preparers:
-            return {}
+        """Content work for a message, done before the transaction: the store has one
+        writer, and intake's commits must not wait for it. A message that could be slow to
+        read is parsed in the content worker with a time and size budget (past it, it is set
+        aside); apps' scans (the conduct scan) run there too. The results travel with the
+        message to its handlers (Incoming.prepared)."""
+        prepared: dict[object, object] = {}
+        if item.starts >= 2:
+            prepared[SET_ASIDE] = "processing it was cut short twice (the service stopped on it)"
+            return prepared
         raw = unseal(conduct_key(self.runtime.config), item.raw, item.sealed)
         if raw is None:
-            return {}  # the handler's turn marks it failed
-        mail = Incoming(item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at)
+            return prepared  # the handler's turn marks it failed
+        if content.needs_bounded_read(raw):
+            result = await content.run_bounded(content.read_message, raw, what="message")
+            if result is None:
+                prepared[SET_ASIDE] = "it could not be read within the time budget"
+                return prepared
+            msg, problem = result
+            if problem:
+                prepared[SET_ASIDE] = problem
+                return prepared
+            prepared[PARSED] = msg
+        preparers = [PREPARERS[r.name] for r in routes_for(item.rcpt_tos, self.book)
+                     if r.name in PREPARERS]  # fmt: skip
+        mail = Incoming(
+            item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at, prepared=prepared
+        )
         for prepare in dict.fromkeys(preparers):
             await prepare(self.runtime, mail)
         return mail.prepared
@@ -118,6 +148,11 @@ class Processor:
         order, for the next round.
         """
         outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
+        items = one_at_a_time_after_a_crash(items)
+        # Committed before anything is handled: if the process dies on a message, its next
+        # round knows (and a message it dies on twice is set aside).
+        async with self.store.transaction() as tx:
+            await inbound.count_starts(tx, [item.seq for item in items])
         prepared = {item.seq: await self._prepare(item) for item in items}
         async with self.store.transaction() as tx:
             for item in items:
@@ -125,6 +160,8 @@ class Processor:
                 ctx = self.runtime.context(tx, item.queue_id)
                 await tx.execute("SAVEPOINT message")
                 try:
+                    if SET_ASIDE in prepared[item.seq]:
+                        raise SetAside(str(prepared[item.seq][SET_ASIDE]))
                     # Conduct mail is sealed from intake on; Unsealable marks the item failed.
                     raw = unseal_or_raise(conduct_key(ctx.config), item.raw, item.sealed)
                     mail = Incoming(
@@ -155,6 +192,8 @@ class Processor:
                 await tx.execute("RELEASE SAVEPOINT message")
                 if yield_to_intake and self.load.open:
                     break
+            done = {item.seq for item, *_ in outcomes}
+            await inbound.uncount_starts(tx, [i.seq for i in items if i.seq not in done])
         for item, routes, sent, exc in outcomes:
             names = [r.name for r in routes] or "none"
             if exc is None:
