@@ -113,3 +113,12 @@ def test_pathological_number_runs_are_read_in_linear_time():
         t0 = time.perf_counter()
         parse_line(line)
         assert time.perf_counter() - t0 < 1.0
+
+
+def test_long_lines_of_attribution_words_are_read_quickly():
+    import time
+
+    text = "ar " + "ysgrifennodd " * 100_000 + "\non " + "wrote " * 100_000 + "\napprove 1\n"
+    t0 = time.perf_counter()
+    parse_reply(text)
+    assert time.perf_counter() - t0 < 1.0

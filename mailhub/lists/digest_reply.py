@@ -76,7 +76,9 @@ def new_lines(text: str) -> list[str]:
     """The lines a person wrote: before any signature or quoted original, without `>` lines."""
     out: list[str] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[: MAX_LINES * 5]:
-        line = raw.replace("\u00a0", " ").strip()
+        # A command or an attribution line is short: reading at most 1,000 characters of
+        # a line keeps every pattern below cheap whatever a line holds.
+        line = raw[:1000].replace("\u00a0", " ").strip()
         if raw.rstrip("\n") == "-- " or any(p.match(line) for p in _STOP):
             break
         if line.startswith(">") or not line:
