@@ -73,3 +73,30 @@ async def test_bilingual_acknowledgement(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_forward_carries_the_loop_trace(hub):
+    headers = "Received: from mx.example.net\nX-Loop: helpdesk@example.com\nX-Mailhub-Hops: 4"
+    await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message(headers=headers))
+    fwd = (await hub.sink.wait_count("helper@example.net"))[0].message
+    assert fwd.get_all("X-Loop") == ["helpdesk@example.com", f"mailhub@{DOMAIN}"]
+    assert fwd["X-Mailhub-Hops"] == "5"
+    assert fwd.get_all("Received") == ["from mx.example.net"]
+    ack = (await hub.sink.wait_count("sam@example.net"))[0].message
+    assert ack["X-Mailhub-Hops"] == "5"
+
+
+async def test_mail_past_the_hop_limit_is_dropped_with_one_log_line(hub, caplog):
+    import logging
+
+    from mailhub.messages import MAX_HOPS
+
+    caplog.set_level(logging.INFO, logger="mailhub")
+    received = "\n".join(f"Received: from relay{n}.example.net" for n in range(MAX_HOPS))
+    await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], message(headers=received))
+    await hub.send("sam@example.net", [f"postmaster@{DOMAIN}"], message(subject="real"))
+    await hub.sink.wait_count("admin@example.net")
+    await hub.idle()
+    assert hub.sink.to("helper@example.net") == [] and hub.sink.to("sam@example.net") == []
+    dropped = [r.getMessage() for r in caplog.records if "hop limit" in r.getMessage()]
+    assert len(dropped) == 1 and "kind=enquiry.forward" in dropped[0]

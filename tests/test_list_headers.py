@@ -141,3 +141,49 @@ def test_malformed_post_still_yields_a_copy():
     raw = b"From: \xff\xfe <bad\r\nSubject: =?x-unknown?q?zz?=\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n\xff body\r\n"
     m = copy(raw)
     assert header(m, "list-id") and "[Green Team]" in header(m, "subject")
+
+
+def test_kept_headers_are_cleaned_and_refolded_not_reserialised():
+    long_ref = " ".join(f"<ref-{n}@example.net>" for n in range(12))
+    raw = (
+        b"From: ann@example.net\r\nTo: green@cop.example.org\r\nSubject: Hi\r\n"
+        b"X-Odd: one\x0btwo\r\nReferences: " + long_ref.encode() + b"\r\n"
+        b"Message-ID: <k@example.net>\r\n\r\nbody\r\n"
+    )
+    out = distribution_copy(
+        raw,
+        cfg=LIST,
+        domain=D,
+        loop_id=f"mailhub@{D}",
+        footer="",
+        dmarc=NO_DMARC,
+        message_id="<n@x>",
+    )
+    head = out.split(b"\r\n\r\n")[0]
+    assert b"X-Odd: one two" in head  # a control character becomes a space
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert header(parse(out), "references") == long_ref  # folded at its own spaces: lossless
+    assert out.endswith(b"\r\n\r\nbody\r\n")  # no footer: the body untouched
+
+
+def test_copy_counts_a_hop_and_keeps_incoming_x_loop():
+    raw = (
+        b"Received: from a\r\nReceived: from b\r\nX-Loop: other@example.com\r\n"
+        b"X-Mailhub-Hops: 1\r\n" + PLAIN
+    )
+    m = copy(raw)
+    assert m.get_all("X-Loop") == ["other@example.com", f"mailhub@{D}"]
+    assert m.get_all("X-Mailhub-Hops") == ["3"]  # two Received lines, then ours
+    assert len(m.get_all("Received")) == 2
+
+
+def test_footer_in_base64_plain_text_is_reencoded():
+    raw = (
+        b"From: ann@example.net\r\nSubject: B64\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n"
+        b"\r\nQ2Fm6SBhdCBub29uLg==\r\n"
+    )
+    m = copy(raw)
+    assert m.get_content_charset() == "utf-8"
+    assert "Café at noon." in m.get_content() and "Be kind" in m.get_content()
+    assert len(m.get_all("Content-Type")) == 1 and len(m.get_all("MIME-Version")) == 1

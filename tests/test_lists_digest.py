@@ -60,3 +60,28 @@ async def test_digest_member_gets_one_mime_digest_per_interval(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_digest_embeds_the_stripped_copy_not_the_archived_post(tmp_path):
+    hub = await make_hub(tmp_path)
+    try:
+        async with hub.service.store.transaction() as tx:
+            await store.set_delivery(tx, "green", "bob@example.net", "digest", hub.clock.now())
+        private = (
+            "Return-Receipt-To: ann@example.net\nDelivered-To: ann-private@example.net\n"
+            "Approved: hunter2\nX-Odd: one\x0btwo"
+        )
+        await hub.send("ann@example.net", [LIST], post(subject="Kept", headers=private))
+        await hub.sink.wait_count("cat@example.org")
+        hub.clock.advance(DAY)
+        await hub.service.scheduler.run_once()
+        got = (await hub.sink.wait_count("bob@example.net"))[0]
+        (inner,) = [p.get_content() for p in list(got.message.iter_parts())[1].iter_parts()]
+        assert inner["Subject"] == "Kept" and inner["From"] == "Ann <ann@example.net>"
+        for field in ("Return-Receipt-To", "Delivered-To", "Approved"):
+            assert field not in inner
+        assert inner["X-Odd"] == "one two"
+        assert b"hunter2" not in got.raw and b"ann-private" not in got.raw
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()
