@@ -158,7 +158,7 @@ class Delivery:
         self.recorder = GroupCommit(store, self._record_attempts)
         # Connections holding relay answers that could not be recorded yet (see _record).
         self.parked = 0
-        self.status = WorkerStatus(store, clock, "delivery")
+        self.status = WorkerStatus(store, clock, "delivery", on_change)
 
     async def run(self, status: WorkerStatus | None = None) -> None:
         """Hand due messages to free connections until stopped. A database or disk error

@@ -72,7 +72,7 @@ class Service:
         )
         self.port = self.server.sockets[0].getsockname()[1]
         self.statuses = {
-            "processing": WorkerStatus(self.store, self.clock, "processing"),
+            "processing": WorkerStatus(self.store, self.clock, "processing", self._notify),
             "delivery": self.delivery.status,
         }
         # (task name, worker name in the logs and the store, what runs)
@@ -81,13 +81,15 @@ class Service:
             ("delivery", "delivery", lambda: self.delivery.run(self.statuses["delivery"])),
         ]
         if self.run_scheduler:
-            self.statuses["scheduler"] = WorkerStatus(self.store, self.clock, "scheduler")
+            self.statuses["scheduler"] = WorkerStatus(
+                self.store, self.clock, "scheduler", self._notify
+            )
             workers.append(
                 ("scheduler", "scheduler", lambda: self.scheduler.run(self.statuses["scheduler"]))
             )
         workers.append(("health", "health", self._health))
         self._tasks = [
-            asyncio.create_task(self._supervise(worker, run), name=task)
+            asyncio.create_task(self.supervise(worker, run), name=task)
             for task, worker, run in workers
         ]
         logs.event(
@@ -97,7 +99,7 @@ class Service:
             domains=self.config.server.domains,
         )
 
-    async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    async def supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run a long-running task for as long as the service runs. The workers handle
         database and disk errors themselves (log, back off, retry); if one ends anyway
         (a bug), that is logged at ERROR and it is started again after a bounded pause.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailhub import logs
@@ -144,10 +145,17 @@ class WorkerStatus:
     how often to write is measured on the monotonic clock.
     """
 
-    def __init__(self, store: Store, clock: Clock, name: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        name: str,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.name = name
+        self.on_change = on_change  # told of every change of state (Service.wait_until)
         self.node = node_name()
         self.state = IDLE
         self.since = clock.now()
@@ -168,6 +176,7 @@ class WorkerStatus:
             self._urgent = True
         self.state = state
         self.since = self.clock.now()
+        self.on_change()
 
     def noted(self, exc: BaseException) -> None:
         """Remember an error (shown by `mailhub queue`) that the caller logs itself."""
