@@ -29,7 +29,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp_path: Path, port: int, sink_port: int) -> Path:
+def write_config(tmp_path: Path, port: int, sink_port: int, busy_timeout: str = "10s") -> Path:
     path = tmp_path / "mailhub.toml"
     path.write_text(f"""
 [server]
@@ -37,6 +37,7 @@ domains = ["{DOMAIN}"]
 listen = "127.0.0.1:{port}"
 [storage]
 path = "{tmp_path / "mailhub.db"}"
+busy_timeout = "{busy_timeout}"
 [outbound]
 relay = "smtp://127.0.0.1:{sink_port}"
 connections = {CONNECTIONS}
@@ -47,7 +48,9 @@ addresses = ["admin@example.net"]
     return path
 
 
-async def start_server(config: Path, port: int) -> asyncio.subprocess.Process:
+async def start_server(
+    config: Path, port: int, log_level: str = "WARNING", stderr: int | None = None
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -56,9 +59,10 @@ async def start_server(config: Path, port: int) -> asyncio.subprocess.Process:
         "--config",
         str(config),
         "--log-level",
-        "WARNING",
+        log_level,
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     for _ in range(200):  # bounded: ~10 s
         try:
@@ -159,3 +163,59 @@ async def test_sigterm_drains_cleanly_with_no_duplicates(tmp_path):
     accepted, delivered = await run_load_and_stop(tmp_path, signal.SIGTERM)
     assert not accepted - set(delivered)
     assert all(count == 1 for count in delivered.values())
+
+
+async def test_kill_9_while_connections_are_parked_resends_each_at_most_once(tmp_path):
+    """The relay's answers cannot be recorded (another connection holds the write lock), so
+    every delivery connection parks with its answer in memory; kill -9 then loses those
+    answers. After the restart each of those messages goes out once more, and nothing
+    else does: at most one copy too many per connection, none lost."""
+    from tests.test_supervision_e2e import LockingSink
+
+    sink = LockingSink(tmp_path / "mailhub.db", together=CONNECTIONS)
+    await sink.start()
+    port = free_port()
+    config = write_config(tmp_path, port, sink.port, busy_timeout="1s")
+    proc = await start_server(config, port, "INFO", asyncio.subprocess.PIPE)
+    accepted: set[int] = set()
+    numbers: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(12):
+        numbers.put_nowait(n)
+    try:
+        await asyncio.gather(*(sender(port, numbers, accepted) for _ in range(3)))
+        assert accepted == set(range(12))
+        await sink.answer.wait()
+        # Wait until every connection has logged that it parked (the server's own words).
+        assert proc.stderr is not None
+        parked = 0
+        async with asyncio.timeout(10):
+            while parked < CONNECTIONS:
+                line = await proc.stderr.readline()
+                assert line, "the server ended"
+                parked += b"outcome=parked" in line
+        answered = set(delivered_ids(sink))
+        proc.kill()
+        await proc.wait()
+        sink.lock.release()
+        if sink.holding is not None:
+            sink.holding.cancel()
+        proc = await start_server(config, port)
+        await sink.wait_for(lambda rs: accepted <= set(delivered_ids(sink)), timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        await sink.stop()
+    delivered = delivered_ids(sink)
+    duplicated = {n for n, count in delivered.items() if count > 1}
+    print(f"accepted={len(accepted)} parked_at_kill={len(answered)} duplicated={len(duplicated)}")
+    assert not accepted - set(delivered)
+    assert all(count <= 2 for count in delivered.values())
+    # Only messages whose answer was parked at the kill went out twice.
+    assert duplicated <= answered
+    assert len(duplicated) <= CONNECTIONS
