@@ -209,7 +209,7 @@ async def main(n: int, connections: int, latency_seconds: float, rounds: int) ->
     config = work / "mailhub.toml"
     config.write_text(
         f'[server]\ndomains = ["{DOMAIN}"]\nlisten = "127.0.0.1:{hub_port}"\n'
-        f'max_connections = 1000\n[storage]\npath = "{work / "mailhub.db"}"\n'
+        f'max_connections = 1000\nmax_connections_per_peer = 1000\n[storage]\npath = "{work / "mailhub.db"}"\n'
         f'[outbound]\nrelay = "smtp://127.0.0.1:{sink_port}"\n'
         f'[admin]\naddresses = ["admin@example.net"]\n'
     )

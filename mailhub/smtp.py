@@ -265,7 +265,7 @@ class _Hardened:
     """What aiosmtpd leaves open by default, closed.
 
     Connections are capped in all and per client address. Each session has a budget of
-    commands and a lifetime: every command line counts, the ones aiosmtpd answers itself
+    commands between accepted messages, and a lifetime: every command line counts, the ones aiosmtpd answers itself
     (unknown verbs, bad syntax, lines too long) included, because NOOP or RSET would
     otherwise reset the idle timer forever. Past either, the session gets `421 4.7.0`
     before the command runs, and is closed.
@@ -400,6 +400,10 @@ class _Hardened:
         server.envelope.content = server.envelope.original_content = data.content
         status = await server._call_handler_hook("DATA")
         server._set_post_data_state()
+        if isinstance(status, str) and "250 2.0.0" in status:
+            # The budget is for commands that carry no mail: an MTA that keeps one session
+            # for thousands of messages (Postfix's connection cache) is never cut off.
+            self._commands = 0
         await self.push("250 OK" if status is MISSING else status)
 
     async def _refuse_address(self, arg: str | None) -> bool:

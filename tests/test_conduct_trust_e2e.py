@@ -410,3 +410,13 @@ async def test_tokens_a_recused_member_may_have_seen_are_revoked(hub):
     await write(hub, ADA, personal(hub, ADA, ref), body="Closing.\n#close no-action\n")
     case, _, _ = await case_state(hub, ref)
     assert not case.is_open
+
+
+async def test_case_mail_past_the_hop_limit_opens_nothing(hub):
+    hops = "".join(
+        f"Received: from relay{i}.example by mx.example; Mon, 30 Nov 2026\n" for i in range(25)
+    )
+    await send(hub, REPORTER, CONDUCT, report("A problem.\n").replace("From:", hops + "From:", 1))
+    async with hub.service.store.read() as tx:
+        assert await store.all_cases(tx) == []
+    assert hub.sink.received == []

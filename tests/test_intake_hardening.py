@@ -283,3 +283,20 @@ async def test_a_locked_database_answers_451_once_per_lmtp_recipient(tmp_path):
         assert (await client.command(b"NOOP")).startswith(b"250")  # nothing else was said
         client.close()
         assert await inbound_raws(hub) == []
+
+
+async def test_the_command_budget_counts_from_the_last_accepted_message(tmp_path):
+    """An MTA keeping one session for many messages is never cut off by the budget."""
+    import aiosmtplib
+
+    keys = server_keys(max_commands_per_session=20)
+    async with running_hub(tmp_path, max_connections=keys) as hub:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=hub.port, timeout=10)
+        await client.connect()
+        try:
+            for i in range(30):  # 4 commands a message: 120 in all, 20 allowed between
+                await client.sendmail("mta@example.net", [ENQ], f"Subject: m{i}\r\n\r\nx\r\n")
+        finally:
+            client.close()
+        await hub.idle()
+        assert len(hub.sink.to("helper@example.net")) == 30

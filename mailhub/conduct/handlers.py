@@ -47,7 +47,7 @@ from mailhub.conduct.policy import (
 )
 from mailhub.conduct.reporter_commands import Exclude, SendNow, parse_reporter_commands
 from mailhub.context import Context, Incoming, Runtime
-from mailhub.messages import address, build_message
+from mailhub.messages import address, build_message, head_fields, too_many_hops
 from mailhub.parsing import addresses, body_text, header, header_values, sender_address
 from mailhub.routing import Route, resolve
 from mailhub.store import conduct as store
@@ -61,10 +61,15 @@ def _our_own(ctx: Context, mail: Incoming) -> bool:
 
 
 def _dropped_as_our_own(ctx: Context, mail: Incoming) -> bool:
-    """Drop (and log) our own mail before any route acts on it, so no loop can start."""
-    if not _our_own(ctx, mail):
+    """Drop (and log) our own mail, and mail past the hop limit, before any route acts on
+    it, so no loop can start."""
+    if _our_own(ctx, mail):
+        reason = "our own X-Loop"
+    elif too_many_hops(head_fields(mail.raw)):
+        reason = "hop limit"
+    else:
         return False
-    logs.event("conduct.drop", queue_id=mail.queue_id, reason="our own X-Loop")
+    logs.event("conduct.drop", queue_id=mail.queue_id, reason=reason)
     return True
 
 
