@@ -303,7 +303,14 @@ class Delivery:
                 results = await transport.send(mail_from, rcpts, raw, item)
                 last = i == len(units) - 1
                 attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)
-                await self._record(attempt)
+                try:
+                    await self.recorder.submit(attempt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not is_storage_error(exc):
+                        raise  # a bug, not the database: reported below
+                    await self._park(attempt, exc)
                 attempts.append(attempt)
                 self._log(attempt)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
@@ -327,59 +334,56 @@ class Delivery:
             self.wake.set()
             self.on_change()
 
-    async def _record(self, attempt: Attempt) -> None:
-        """Record the relay's answers; until that works, this connection is parked.
+    async def _park(self, attempt: Attempt, exc: Exception) -> None:
+        """The relay's answers could not be recorded (`exc`: the database is locked, the
+        disk is full): this connection is parked until they are.
 
         The relay has taken the message: if the answers were dropped here, the item would
-        still be due and go out again, once per retry, for as long as the database is
-        locked or the disk full. So the answers stay in memory and recording them is
-        tried again (bounded back-off) before this connection sends anything else. Only
-        if the process dies meanwhile does the message go out once more after a restart.
-        One log line when a connection parks and one when it records again.
+        still be due and go out again, once per retry, for as long as the database fails.
+        So the answers stay in memory and recording them is tried again (bounded back-off)
+        before this connection sends anything else. Only if the process dies meanwhile does
+        the message go out once more after a restart. One log line when a connection parks
+        and one when it has recorded.
         """
         backoff = Backoff()
-        parked = False
+        delay = backoff.failed()
+        self.parked += 1
+        self.status.noted(exc)
+        self.status.set(BACKING_OFF, note=self._note())
+        logs.event(
+            "delivery",
+            logging.ERROR,
+            outbound_id=attempt.item.id,
+            outcome="parked",
+            error=type(exc).__name__,
+            answers=len(attempt.results),
+            retry_in=f"{delay:g}s",
+        )
         try:
             while True:
+                await asyncio.sleep(delay)
                 try:
                     await self.recorder.submit(attempt)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
-                    if not is_storage_error(exc):
-                        raise  # a bug, not the database: _deliver reports it
+                except Exception as again:
+                    if not is_storage_error(again):
+                        raise
+                    self.status.noted(again)
                     delay = backoff.failed()
-                    if not parked:
-                        parked = True
-                        self.parked += 1
-                        self.status.noted(exc)
-                        self.status.set(BACKING_OFF, note=self._note())
-                        logs.event(
-                            "delivery",
-                            logging.ERROR,
-                            outbound_id=attempt.item.id,
-                            outcome="parked",
-                            error=type(exc).__name__,
-                            answers=len(attempt.results),
-                            retry_in=f"{delay:g}s",
-                        )
-                    await asyncio.sleep(delay)
                     continue
-                ended = backoff.succeeded()
-                if ended is not None:
-                    failures, seconds = ended
-                    logs.event(
-                        "delivery",
-                        outbound_id=attempt.item.id,
-                        outcome="recorded",
-                        tries=failures + 1,
-                        after=f"{seconds:.1f}s",
-                    )
+                failures, seconds = backoff.succeeded() or (1, 0.0)
+                logs.event(
+                    "delivery",
+                    outbound_id=attempt.item.id,
+                    outcome="recorded",
+                    tries=failures + 1,
+                    after=f"{seconds:.1f}s",
+                )
                 return
         finally:
-            if parked:
-                self.parked -= 1
-                self.status.set(self._state(), note=self._note())
+            self.parked -= 1
+            self.status.set(self._state(), note=self._note())
 
     async def _record_attempts(self, tx: Tx, attempts: list[Attempt]) -> None:
         now = self.clock.now()
