@@ -343,14 +343,17 @@ def rewrap(
     """
     fields = head_fields(raw)
     have = {str(v).strip().lower() for v in envelope.get_all("X-Loop") or []}
+    del envelope[HOPS_HEADER]
+    head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]
+    lines = [ln for ln in head.split(b"\r\n") if ln]
+    # The trace is written as lines of our own: its values are one cleaned line each
+    # (trace_headers), and setting them through EmailMessage would parse each again (a
+    # forward is built for every message; this is most of its cost).
     for name, value in trace_headers(fields, loop_id or next(iter(have), "")):
         if name == "X-Loop" and (not value or value.lower() in have):
             continue
-        if name == HOPS_HEADER:
-            del envelope[HOPS_HEADER]
-        envelope[name] = value
-    head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]
-    lines = [ln for ln in head.split(b"\r\n") if ln]
+        if value.isascii() and value.isprintable() and len(value) <= 200:
+            lines.append(f"{name}: {value}".encode("ascii"))
     mime = mime_header_lines(raw) or [b"Content-Type: text/plain; charset=utf-8"]
     if not any(m.lower().startswith(b"mime-version") for m in mime):
         mime.insert(0, b"MIME-Version: 1.0")

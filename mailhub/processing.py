@@ -150,9 +150,13 @@ class Processor:
         outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
         items = one_at_a_time_after_a_crash(items)
         # Committed before anything is handled: if the process dies on a message, its next
-        # round knows (and a message it dies on twice is set aside).
-        async with self.store.transaction() as tx:
-            await inbound.count_starts(tx, [item.seq for item in items])
+        # round knows (and a message it dies on twice is set aside). Only for mail large or
+        # complex enough to matter: small single-part mail (nearly all of it) is spared the
+        # extra disk flush.
+        counted = [item.seq for item in items if content.needs_bounded_read(item.raw)]
+        if counted:
+            async with self.store.transaction() as tx:
+                await inbound.count_starts(tx, counted)
         prepared = {item.seq: await self._prepare(item) for item in items}
         async with self.store.transaction() as tx:
             for item in items:
@@ -193,7 +197,7 @@ class Processor:
                 if yield_to_intake and self.load.open:
                     break
             done = {item.seq for item, *_ in outcomes}
-            await inbound.uncount_starts(tx, [i.seq for i in items if i.seq not in done])
+            await inbound.uncount_starts(tx, [seq for seq in counted if seq not in done])
         for item, routes, sent, exc in outcomes:
             names = [r.name for r in routes] or "none"
             if exc is None:
