@@ -74,7 +74,7 @@ async def forward(
     )
     envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
     await ctx.send(
-        rewrap(mail.raw, envelope, loop_id=ctx.loop_id, received=True),
+        rewrap(mail.raw, envelope, loop_id=ctx.loop_id, received=True, fields=fields),
         to,
         kind=kind,
         message_id=message_id,

@@ -328,7 +328,12 @@ def mime_header_lines(raw: bytes) -> list[bytes]:
 
 
 def rewrap(
-    raw: bytes, envelope: EmailMessage, *, loop_id: str = "", received: bool = False
+    raw: bytes,
+    envelope: EmailMessage,
+    *,
+    loop_id: str = "",
+    received: bool = False,
+    fields: list[tuple[str, str]] | None = None,
 ) -> bytes:
     """Resend the original's body (any MIME, any bytes, untouched) under new headers.
 
@@ -341,7 +346,8 @@ def rewrap(
     count them against their own hop limit. (Case mail does not carry them: they would
     show a committee member's mail host to a reporter.)
     """
-    fields = head_fields(raw)
+    if fields is None:  # the original's header fields, if the caller has not read them
+        fields = head_fields(raw)
     have = {str(v).strip().lower() for v in envelope.get_all("X-Loop") or []}
     del envelope[HOPS_HEADER]
     head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]

@@ -324,7 +324,9 @@ class _Hardened:
     def _budgeted(self, method: Callable[[Any], Awaitable[None]]) -> Callable:
         @functools.wraps(method)  # keeps the syntax aiosmtpd's HELP reads from it
         async def run(arg: Any) -> None:
-            if await self._over_budget():
+            reason = self._count()
+            if reason:
+                await self._close(reason)
                 return
             self._in_command = True
             try:
@@ -334,33 +336,40 @@ class _Hardened:
 
         return run
 
-    async def _over_budget(self) -> bool:
-        """Count one command; past the budget or the lifetime, say 421 and close."""
+    def _count(self) -> str:
+        """Count one command: why the session must end now, or '' (no await: this runs for
+        every command, and intake's speed is counted in microseconds)."""
         if self._done:
-            return True
+            return "closed"
         self._commands += 1
         server = self.event_handler.config.server
         if self._commands > server.max_commands_per_session:
-            reason = "Too many commands in one session"
-        elif time.monotonic() - self._started > server.max_session_time:
-            reason = "Session lasted too long"
-        else:
-            return False
+            return "Too many commands in one session"
+        if time.monotonic() - self._started > server.max_session_time:
+            return "Session lasted too long"
+        return ""
+
+    async def _close(self, reason: str) -> None:
+        """Say 421 and close (once)."""
+        if self._done:
+            return
         self._done = True
         logs.event("session", peer=self._peer_ip, outcome="closed", reason=reason.lower())
         await super().push(f"421 4.7.0 {reason}, closing connection")  # type: ignore[misc]
         transport: Any = getattr(self, "transport", None)
         if transport is not None:
             transport.close()
-        return True
 
     async def push(self, status: Any) -> None:
         if self._done:
             return
         # aiosmtpd's own answer to a line that reached no command (an unknown verb, bad
         # syntax, a line too long): the line counts like any command.
-        if self._greeted and not self._in_command and await self._over_budget():
-            return
+        if self._greeted and not self._in_command:
+            reason = self._count()
+            if reason:
+                await self._close(reason)
+                return
         self._greeted = True
         if isinstance(status, str):
             for prefix, replacement in _REWRITES:
