@@ -32,7 +32,7 @@ LEAVE = "leave"
 COMMANDS = "request"
 
 
-# Personalised delivery asks for two tokens per member per post; the tokens never change,
+# Personalised delivery asks for three tokens per member per post; the tokens never change,
 # so a list's members' tokens are kept (a few MB at the bound, for ~65,000 members).
 @functools.lru_cache(maxsize=1 << 17)
 def member_token(secret: bytes, purpose: str, list_name: str, address: str) -> str:
@@ -81,9 +81,10 @@ def help_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
     return f"mailto:{command_address(secret, list_name, address, domain)}?subject=help"
 
 
-def _swap(raw: bytes, head_end: int, name: str, generic: str, value: str) -> bytes:
-    """`raw` with the header `name: generic` (folded or not) replaced by `name: value`."""
-    pattern = re.compile(
+@functools.lru_cache(maxsize=512)
+def _generic(name: str, generic: str) -> re.Pattern[bytes]:
+    """The header `name: generic`, folded or not (compiled once per list and header)."""
+    return re.compile(
         rb"^"
         + re.escape(name.encode())
         + rb":[ \t]*(?:\r\n[ \t]+)?"
@@ -91,10 +92,14 @@ def _swap(raw: bytes, head_end: int, name: str, generic: str, value: str) -> byt
         + rb"[ \t]*\r\n",
         re.IGNORECASE | re.MULTILINE,
     )
-    m = pattern.search(raw, 0, head_end + 2)
+
+
+def _swap(head: bytes, name: str, generic: str, value: str) -> bytes:
+    """`head` (a header block ending in CRLF) with `name: generic` replaced by `name: value`."""
+    m = _generic(name, generic).search(head)
     if m is None:
-        return raw
-    return raw[: m.start()] + f"{name}: {value}\r\n".encode() + raw[m.end() :]
+        return head
+    return head[: m.start()] + f"{name}: {value}\r\n".encode() + head[m.end() :]
 
 
 def personalise(
@@ -102,24 +107,19 @@ def personalise(
 ) -> tuple[str, bytes]:
     domain = config.server.domain
     envelope = verp_address(secret, list_name, rcpt, domain)
+    # The header block only is edited (it is small); the body is copied once, at the end.
     head_end = raw.find(b"\r\n\r\n")
-    if head_end < 0:
-        head_end = len(raw)
-    raw = _swap(
-        raw,
-        head_end,
+    split = head_end + 2 if head_end >= 0 else len(raw)
+    head = _swap(
+        raw[:split],
         "List-Unsubscribe",
         f"<mailto:{list_name}-leave@{domain}>",
         f"<{unsubscribe_uri(secret, list_name, rcpt, domain)}>",
     )
-    head_end = raw.find(b"\r\n\r\n")
-    if head_end < 0:
-        head_end = len(raw)
-    raw = _swap(
-        raw,
-        head_end,
+    head = _swap(
+        head,
         "List-Help",
         f"<mailto:{list_name}-request@{domain}?subject=help>",
         f"<{help_uri(secret, list_name, rcpt, domain)}>",
     )
-    return envelope, raw
+    return envelope, head + raw[split:]
