@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from mailhub import logs
+from mailhub import __version__, logs
 from mailhub.config import Config, ConfigError, load_config
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.store import Store, inbound, outbound, workers
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailhub", description="Mail for communities of practice."
     )
+    parser.add_argument("--version", action="version", version=f"mailhub {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", help="config file (default: $MAILHUB_CONFIG or config/mailhub.toml)"

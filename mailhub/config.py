@@ -277,7 +277,11 @@ def _path(value: Any, base: Path, key: str) -> Path:
 
 
 def default_templates_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The templates that come with mailhub: inside the package when installed from a
+    wheel (mailhub/templates), else the checkout's templates/ folder (their source)."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "templates"
+    return shipped if shipped.is_dir() else package.parent / "templates"
 
 
 def load_config(path: Path | str | None = None) -> Config:
