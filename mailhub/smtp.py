@@ -401,13 +401,32 @@ class _Hardened:
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        data = await read_data(server._reader, server.data_size_limit, server.line_length_limit)
+        # Every answer after the data is given once per accepted recipient under LMTP
+        # (RFC 2033 4.2), refusals and errors included: an MTA waits for each of them.
+        rcpts = tuple(server.envelope.rcpt_tos)
+        try:
+            data = await read_data(server._reader, server.data_size_limit, server.line_length_limit)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - where the data ends is unknown: close
+            server._set_post_data_state()
+            logs.event("session", logging.ERROR, outcome="error", error=type(exc).__name__)
+            await self.push(self.event_handler._per_rcpt(rcpts, TEMPORARY_FAILURE))
+            self._done = True  # the rest of the stream cannot be read as commands
+            transport: Any = getattr(self, "transport", None)
+            if transport is not None:
+                transport.close()
+            return
         if data.problem is not None:
             server._set_post_data_state()
-            await self.push(_DATA_PROBLEMS[data.problem])
+            await self.push(self.event_handler._per_rcpt(rcpts, _DATA_PROBLEMS[data.problem]))
             return
         server.envelope.content = server.envelope.original_content = data.content
-        status = await server._call_handler_hook("DATA")
+        try:
+            status = await server._call_handler_hook("DATA")
+        except Exception as exc:  # noqa: BLE001 - nothing stored: try again later
+            status = await self.event_handler.handle_exception(exc)
+            status = self.event_handler._per_rcpt(rcpts, status)
         server._set_post_data_state()
         if isinstance(status, str) and "250 2.0.0" in status:
             # The budget is for commands that carry no mail: an MTA that keeps one session

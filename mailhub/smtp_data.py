@@ -58,6 +58,10 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
     # message (".\r\n" straight away) ends like any other.
     buf = bytearray(b"\r\n")
     scanned = 0
+    # The limit is on the message, not on its transfer (RFC 1870): the dots stuffed in
+    # front of lines do not count. They are counted as the data arrives (`counted`: how
+    # far), so that data past the limit is still refused before it is all buffered.
+    stuffed = counted = 0
     refused = False
     while True:
         chunk = await reader.read(READ_SIZE)
@@ -72,16 +76,20 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
             break
         # Keep scanning from where a split END could start.
         scanned = max(0, len(buf) - len(END) + 1)
-        if size_limit and len(buf) - 2 > size_limit + len(END):
+        if size_limit and not refused:
+            stuffed += buf.count(b"\r\n.", counted)
+            counted = max(counted, len(buf) - 2)  # a CRLF. split across reads: next time
+        if size_limit and len(buf) - 2 - stuffed > size_limit + len(END):
             # Too much: from here on only look for the end, keeping no more than its length.
             refused = True
             del buf[: len(buf) - len(END)]
-            scanned = 0
+            scanned = stuffed = 0
     if refused:
         return Data(b"", "too much data")
     body = bytes(buf[2 : end + 2])  # from the first line to the last line's CRLF
-    if size_limit and len(body) > size_limit:
+    content = unstuff(body)
+    if size_limit and len(content) > size_limit:
         return Data(b"", "too much data")
     if body and longest_line(body) > line_limit:
         return Data(b"", "line too long")
-    return Data(unstuff(body))
+    return Data(content)

@@ -107,3 +107,55 @@ async def test_more_than_one_read_of_pipelined_commands_keeps_its_order():
     assert data.content == b"Subject: x\r\n\r\nbody\r\n"
     rest = [await reader.readuntil(b"\r\n") for _ in range(20_001)]
     assert b"".join(rest) == commands + b"QUIT\r\n"
+
+
+# --- the size limit counts the message, not its dot-stuffed transfer (RFC 1870) -----------
+
+
+async def test_the_size_limit_counts_the_message_after_unstuffing():
+    message_ = b"Subject: dots\r\n\r\n" + b".a\r\n" * 240  # 977 octets, 240 dots stuffed
+    stuffed = message_.replace(b"\r\n.", b"\r\n..")
+    assert len(message_) <= 1000 < len(stuffed)
+    data = await read_data(stream(stuffed + b".\r\n"), 1000, 1001)
+    assert data.problem is None and data.content == message_
+
+
+async def test_a_stuffed_message_just_over_the_limit_is_refused():
+    message_ = b"Subject: dots\r\n\r\n" + b".a\r\n" * 240 + b"x" * 24 + b"\r\n"  # 1003 octets
+    stuffed = message_.replace(b"\r\n.", b"\r\n..")
+    data = await read_data(stream(stuffed + b".\r\n"), 1000, 1001)
+    assert data.problem == "too much data" and data.content == b""
+
+
+async def test_dots_split_across_reads_are_counted_once():
+    body = b"Subject: dots\r\n\r\n" + b".a\r\n" * 3000  # 12 017 octets
+    wire = body.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    reader = asyncio.StreamReader(limit=1001)
+    task = asyncio.create_task(read_data(reader, len(body), 1001))
+    for i in range(0, len(wire), 7):  # pieces that split "\r\n." every way
+        reader.feed_data(wire[i : i + 7])
+        await asyncio.sleep(0)
+    data = await task
+    assert data.problem is None and data.content == body
+
+
+def dotted(size: int) -> str:
+    """A message of exactly `size` octets (CRLF lines) whose body lines all start with '.'."""
+    head = message(body="")
+    lines, total = [], len(head.replace("\n", "\r\n"))
+    while total + 40 <= size:
+        lines.append("." + "d" * 37)  # 40 octets with CRLF
+        total += 40
+    lines.append("." + "e" * (size - total - 3))
+    return head + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("size", "code"), [(200000, 250), (200001, 552)])
+async def test_a_dotted_message_at_the_limit_over_smtp(hub, size, code):
+    raw = dotted(size)
+    assert len(raw.replace("\n", "\r\n").encode()) == size  # ~205 000 octets once stuffed
+    got, _ = await hub.send("sam@example.net", [f"enquiries@{DOMAIN}"], raw)
+    assert got == code
+    if code == 250:
+        fwd = (await hub.sink.wait_count("helper@example.net"))[0].raw
+        assert fwd.split(b"\r\n").count(b"." + b"d" * 37) > 4900  # one dot each, as sent
