@@ -83,7 +83,24 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
         )
     print("lists:" if config.lists else "lists: none")
     for lst in config.lists:
-        print(f"  {lst.name}@{d} ({lst.display_name}; subscription {lst.subscription})")
+        print(f"  {lst.name}@{d} ({lst.display_name})")
+        first = (
+            f"; a new member's first {lst.hold_first_posts} posts held"
+            if lst.hold_first_posts
+            else ""
+        )
+        print(
+            f"    policy: subscription {lst.subscription}; non-member posts "
+            f"{lst.non_member_posts}{first}; language {lst.language}"
+        )
+        print(f"    facilitators: {', '.join(lst.facilitators) or 'none'}")
+        print(f"    champions: {', '.join(lst.champions) or 'none'}")
+        if not lst.facilitators:
+            nobody = "its membership requests" + ("" if lst.champions else " and held posts")
+            print(
+                f"    warning: no facilitators: nobody reviews {nobody}, and "
+                f"{lst.name}-owner@{d} goes to the administrators"
+            )
     if not book.lists and not book.conduct:
         print(f"({len(ROUTES)} address patterns known; see README 'Addresses')")
     return 0

@@ -6,9 +6,11 @@ and `mailhub check` can print a single line a person can act on.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ class ConfigError(Exception):
     """A config problem, phrased as `key: what is wrong`."""
 
     def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
+        super().__init__(f"{key}: {problem}" if key else problem)
         self.key = key
         self.problem = problem
 
@@ -132,10 +134,33 @@ def parse_duration(value: Any, key: str) -> float:
     raise ConfigError(key, f"expected a duration such as '1h' or '5d', got {value!r}")
 
 
-def section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+def nearest(name: str, known: Iterable[str]) -> str:
+    """`; did you mean `x`?` for the closest known name, else the names there are."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
+        name.lower(), known, n=1
+    )
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    return f"; expected one of: {', '.join(known)}"
+
+
+def refuse_unknown(table: dict[str, Any], key: str, known: Iterable[str]) -> None:
+    """A key the table does not have stops the start, with the nearest one it does have:
+    `lists[0].subscripton: unknown key; did you mean `subscription`?`."""
+    known = tuple(known)
+    for name in table:
+        if name not in known:
+            raise ConfigError(f"{key}.{name}", "unknown key" + nearest(name, known))
+
+
+def section(raw: dict[str, Any], key: str, known: Iterable[str] | None = None) -> dict[str, Any]:
+    """The table `[key]` ({} when absent); with `known`, its keys are checked first."""
     value = raw.get(key, {})
     if not isinstance(value, dict):
         raise ConfigError(key, "must be a table, e.g. [" + key + "]")
+    if known is not None:
+        refuse_unknown(value, key, known)
     return value
 
 
@@ -193,6 +218,63 @@ def get_addresses(table: dict[str, Any], name: str, key: str) -> tuple[str, ...]
 
 # --- the sections of the core ----------------------------------------------------------
 
+# Every key each table may hold (an app's tables: in its own config module). A key not
+# listed stops the start: a typo never silently falls back to a default.
+SERVER_KEYS = (
+    "domains",
+    "listen",
+    "lmtp",
+    "max_message_bytes",
+    "max_recipients",
+    "max_connections",
+    "max_connections_per_peer",
+    "max_commands_per_session",
+    "max_session_time",
+    "session_timeout",
+    "hostname",
+)
+STORAGE_KEYS = ("path", "busy_timeout")
+OUTBOUND_KEYS = (
+    "maildir",
+    "relay",
+    "starttls",
+    "username",
+    "password_file",
+    "batch_size",
+    "connections",
+    "retry_base",
+    "max_age",
+)
+ADMIN_KEYS = ("addresses",)
+ENQUIRIES_KEYS = ("handlers", "language")
+AUTOREPLY_KEYS = ("per_hour", "per_day", "per_domain_per_hour", "total_per_hour")
+# The top level: tables (sections), then plain keys.
+SECTIONS = (
+    "server",
+    "storage",
+    "outbound",
+    "admin",
+    "enquiries",
+    "autoreply",
+    "dmarc",
+    "lists",
+    "conduct",
+)
+TOP_KEYS = ("templates",)
+
+
+def _top_level(raw: dict[str, Any]) -> None:
+    known = SECTIONS + TOP_KEYS
+    for name, value in raw.items():
+        if name in known:
+            continue
+        tables = isinstance(value, dict) or (
+            isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+        )
+        if tables:
+            raise ConfigError("", f"unknown section `{name}`" + nearest(name, known))
+        raise ConfigError(name, "unknown key" + nearest(name, known))
+
 
 def _positive_duration(t: dict[str, Any], name: str, default: str) -> float:
     seconds = parse_duration(t.get(name, default), f"server.{name}")
@@ -202,7 +284,7 @@ def _positive_duration(t: dict[str, Any], name: str, default: str) -> float:
 
 
 def _server(raw: dict[str, Any]) -> ServerConfig:
-    t = section(raw, "server")
+    t = section(raw, "server", SERVER_KEYS)
     domains = t.get("domains")
     if not isinstance(domains, list) or not domains or not all(isinstance(d, str) for d in domains):
         raise ConfigError("server.domains", 'must be a non-empty list, e.g. ["cop.example.org"]')
@@ -230,7 +312,7 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
 
 
 def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
-    t = section(raw, "outbound")
+    t = section(raw, "outbound", OUTBOUND_KEYS)
     maildir, relay = t.get("maildir"), t.get("relay")
     if (maildir is None) == (relay is None):
         raise ConfigError(
@@ -302,12 +384,15 @@ def load_config(path: Path | str | None = None) -> Config:
 def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) -> Config:
     # Imported here: the apps' parsers use the readers above.
     from mailhub.conduct.config import parse_conduct
-    from mailhub.lists.config import parse_lists
+    from mailhub.lists.config import parse_dmarc, parse_lists
 
+    _top_level(raw)
     server = _server(raw)
-    storage = section(raw, "storage")
-    enquiries = section(raw, "enquiries")
-    autoreply = section(raw, "autoreply")
+    storage = section(raw, "storage", STORAGE_KEYS)
+    enquiries = section(raw, "enquiries", ENQUIRIES_KEYS)
+    autoreply = section(raw, "autoreply", AUTOREPLY_KEYS)
+    admin = section(raw, "admin", ADMIN_KEYS)
+    parse_dmarc(raw)  # read again by the lists as they post; checked here, at start
     templates = raw.get("templates")
     config = Config(
         server=server,
@@ -316,7 +401,7 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
             busy_timeout=parse_duration(storage.get("busy_timeout", "10s"), "storage.busy_timeout"),
         ),
         outbound=_outbound(raw, base),
-        admins=get_addresses(section(raw, "admin"), "addresses", "admin"),
+        admins=get_addresses(admin, "addresses", "admin"),
         enquiries=EnquiriesConfig(
             handlers=get_addresses(enquiries, "handlers", "enquiries"),
             language=get_language(enquiries, "language", "enquiries"),

@@ -17,9 +17,22 @@ from mailhub.config import (
     get_language,
     get_str,
     parse_duration,
+    refuse_unknown,
     section,
 )
 
+# Every key [conduct] and each [[conduct.committee]] table may hold.
+CONDUCT_KEYS = (
+    "fallback",
+    "committee",
+    "language",
+    "reminder_after",
+    "escalate_after",
+    "key_file",
+    "retention_days",
+    "release_after",
+)
+MEMBER_KEYS = ("name", "addresses", "aliases", "conflicts", "key")
 # The same shape routing.py accepts for `conduct-MEMBER@D`.
 _KEY = re.compile(r"[a-z0-9](?:[a-z0-9._]|-(?!-))*")
 
@@ -110,6 +123,7 @@ def _member(m: Any, i: int) -> CommitteeMember:
     key = f"conduct.committee[{i}]"
     if not isinstance(m, dict):
         raise ConfigError(key, "must be a table with name and addresses")
+    refuse_unknown(m, key, MEMBER_KEYS)
     name = get_str(m, "name", key).strip()
     if not name:
         raise ConfigError(f"{key}.name", "must not be empty")
@@ -133,7 +147,7 @@ def _member(m: Any, i: int) -> CommitteeMember:
 def parse_conduct(raw: dict[str, Any], server: ServerConfig) -> ConductConfig | None:
     if "conduct" not in raw:
         return None
-    t = section(raw, "conduct")
+    t = section(raw, "conduct", CONDUCT_KEYS)
     committee = t.get("committee", [])
     if not isinstance(committee, list):
         raise ConfigError("conduct.committee", "must be a list of [[conduct.committee]] tables")

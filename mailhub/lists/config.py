@@ -15,6 +15,7 @@ from mailhub.config import (
     get_language,
     get_str,
     parse_duration,
+    refuse_unknown,
     section,
 )
 
@@ -23,6 +24,31 @@ NON_MEMBER_ACTIONS = ("hold", "reject", "accept")
 REPLY_TO = ("sender", "list")
 DELIVERY = ("personalised", "bulk")
 DMARC_REWRITE = ("auto", "always", "never")
+# Every key a [[lists]] table may hold, and [dmarc].
+LIST_KEYS = (
+    "name",
+    "display_name",
+    "description",
+    "language",
+    "subscription",
+    "non_member_posts",
+    "hold_first_posts",
+    "facilitators",
+    "champions",
+    "footer",
+    "reply_to",
+    "delivery",
+    "dmarc_rewrite",
+    "archive_url",
+    "max_post_bytes",
+    "max_post_recipients",
+    "digest_interval",
+    "member_digest_interval",
+    "request_expiry",
+    "confirm_expiry",
+    "bounce_threshold",
+)
+DMARC_KEYS = ("strict_domains", "enabled")
 # Local parts the service itself answers: a list may not take them.
 RESERVED = {"postmaster", "abuse", "enquiries", "conduct", "mailer-daemon"}
 
@@ -69,6 +95,7 @@ def _choice(t: dict[str, Any], name: str, key: str, default: str, choices: tuple
 def parse_list(t: dict[str, Any], key: str) -> ListConfig:
     if not isinstance(t, dict):
         raise ConfigError(key, "must be a table")
+    refuse_unknown(t, key, LIST_KEYS)
     name = get_str(t, "name", key).lower()
     if not re.fullmatch(r"[a-z0-9](?:[a-z0-9._]|-(?!-))*", name) or name in RESERVED:
         raise ConfigError(
@@ -119,7 +146,7 @@ def parse_lists(raw: dict[str, Any], server: ServerConfig) -> tuple[ListConfig, 
 
 
 def parse_dmarc(raw: dict[str, Any]) -> DmarcConfig:
-    t = section(raw, "dmarc")
+    t = section(raw, "dmarc", DMARC_KEYS)
     domains = t.get("strict_domains", [])
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise ConfigError("dmarc.strict_domains", "must be a list of domain names")
