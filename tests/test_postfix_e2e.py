@@ -95,10 +95,11 @@ async def behind(tmp_path) -> AsyncIterator[Behind]:
     mailboxes = Sink()
     await mailboxes.start()
     postfix = Postfix(transports={})
-    hub = await start_hub(
-        tmp_path, lmtp=True, sink=RelayTo(postfix.outbound_port), extra=LISTS_TOML
-    )
+    hub = None
     try:
+        hub = await start_hub(
+            tmp_path, lmtp=True, sink=RelayTo(postfix.outbound_port), extra=LISTS_TOML
+        )
         async with hub.service.store.transaction() as tx:
             for addr in MEMBERS:
                 await store.add_member(tx, "green", addr, addr.split("@")[0].title(), 0.0)
@@ -113,7 +114,8 @@ async def behind(tmp_path) -> AsyncIterator[Behind]:
         try:
             await asyncio.to_thread(postfix.stop)
         finally:
-            await hub.service.stop()
+            if hub is not None:
+                await hub.service.stop()
             await mailboxes.stop()
             print(postfix.maillog())  # shown by pytest when the test failed
             postfix.cleanup()
