@@ -34,16 +34,13 @@ def _age(ts: float | None, now: float) -> str:
 
 
 async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    from mailhub.service import Service
+    from mailhub.service import Service, StartError
 
     service = Service(config)
     try:
-        await service.start()
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen on {config.server.host}:{config.server.port} ({exc.strerror}); "
-            "change server.listen or stop what is using it"
-        ) from None
+        await service.start()  # on failure it leaves nothing running: the process exits
+    except StartError as exc:
+        raise UserError(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from mailhub import logs
 from mailhub.clock import Clock, SystemClock
@@ -23,6 +26,39 @@ from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, oldest_queued
 HEALTH_SECONDS = 60.0
 # A worker that ran this long before it ended starts again without waiting.
 STEADY_SECONDS = 60.0
+
+
+class StartError(Exception):
+    """The service cannot start: one line a person can act on (the CLI prints it)."""
+
+
+def _reason(exc: OSError | sqlite3.Error) -> str:
+    """What went wrong, in the operating system's or SQLite's own words."""
+    if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
+        return os.strerror(exc.errno)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def check_database(path: Path) -> None:
+    """Refuse, before the store starts its connection thread, a database file that cannot
+    be read: not a file, unreadable, or not an SQLite database (a file that is not yet
+    there is fine: the store creates it)."""
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            # Reads the header and the schema: not the whole file (that could take
+            # minutes); damage deeper in is met, logged and retried by the workers.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StartError(
+            f"cannot open the database {path} ({_reason(exc)}); check storage.path"
+        ) from None
 
 
 class Service:
@@ -49,7 +85,35 @@ class Service:
         self.port = config.server.port
 
     async def start(self) -> None:
-        self.store = await Store.open(self.config.storage.path, self.config.storage.busy_timeout)
+        """Open the store, listen, start the workers. Whatever fails on the way (the
+        database, the port: a `StartError`) leaves nothing open behind it: no store
+        thread, no socket, no task, so the process can exit at once."""
+        path = self.config.storage.path
+        await asyncio.to_thread(check_database, path)
+        try:
+            self.store = await Store.open(path, self.config.storage.busy_timeout)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartError(
+                f"cannot open the database {path} ({_reason(exc)}); check storage.path"
+            ) from None
+        try:
+            await self._start()
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _abandon(self) -> None:
+        """Undo a start that failed half way."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.store.close()
+
+    async def _start(self) -> None:
         self.load = IntakeLoad()
         self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
         self.processor = Processor(self.store, self.runtime, self._wake_delivery, self.load)
@@ -65,11 +129,16 @@ class Service:
         )
         self.intake = Intake(self.config, self.clock, self.committer, self.load)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            protocol_factory(self.config, self.intake),
-            host=self.config.server.host,
-            port=self.config.server.port,
-        )
+        host, port = self.config.server.host, self.config.server.port
+        try:
+            self.server = await loop.create_server(
+                protocol_factory(self.config, self.intake), host=host, port=port
+            )
+        except OSError as exc:
+            raise StartError(
+                f"cannot listen on {host}:{port} ({_reason(exc)}); "
+                "change server.listen or stop what is using it"
+            ) from None
         self.port = self.server.sockets[0].getsockname()[1]
         self.statuses = {
             "processing": WorkerStatus(self.store, self.clock, "processing", self._notify),
@@ -221,4 +290,4 @@ class Service:
         logs.event("stopped")
 
 
-__all__ = ["Service", "inbound", "outbound"]
+__all__ = ["Service", "StartError", "check_database", "inbound", "outbound"]
