@@ -121,3 +121,21 @@ async def test_failed_message_is_listed_and_retried(tmp_path, capsys):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+def test_version(capsys):
+    from mailhub import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"mailhub {__version__}\n"
+    assert __version__ != "0+unknown"  # the checkout is installed (editable): its metadata
+
+
+def test_the_default_templates_are_the_checkouts_in_an_editable_install():
+    from mailhub.config import default_templates_dir
+
+    # mailhub/templates exists only in a wheel; in the checkout, templates/ is the source.
+    assert default_templates_dir() == REPO / "templates"
+    assert (default_templates_dir() / "en" / "enquiry_ack.txt").is_file()
