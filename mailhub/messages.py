@@ -206,12 +206,23 @@ def clean_fields(fields: list[tuple[str, str]]) -> list[bytes]:
 
 
 def address(display_name: str, addr: str) -> str:
-    """A `Name <addr>` header value, quoted as needed; internationalised addresses allowed."""
+    """A `Name <addr>` header value, quoted as needed; internationalised addresses allowed
+    (the display name is kept with them: `to_bytes` writes such a message as UTF-8)."""
+    name, addr = safe_text(display_name), safe_text(addr)
     try:
-        return str(Address(display_name=safe_text(display_name), addr_spec=safe_text(addr)))
+        return str(Address(display_name=name, addr_spec=addr))
     except (ValueError, IndexError, TypeError):
-        # An address the parser cannot take apart: keep it bare rather than fail.
-        return safe_text(addr)
+        pass
+    # The email package refuses a non-ASCII local part given as an addr-spec (a "defect"),
+    # but takes it in parts.
+    local, at, domain = addr.rpartition("@")
+    if at and local and domain:
+        try:
+            return str(Address(display_name=name, username=local, domain=domain))
+        except (ValueError, IndexError, TypeError):
+            pass
+    # An address the parser cannot take apart: keep it bare rather than fail.
+    return addr
 
 
 def new_message_id(domain: str) -> str:
@@ -252,16 +263,55 @@ def field_count(head: bytes) -> int:
     return sum(1 for line in re.split(rb"\r\n|\r|\n", head) if line and line[:1] not in b" \t")
 
 
+_ADDRESS_FIELDS = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc"}
+    | {"resent-sender", "resent-reply-to", "mail-followup-to", "mail-reply-to"}
+)
+
+
+def has_utf8_address(msg: EmailMessage) -> bool:
+    """Does an address field hold an address that is not ASCII (RFC 6532)? Such a message is
+    written with UTF-8 headers: the email package would otherwise put an RFC 2047 encoded
+    word inside the address, which no one can reply to."""
+    for name, value in msg.items():
+        if name.lower() in _ADDRESS_FIELDS and not str(value).isascii():
+            for a in getattr(value, "addresses", ()):
+                if not a.addr_spec.isascii():
+                    return True
+    return False
+
+
+def needs_smtputf8(raw: bytes) -> bool:
+    """Does a message we send need the SMTPUTF8 extension: UTF-8 in its header block (RFC
+    6532: what `to_bytes` writes for an internationalised address, or a post's own UTF-8
+    header kept in a list copy)? Legacy 8-bit junk that is not UTF-8 does not count: it went
+    out as before (RFC 6531 cannot help it)."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw[: end if end >= 0 else len(raw)]
+    if head.isascii():
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def to_bytes(msg: EmailMessage) -> bytes:
-    """Serialise for SMTP: 7-bit headers where possible, UTF-8 headers (RFC 6532) only when an
-    address cannot be written any other way (an internationalised local part).
+    """Serialise for SMTP: 7-bit headers where possible, UTF-8 headers (RFC 6532, SMTPUTF8)
+    when an address cannot be written any other way (an internationalised local part or
+    domain): then display names and every other field are raw UTF-8 too, and no encoded word
+    is ever written inside an address.
 
     The header block written is read back line by line: a field more than the message has
     (a line break inside a value) raises HeaderInjection instead of sending it."""
-    try:
-        out = msg.as_bytes(policy=policy.SMTP)
-    except UnicodeEncodeError:
+    if has_utf8_address(msg):
         out = msg.as_bytes(policy=policy.SMTPUTF8)
+    else:
+        try:
+            out = msg.as_bytes(policy=policy.SMTP)
+        except UnicodeEncodeError:
+            out = msg.as_bytes(policy=policy.SMTPUTF8)
     end = out.find(b"\r\n\r\n")
     if field_count(out[: end if end >= 0 else len(out)]) != len(msg.keys()):
         raise HeaderInjection("a header value broke into more fields than were set")

@@ -23,6 +23,7 @@ from collections import deque
 import aiosmtplib
 
 from mailhub.config import OutboundConfig
+from mailhub.messages import needs_smtputf8
 from mailhub.store.outbound import OutboundItem, RecipientResult
 
 TIMEOUT = 60.0
@@ -232,7 +233,10 @@ class RelayTransport:
             if params is None:
                 return results + [
                     RecipientResult(
-                        r, "bounced", "553 5.6.7 the relay does not take UTF-8 addresses"
+                        r,
+                        "bounced",
+                        "553 5.6.7 the relay does not offer SMTPUTF8, which this message's"
+                        " internationalised (UTF-8) addresses need",
                     )
                     for r in rcpts
                 ]
@@ -252,8 +256,10 @@ class RelayTransport:
 
     @staticmethod
     def _mail_params(session: Session, mail_from: str, rcpts: list[str], raw: bytes) -> str | None:
+        """The MAIL parameters, or None when the message needs SMTPUTF8 (a UTF-8 address in
+        the envelope or its headers) and the relay does not offer it."""
         params = ""
-        if any(not a.isascii() for a in [mail_from, *rcpts]):
+        if any(not a.isascii() for a in [mail_from, *rcpts]) or needs_smtputf8(raw):
             if not session.smtputf8:
                 return None
             params += " SMTPUTF8"
