@@ -116,3 +116,18 @@ async def test_bulk_bounce_read_from_content(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_several_bounces_a_day_still_reach_the_threshold(hub):
+    """The day is measured from the bounce that last counted: a mailbox that bounces every
+    12 hours is paused on the second day, not kept at a score of 1 for ever."""
+    hub.sink.scripts["bob@example.net"] = ["550 5.1.1 no such user"]
+    await hub.send("ann@example.net", [LIST], post(body="Post\n"))
+    received = await hub.sink.wait_for(lambda rs: len(verp_dsns(rs)) > 0)
+    dsn_msg = verp_dsns(received)[0]
+    for _ in range(3):  # at 0 h, 12 h and 24 h
+        code, _ = await hub.send("", [dsn_msg.rcpt], dsn_msg.raw)
+        assert code == 250
+        await hub.idle()
+        hub.clock.advance(DAY / 2)
+    assert (await member(hub, "bob@example.net")).status == "disabled"

@@ -107,7 +107,10 @@ async def _count(ctx: Context, cfg: ListConfig, who: str, queue_id: str) -> None
     now = ctx.now()
     previous, last_at = await store.bounce_state(ctx.tx, cfg.name, who)
     score = next_score(previous, last_at, now)
-    await store.record_bounce(ctx.tx, cfg.name, who, "hard", score, now)
+    # The day is measured from the bounce that last counted: a mailbox bouncing several
+    # times a day must still reach the threshold, one count a day.
+    counted = last_at is None or now - last_at >= SAME_DAY
+    await store.record_bounce(ctx.tx, cfg.name, who, "hard", score, now, counted=counted)
     outcome = "counted"
     if score >= cfg.bounce_threshold and await store.disable_member(ctx.tx, cfg.name, who, now):
         await _tell_disabled(ctx, cfg, who)

@@ -222,13 +222,21 @@ async def bounce_state(tx: Tx, list_name: str, address: str) -> tuple[float, flo
 
 
 async def record_bounce(
-    tx: Tx, list_name: str, address: str, kind: str, score: float, now: float
+    tx: Tx,
+    list_name: str,
+    address: str,
+    kind: str,
+    score: float,
+    now: float,
+    counted: bool = True,
 ) -> None:
-    await tx.execute(
-        "UPDATE list_members SET bounce_score = ?, bounce_at = ? WHERE list_name = ?"
-        " AND address = ?",
-        (score, now, list_name.lower(), address.lower()),
-    )
+    """Log a bounce; when it `counted`, it also sets the score and the time it counted."""
+    if counted:
+        await tx.execute(
+            "UPDATE list_members SET bounce_score = ?, bounce_at = ? WHERE list_name = ?"
+            " AND address = ?",
+            (score, now, list_name.lower(), address.lower()),
+        )
     await tx.execute(
         "INSERT INTO list_bounces (list_name, address, received_at, kind, score_after)"
         " VALUES (?, ?, ?, ?, ?)",
