@@ -16,7 +16,6 @@ message's X-Loop values (plus ours) and a hop count (`X-Mailhub-Hops`), and past
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from email import policy
@@ -29,7 +28,7 @@ from typing import Any
 import jinja2
 
 from mailhub.clock import as_datetime
-from mailhub.parsing import clean
+from mailhub.parsing import ENCODED_WORD, clean, word_text
 
 # Mail that has passed this many hops (MTAs' Received lines, or mailhubs' own count)
 # is in a loop: like an MTA's hop limit (Postfix: 50; RFC 5321 §6.3 asks for at least
@@ -84,26 +83,8 @@ class Templates:
 
 # Control characters, as `parsing.clean` sees them (TAB included: a value is one line).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
-# An RFC 2047 encoded word, as leniently as the email package reads one (it accepts
-# whitespace inside, and any charset, decoding an unknown one as ASCII).
-_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?(.*?)\?=", re.DOTALL)
-
-
-def _word_text(charset: str, encoding: str, payload: str) -> str:
-    """The text of one encoded word, undone as leniently as any reader would."""
-    data = payload.encode("ascii", "replace")
-    try:
-        if encoding in "bB":
-            data = base64.b64decode(data + b"=" * (-len(data) % 4))
-        else:
-            data = binascii.a2b_qp(data, header=True)
-    except (binascii.Error, ValueError):
-        return payload
-    charset = charset.split("*", 1)[0] or "ascii"
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("latin-1")
+_ENCODED_WORD = ENCODED_WORD
+_word_text = word_text
 
 
 def safe_text(value: str) -> str:

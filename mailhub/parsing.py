@@ -8,6 +8,8 @@ control characters, so it is safe to put into a header of a message we send.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import re
 from email import policy
@@ -25,19 +27,60 @@ def parse(raw: bytes) -> EmailMessage:
     return BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[return-value]
 
 
+_SURROGATES = re.compile(r"[\ud800-\udfff]+")
+# An RFC 2047 encoded word, as leniently as the email package reads one (it accepts
+# whitespace inside, and any charset, decoding an unknown one as ASCII).
+ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+_BETWEEN_WORDS = re.compile(r"(\?=)[ \t]+(?==\?)")
+
+
 def clean(value: str) -> str:
-    """One line of text: control characters (CR, LF, NUL...) become a space."""
+    """One line of text: control characters (CR, LF, NUL...) become a space, and a lone
+    surrogate (an undecodable byte, as the email package keeps one) a replacement character,
+    so that the text can always be written out again."""
+    if not value.isascii():
+        value = _SURROGATES.sub(lambda m: "\ufffd" * len(m.group()), value)
     return _CONTROL.sub(" ", value).strip()
+
+
+def word_text(charset: str, encoding: str, payload: str) -> str:
+    """The text of one encoded word, undone as leniently as any reader would: bytes that
+    its charset cannot decode become replacement characters."""
+    if not payload.isascii():  # raw 8-bit inside a word: not decodable, shown as such
+        return re.sub(r"[^\x00-\x7f]", "\ufffd", payload)
+    data = payload.encode("ascii")
+    try:
+        if encoding in "bB":
+            data = base64.b64decode(data + b"=" * (-len(data) % 4))
+        else:
+            data = binascii.a2b_qp(data, header=True)
+    except (binascii.Error, ValueError):
+        return payload
+    charset = charset.split("*", 1)[0] or "ascii"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("latin-1")
+
+
+def decode_words(value: str) -> str:
+    """Every encoded word in `value` decoded leniently (`word_text`); the space between two
+    adjacent words goes, as RFC 2047 says."""
+    return ENCODED_WORD.sub(lambda m: word_text(*m.groups()), _BETWEEN_WORDS.sub(r"\1", value))
 
 
 def _decode(raw_value: str) -> str:
     value = _FOLD.sub(" ", raw_value)
+    if not value.isascii():
+        # 8-bit bytes in headers arrive as surrogate escapes: UTF-8 (RFC 6532) is read as
+        # such, anything else shows as replacement characters. (The email package would
+        # read an encoded word holding them as the text "\udcd6".)
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return clean(decode_words(value) if "=?" in value else value)
     try:
         value = str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001 - any undecodable header falls back to its raw text
-        pass
-    # 8-bit bytes in headers arrive as surrogate escapes: show them as replacement chars.
-    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - a word its charset cannot decode: read leniently
+        value = decode_words(value)
     return clean(value)
 
 
