@@ -157,8 +157,18 @@ async def test_real_world_mail_never_fails(tmp_path):
         await hub.idle()
         async with hub.service.store.read() as tx:
             failed = await inbound.failed(tx, limit=1000)
+        copies = hub.sink.to("bob@example.net")
     assert refused == []
     assert [(f[3], f[4]) for f in failed] == []
+    # Every list copy carries the footer (inline, or as a part beside a body that cannot
+    # take it), but for encrypted mail, which is left as it is.
+    assert len(copies) == len(messages[::2])
+    lacking = [
+        c.raw.split(b"\r\n\r\n", 1)[0][:300]
+        for c in copies
+        if b"Corpus list: leave at" not in c.raw and b"multipart/encrypted" not in c.raw
+    ]
+    assert lacking == []
 
 
 # --- undecodable headers: shown with replacement characters, never a failure ------------

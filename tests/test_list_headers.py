@@ -187,3 +187,81 @@ def test_footer_in_base64_plain_text_is_reencoded():
     assert m.get_content_charset() == "utf-8"
     assert "Café at noon." in m.get_content() and "Be kind" in m.get_content()
     assert len(m.get_all("Content-Type")) == 1 and len(m.get_all("MIME-Version")) == 1
+
+
+# --- a body that cannot take the footer inline still carries it, beside it -----------------
+
+SIGNED = (
+    b"From: ann@example.net\r\nTo: green@cop.example.org\r\nSubject: Signed\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/signed; protocol="application/pgp-signature"; micalg=pgp-sha256;'
+    b' boundary="s"\r\n\r\n'
+    b"--s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSigned words.\r\n"
+    b"--s\r\nContent-Type: application/pgp-signature\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n"
+    b"--s--\r\n"
+)
+
+
+def footer_beside(raw: bytes) -> tuple:
+    """The copy, its two parts (the original, the footer) and the copy's raw body."""
+    out = distribution_copy(
+        raw,
+        cfg=LIST,
+        domain=D,
+        loop_id=f"mailhub@{D}",
+        footer="Be kind. Report: conduct@cop.example.org",
+        dmarc=NO_DMARC,
+        message_id="<new@cop.example.org>",
+    )
+    m = parse(out)
+    assert m.get_content_type() == "multipart/mixed"
+    original, footer = list(m.iter_parts())
+    assert footer.get_content_type() == "text/plain"
+    assert "Be kind. Report: conduct@" in footer.get_content()
+    return m, original, footer, out.split(b"\r\n\r\n", 1)[1]
+
+
+def test_signed_multipart_keeps_its_signed_bytes_and_gets_the_footer_beside():
+    _, original, _, body = footer_beside(SIGNED)
+    assert original.get_content_type() == "multipart/signed"
+    assert SIGNED.split(b"\r\n\r\n", 1)[1] in body  # the signed content, byte for byte
+
+
+def test_an_unknown_charset_keeps_its_bytes_and_gets_the_footer_beside():
+    raw = (
+        b"From: ann@example.net\r\nSubject: Odd\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=x-no-such-charset\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n1tDOxA==\r\n"
+    )
+    _, original, _, body = footer_beside(raw)
+    assert original.get_content_type() == "text/plain"
+    assert original.get_content_charset() == "x-no-such-charset"
+    assert b"\r\n1tDOxA==\r\n" in body
+
+
+def test_bytes_its_charset_cannot_decode_are_not_replaced_but_kept():
+    raw = (
+        b"From: ann@example.net\r\nSubject: gb\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n"
+        b"\r\n\xd6\xd0\xce\xc4\x80\xff\r\n"
+    )
+    _, original, _, body = footer_beside(raw)
+    assert original.get_content_charset() == "gb2312"
+    assert b"\xd6\xd0\xce\xc4\x80\xff" in body
+
+
+def test_the_malformed_post_gets_the_footer_too():
+    raw = b"From: \xff\xfe <bad\r\nSubject: x\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n\xff body\r\n"
+    _, _, _, body = footer_beside(raw)
+    assert b"\xff body" in body
+
+
+def test_any_failure_editing_in_place_still_wraps(monkeypatch):
+    import mailhub.lists.headers as headers
+
+    def broken(*args):  # noqa: ANN002
+        raise RuntimeError("cannot edit")
+
+    monkeypatch.setattr(headers, "_plain_footer", broken)
+    _, original, _, _ = footer_beside(PLAIN)
+    assert "Hi all." in original.get_content()

@@ -178,14 +178,17 @@ def with_footer(
     part before its closing delimiter; anything else (HTML only, alternative, signed, an
     attachment) is wrapped in a multipart/mixed with the footer after it, which keeps a
     signature verifiable. Encrypted mail is left as it is.
+
+    A body that cannot be edited in place (a charset no codec knows, a structure the email
+    package cannot read) is wrapped the same way: the footer is never dropped.
     """
     if not footer.strip():
         return (*_NO_CHANGE, body)
+    text = f"\n{FOOTER_RULE}\n{footer.rstrip()}\n"
     try:
         ctype = msg.get_content_type()
         if ctype in _UNTOUCHABLE:
             return (*_NO_CHANGE, body)
-        text = f"\n{FOOTER_RULE}\n{footer.rstrip()}\n"
         disposition = str(msg.get("Content-Disposition") or "").strip().lower()
         if ctype == "text/plain" and not disposition.startswith("attachment"):
             return _plain_footer(msg, raw, body, text)
@@ -202,7 +205,11 @@ def with_footer(
                 body + tail + delimiter + b"\r\n" + part + b"\r\n" + delimiter + b"--\r\n",
             )
         return _wrapped(raw, body, text)
-    except Exception:  # noqa: BLE001 - a post whose structure we cannot read goes out as it is
+    except Exception:  # noqa: BLE001 - a post we cannot edit in place: the footer beside it
+        pass
+    try:
+        return _wrapped(raw, body, text)
+    except Exception:  # noqa: BLE001 - not even its header fields read: it goes out as it is
         return (*_NO_CHANGE, body)
 
 
@@ -219,8 +226,13 @@ def _plain_footer(
         return (*_NO_CHANGE, body + tail + text.replace("\n", "\r\n").encode("utf-8"))
     if fits and cte == "quoted-printable":
         return (*_NO_CHANGE, body + tail + _qp(text))
-    # base64, another charset, or 8-bit text under 7bit: decode, append, re-encode.
-    content = parse(raw).get_content()
+    # base64, another charset, or 8-bit text under 7bit: decode, append, re-encode. A
+    # charset that cannot be decoded (unknown, or bytes not in it) is not guessed at: the
+    # body is kept as it is and the footer goes beside it (`_wrapped`).
+    try:
+        content = _strict_text(parse(raw), charset)
+    except (LookupError, UnicodeError, ValueError, TypeError, AttributeError):
+        return _wrapped(raw, body, text)
     new = EmailMessage(policy=policy.SMTP)
     new.set_content(
         content + ("" if content.endswith("\n") else "\n") + text,
@@ -230,6 +242,14 @@ def _plain_footer(
     head, new_body = split_raw(to_bytes(new))
     lines = [ln for ln in head.split(b"\r\n") if ln]
     return lines, _MIME, new_body
+
+
+def _strict_text(part: Message, charset: str) -> str:
+    """The text of a single part, its transfer encoding undone, decoded strictly."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raise ValueError("no payload")
+    return payload.decode(charset if charset != "us-ascii" else "ascii", "strict")
 
 
 def _wrapped(
