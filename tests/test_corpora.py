@@ -21,6 +21,7 @@ import pytest
 from mailhub.store import inbound
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, running_hub
+from tests.test_conduct_e2e import COMMITTEE_TOML
 
 CACHE = Path(os.environ.get("MAILHUB_CORPORA", Path.home() / ".cache" / "mailhub-test-corpora"))
 PACKAGES = {"flufl.bounce": "flufl_bounce-", "mail-parser": "mail_parser-"}
@@ -28,7 +29,8 @@ PACKAGES = {"flufl.bounce": "flufl_bounce-", "mail-parser": "mail_parser-"}
 SAMPLE = 120
 MAX_BYTES = 2_000_000
 
-LIST_TOML = """
+LIST_TOML = (
+    """
 [[lists]]
 name = "corpus"
 display_name = "Corpus"
@@ -36,16 +38,10 @@ facilitators = ["fac@example.net"]
 delivery = "personalised"
 footer = "Corpus list: leave at corpus-leave@cop.example.org"
 
-[conduct]
-fallback = "board@example.net"
-release_after = "0"
-[[conduct.committee]]
-name = "Ada Jones"
-addresses = ["ada@example.net"]
-[[conduct.committee]]
-name = "Bryn Hughes"
-addresses = ["bryn@example.net"]
 """
+    + COMMITTEE_TOML
+)
+
 MEMBERS = ["ann@example.net", "bob@example.net"]
 _HEADER_LINE = re.compile(rb"(From |[A-Za-z][A-Za-z0-9-]*:)")
 

@@ -24,6 +24,7 @@ from mailhub.messages import build_message, clean_raw_value, fold, safe_text, to
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, running_hub
 from tests.support.sink import Received, Sink
+from tests.test_conduct_e2e import COMMITTEE_TOML
 
 PAYLOADS = ("\r\nBcc: victim@evil.example\r\n", "\r\nFrom: ceo@evil.example\r\n")
 STYLES = ("b", "q", "unknown", "double")
@@ -287,21 +288,8 @@ async def test_held_notices(tmp_path):
         assert_all_clean(hub.sink, len(variants()))
 
 
-COMMITTEE = """
-[conduct]
-fallback = "board@example.net"
-release_after = "0"
-[[conduct.committee]]
-name = "Ada Jones"
-addresses = ["ada@example.net"]
-[[conduct.committee]]
-name = "Bryn Hughes"
-addresses = ["bryn@example.net"]
-"""
-
-
 async def test_case_mail(tmp_path):
-    async with running_hub(tmp_path, extra=RAISED_LIMITS + COMMITTEE) as hub:
+    async with running_hub(tmp_path, extra=RAISED_LIMITS + COMMITTEE_TOML) as hub:
         for n, (payload, style) in enumerate(variants()):
             reporter = f"reporter{n}@reporter.example"  # 5 cases an hour per mailbox
             raw = attack(
