@@ -109,9 +109,6 @@ class Config:
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def is_local_domain(self, domain: str) -> bool:
-        return domain.lower() in self.server.domains
-
 
 # --- small validated readers, shared by the app config parsers -------------------------
 

@@ -342,14 +342,6 @@ async def settle_held(tx: Tx, held_id: int, state: str, by: str, now: float) -> 
     return cur.rowcount > 0
 
 
-async def expired_held(tx: Tx, before: float) -> list[HeldPost]:
-    cur = await tx.execute(
-        f"SELECT {_HELD} FROM list_held_posts WHERE state = 'held' AND held_at < ? ORDER BY id",
-        (before,),
-    )
-    return [HeldPost(*r) for r in await cur.fetchall()]
-
-
 # --- archive ---------------------------------------------------------------------------
 
 

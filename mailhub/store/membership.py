@@ -256,16 +256,6 @@ async def settle_request(
     return cur.rowcount == 1
 
 
-async def stale_requests(tx: Tx, state: str, before: float) -> list[MembershipRequest]:
-    """Open requests in `state` that became so before `before` (all lists)."""
-    column = "confirmed_at" if state == PENDING else "created_at"
-    cur = await tx.execute(
-        f"SELECT {_REQ} FROM membership_requests WHERE state = ? AND {column} <= ? ORDER BY id",
-        (state, before),
-    )
-    return [MembershipRequest(*r) for r in await cur.fetchall()]
-
-
 # --- tokens -----------------------------------------------------------------------------
 
 
@@ -433,16 +423,6 @@ async def add_digest(
         [(digest_id, n, kind, ref) for n, (kind, ref) in enumerate(entries, start=1)],
     )
     return digest_id
-
-
-async def get_digest(tx: Tx, digest_id: int) -> Digest | None:
-    cur = await tx.execute(
-        "SELECT id, list_name, recipient, role, sent_at, signature FROM moderation_digests"
-        " WHERE id = ?",
-        (digest_id,),
-    )
-    row = await cur.fetchone()
-    return Digest(*row) if row else None
 
 
 async def last_digest(tx: Tx, list_name: str, recipient: str) -> Digest | None:
