@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailhub import logs
+from mailhub.addresses import address as mailhub_address
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.messages import (
@@ -78,6 +79,6 @@ async def forward(
         to,
         kind=kind,
         message_id=message_id,
-        mail_from=f"postmaster@{ctx.domain}",
+        mail_from=mailhub_address("postmaster", ctx.domain),
     )
     return True

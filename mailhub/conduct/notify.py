@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from mailhub.addresses import address as mailhub_address
 from mailhub.clock import as_datetime
 from mailhub.conduct.config import ConductConfig
 from mailhub.context import Context
@@ -51,17 +52,21 @@ _MONTHS_CY = [
 
 
 def conduct_address(ctx: Context) -> str:
-    return f"conduct@{ctx.domain}"
+    return mailhub_address("conduct", ctx.domain)
 
 
 def reporter_address(ctx: Context, ref: str, token: str = "") -> str:
     """The reporter's thread of a case; with a token, one person's own reply address."""
-    return f"conduct+{ref}{'+' + token if token else ''}@{ctx.domain}"
+    if token:
+        return mailhub_address("conduct+REF+TOKEN", ctx.domain, ref=ref, token=token)
+    return mailhub_address("conduct+REF", ctx.domain, ref=ref)
 
 
 def committee_address(ctx: Context, ref: str, token: str = "") -> str:
     """The committee's thread of a case; with a token, one member's own reply address."""
-    return f"conduct+{ref}-committee{'+' + token if token else ''}@{ctx.domain}"
+    if token:
+        return mailhub_address("conduct+REF-committee+TOKEN", ctx.domain, ref=ref, token=token)
+    return mailhub_address("conduct+REF-committee", ctx.domain, ref=ref)
 
 
 def date_en(ts: float) -> str:

@@ -11,13 +11,15 @@ package (CVE-2024-6923: a decoded CR/LF written out as a line break).
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 
+from mailhub.addresses import list_addresses
 from mailhub.lists.config import DmarcConfig, ListConfig
 from mailhub.messages import (
     HOPS_HEADER,
@@ -65,6 +67,8 @@ _UNTOUCHABLE = {"multipart/encrypted", "application/pkcs7-mime", "application/x-
 
 @dataclass(frozen=True)
 class ListAddresses:
+    """A list's own addresses (mailhub.addresses.list_addresses), as templates name them."""
+
     post: str
     join: str
     leave: str
@@ -74,14 +78,13 @@ class ListAddresses:
 
     @classmethod
     def of(cls, list_name: str, domain: str) -> ListAddresses:
-        return cls(
-            post=f"{list_name}@{domain}",
-            join=f"{list_name}-join@{domain}",
-            leave=f"{list_name}-leave@{domain}",
-            request=f"{list_name}-request@{domain}",
-            owner=f"{list_name}-owner@{domain}",
-            bounces=f"{list_name}-bounces@{domain}",
-        )
+        return _list_addresses(list_name, domain)
+
+
+@functools.lru_cache(maxsize=256)
+def _list_addresses(list_name: str, domain: str) -> ListAddresses:
+    every = list_addresses(list_name, domain)
+    return ListAddresses(**{f.name: every[f.name] for f in fields(ListAddresses)})
 
 
 def list_id(list_name: str, domain: str) -> str:

@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from mailhub import logs
+from mailhub.addresses import address as mailhub_address
 from mailhub.autoreply import may_auto_reply
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
@@ -31,6 +32,7 @@ from mailhub.forwarding import forward
 from mailhub.lists import tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.digest_reply import new_lines, reply_text
+from mailhub.lists.headers import ListAddresses
 from mailhub.mailbox import mailbox_key
 from mailhub.messages import address, build_message
 from mailhub.parsing import addresses, clean
@@ -56,23 +58,24 @@ def when(ts: float | None) -> str:
 
 
 def list_vars(ctx: Context, lst: ListConfig) -> dict[str, str]:
-    d = ctx.domain
-    owner = f"{lst.name}-owner@{d}"
+    a = ListAddresses.of(lst.name, ctx.domain)
     return {
         "name": lst.name,
         "display_name": lst.display_name,
         "description": lst.description,
-        "post": f"{lst.name}@{d}",
-        "join": f"{lst.name}-join@{d}",
-        "leave": f"{lst.name}-leave@{d}",
-        "request": f"{lst.name}-request@{d}",
-        "owner": owner,
-        "conduct": f"conduct@{d}" if ctx.config.conduct is not None else owner,
+        "post": a.post,
+        "join": a.join,
+        "leave": a.leave,
+        "request": a.request,
+        "owner": a.owner,
+        "conduct": mailhub_address("conduct", ctx.domain)
+        if ctx.config.conduct is not None
+        else a.owner,
     }
 
 
 def confirm_address(ctx: Context, lst: ListConfig, token: str) -> str:
-    return f"{lst.name}-confirm+{token}@{ctx.domain}"
+    return mailhub_address("LIST-confirm+TOKEN", ctx.domain, list=lst.name, token=token)
 
 
 def compose(
@@ -88,7 +91,7 @@ def compose(
         template, lst.language, list=list_vars(ctx, lst), domain=ctx.domain, **variables
     )
     return build_message(
-        from_=address(lst.display_name, f"{lst.name}-owner@{ctx.domain}"),
+        from_=address(lst.display_name, ListAddresses.of(lst.name, ctx.domain).owner),
         to=to,
         subject=text.subject,
         body=text.body,

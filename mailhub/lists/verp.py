@@ -21,7 +21,10 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
+from mailhub.addresses import address as mailhub_address
+from mailhub.addresses import partial
 from mailhub.config import Config
 
 TOKEN_BYTES = 20  # 160 bits
@@ -57,15 +60,49 @@ def find_member(
     return None
 
 
+class _Forms(NamedTuple):
+    """One list's addresses as personalisation writes them, filled in but for the token
+    (`str.format` fields), and the generic header values of the stored copy."""
+
+    verp: str  # LIST-bounces+{token}@D
+    unsubscribe: str  # mailto:LIST-leave@D?subject=leave%20{token}
+    commands: str  # LIST-confirm+{token}@D
+    help: str  # mailto:LIST-confirm+{token}@D?subject=help
+    generic_unsubscribe: str  # <mailto:LIST-leave@D>, as list_headers writes it
+    generic_help: str  # <mailto:LIST-request@D?subject=help>
+
+
+@functools.lru_cache(maxsize=512)
+def _forms(list_name: str, domain: str) -> _Forms:
+    """Derived from the address spec once per list, so a copy costs a format per address."""
+    leave = mailhub_address("LIST-leave", domain, list=list_name)
+    request = mailhub_address("LIST-request", domain, list=list_name)
+    commands = partial("LIST-confirm+TOKEN", domain, list=list_name)
+    return _Forms(
+        verp=partial("LIST-bounces+TOKEN", domain, list=list_name),
+        unsubscribe=f"mailto:{_braced(leave)}?subject=leave%20{{token}}",
+        commands=commands,
+        help=f"mailto:{commands}?subject=help",
+        generic_unsubscribe=f"<mailto:{leave}>",
+        generic_help=f"<mailto:{request}?subject=help>",
+    )
+
+
+def _braced(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def verp_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    return f"{list_name}-bounces+{member_token(secret, VERP, list_name, address)}@{domain}"
+    return _forms(list_name, domain).verp.format(
+        token=member_token(secret, VERP, list_name, address)
+    )
 
 
 def unsubscribe_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
     """A mailto: whose subject carries the member's leave token, so that leaving from the
     mail client's button needs no further proof than the token."""
     token = member_token(secret, LEAVE, list_name, address)
-    return f"mailto:{list_name}-leave@{domain}?subject=leave%20{token}"
+    return _forms(list_name, domain).unsubscribe.format(token=token)
 
 
 def command_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
@@ -74,11 +111,12 @@ def command_address(secret: bytes, list_name: str, address: str, domain: str) ->
     from a stored confirmation token). A command there counts at once only when From:
     (and the envelope sender) is the member the token was made for."""
     token = member_token(secret, COMMANDS, list_name, address)
-    return f"{list_name}-confirm+{token}@{domain}"
+    return _forms(list_name, domain).commands.format(token=token)
 
 
 def help_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    return f"mailto:{command_address(secret, list_name, address, domain)}?subject=help"
+    token = member_token(secret, COMMANDS, list_name, address)
+    return _forms(list_name, domain).help.format(token=token)
 
 
 @functools.lru_cache(maxsize=512)
@@ -105,21 +143,21 @@ def _swap(head: bytes, name: str, generic: str, value: str) -> bytes:
 def personalise(
     config: Config, secret: bytes, list_name: str, raw: bytes, rcpt: str
 ) -> tuple[str, bytes]:
-    domain = config.server.domain
-    envelope = verp_address(secret, list_name, rcpt, domain)
+    forms = _forms(list_name, config.server.domain)
+    envelope = forms.verp.format(token=member_token(secret, VERP, list_name, rcpt))
     # The header block only is edited (it is small); the body is copied once, at the end.
     head_end = raw.find(b"\r\n\r\n")
     split = head_end + 2 if head_end >= 0 else len(raw)
     head = _swap(
         raw[:split],
         "List-Unsubscribe",
-        f"<mailto:{list_name}-leave@{domain}>",
-        f"<{unsubscribe_uri(secret, list_name, rcpt, domain)}>",
+        forms.generic_unsubscribe,
+        f"<{forms.unsubscribe.format(token=member_token(secret, LEAVE, list_name, rcpt))}>",
     )
     head = _swap(
         head,
         "List-Help",
-        f"<mailto:{list_name}-request@{domain}?subject=help>",
-        f"<{help_uri(secret, list_name, rcpt, domain)}>",
+        forms.generic_help,
+        f"<{forms.help.format(token=member_token(secret, COMMANDS, list_name, rcpt))}>",
     )
     return envelope, head + raw[split:]
