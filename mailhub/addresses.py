@@ -93,6 +93,7 @@ SPEC: tuple[Kind, ...] = (
          "confirmations, and each member's own command address"),
     Kind("{list}-bounces+{token}", "lists.bounces", "VERP return path of one member's copy"),
     Kind("{list}-bounces", "lists.bounces", "return path of list mail"),
+    Kind("{list}-digest", "lists.digest", "a member's digest on demand"),
     Kind("{list}", "lists.post", "post to the list"),
     Kind("mailer-daemon", None, "sender of delivery status notifications"),
 )

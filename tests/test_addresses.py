@@ -40,6 +40,7 @@ TABLE = [
     ("LIST-bounces+TOKEN", {"list": "data", "token": TOKEN},
      f"data-bounces+{TOKEN}@", "lists.bounces"),
     ("LIST-bounces", {"list": "data"}, "data-bounces@", "lists.bounces"),
+    ("LIST-digest", {"list": "data"}, "data-digest@", "lists.digest"),
     ("LIST", {"list": "bilingual-services"}, "bilingual-services@", "lists.post"),
 ]  # fmt: skip
 
@@ -69,7 +70,7 @@ def test_a_kind_only_sent_from_never_routes():
 @pytest.mark.parametrize(
     "addr",
     [
-        f"nobody-join@{D}",  # no such list
+        f"nobody-digest@{D}",  # no such list
         f"conduct-nobody@{D}",  # no such committee member
         f"data--digest@{D}",
         f"data-confirm+short@{D}",  # a token is at least 6 characters
@@ -83,7 +84,7 @@ def test_what_the_book_does_not_know_has_no_route(addr):
 def test_conduct_kinds_need_a_conduct_config():
     book = AddressBook(frozenset({D}), lists=frozenset({"data"}))
     assert resolve(address("conduct", D), book) is None
-    assert resolve(address("LIST-join", D, list="data"), book) is not None
+    assert resolve(address("LIST-digest", D, list="data"), book) is not None
 
 
 def test_wrong_parts_are_refused():
@@ -116,6 +117,7 @@ def test_reserved_names_and_suffixes_come_from_the_spec():
         "-owner",
         "-confirm",
         "-bounces",
+        "-digest",
     )
 
 
@@ -127,4 +129,5 @@ def test_a_list_s_addresses():
         "request": f"data-request@{D}",
         "owner": f"data-owner@{D}",
         "bounces": f"data-bounces@{D}",
+        "digest": f"data-digest@{D}",
     }

@@ -1,5 +1,7 @@
 """Member digests: members in digest mode get the posts since their last digest as one
-MIME digest (RFC 2046 §5.1.5), every `member_digest_interval`.
+MIME digest (RFC 2046 §5.1.5), every `member_digest_interval`, or at once when they write
+to `LIST-digest@D` (the digest on demand: it goes to the envelope sender, which must be a
+member in digest mode, through the RFC 3834 rules, and restarts the interval).
 
 The message is a multipart/mixed: a text/plain contents page, then a multipart/digest
 holding each archived post as message/rfc822: its body verbatim, under the header block a
@@ -12,16 +14,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailhub import logs
 from mailhub.clock import as_datetime
-from mailhub.context import Context
-from mailhub.lists.config import ListConfig
+from mailhub.context import Context, Incoming
+from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses, list_headers, stripped_copy
-from mailhub.messages import address, new_message_id, to_bytes
+from mailhub.messages import address, build_message, new_message_id, to_bytes
+from mailhub.routing import Route
 from mailhub.scheduler import Job
 from mailhub.store import lists as store
 from mailhub.store.lists import ArchivedPost
@@ -109,23 +112,7 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
             groups.setdefault(ids, []).append(addr)
     by_id = {p.id: p for posts in archive.values() for p in posts}
     for ids, rcpts in groups.items():
-        posts = [by_id[i] for i in ids]
-        entries = [
-            DigestEntry(n, p.sender, p.subject, format_datetime(as_datetime(p.archived_at)))
-            for n, p in enumerate(posts, 1)
-        ]
-        text = ctx.templates.render(
-            "posting_digest", cfg.language, list=cfg, a=a, entries=entries, domain=ctx.domain
-        )
-        message_id, raw = build_digest(
-            cfg,
-            posts,
-            intro_subject=text.subject,
-            intro_body=text.body,
-            domain=ctx.domain,
-            loop_id=ctx.loop_id,
-            now=now,
-        )
+        message_id, raw = _compose(ctx, cfg, [by_id[i] for i in ids])
         await ctx.send(
             raw,
             rcpts,
@@ -134,7 +121,94 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
             message_id=message_id,
             personalise=f"list:{cfg.name}" if cfg.delivery == "personalised" else None,
         )
-        logs.event("list.digest", list=cfg.name, posts=len(posts), recipients=len(rcpts))
+        logs.event("list.digest", list=cfg.name, posts=len(ids), recipients=len(rcpts))
+
+
+def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of the digest of `posts`, its contents page in the list's language."""
+    entries = [
+        DigestEntry(n, p.sender, p.subject, format_datetime(as_datetime(p.archived_at)))
+        for n, p in enumerate(posts, 1)
+    ]
+    a = ListAddresses.of(cfg.name, ctx.domain)
+    text = ctx.templates.render(
+        "posting_digest", cfg.language, list=cfg, a=a, entries=entries, domain=ctx.domain
+    )
+    return build_digest(
+        cfg,
+        posts,
+        intro_subject=text.subject,
+        intro_body=text.body,
+        domain=ctx.domain,
+        loop_id=ctx.loop_id,
+        now=ctx.now(),
+    )
+
+
+async def handle_digest_now(ctx: Context, mail: Incoming, route: Route) -> None:
+    """`LIST-digest@D`: a member's digest on demand, sent now to the envelope sender (where
+    every automatic answer goes, RFC 3834) when that is a member in digest mode: the posts
+    since their last digest, as the scheduled one would hold them, whose interval restarts.
+    Anyone else is told why not (politely, and through the same rules and rate limit)."""
+    cfg = find_list(ctx.config.lists, route.get("list"))
+    if cfg is None:
+        return
+    who = mail.mail_from.lower()
+    member = await store.get_member(ctx.tx, cfg.name, who) if who else None
+    if member is None:
+        outcome = "not-member"
+    elif member.status != "active":
+        outcome = "disabled"
+    elif member.delivery != "digest":
+        outcome = "not-digest"
+    else:
+        outcome = await _digest_now(ctx, mail, cfg, who)
+    if outcome in NOT_SENT:
+        a = ListAddresses.of(cfg.name, ctx.domain)
+        text = ctx.templates.render(
+            "posting_digest_now", cfg.language, list=cfg, a=a, reason=outcome, domain=ctx.domain
+        )
+        reply = build_message(
+            from_=address(cfg.display_name, a.request),
+            to=mail.mail_from,
+            subject=text.subject,
+            body=text.body,
+            domain=ctx.domain,
+            now=ctx.now(),
+        )
+        await ctx.auto_reply(mail, reply, kind="list.posting_digest_now")
+    logs.event(
+        "list.digest_now", queue_id=mail.queue_id, list=cfg.name, sender=who, outcome=outcome
+    )
+
+
+# Why a digest on demand was not sent, each explained by the template posting_digest_now.
+NOT_SENT = ("not-member", "disabled", "not-digest", "nothing-new")
+
+
+async def _digest_now(ctx: Context, mail: Incoming, cfg: ListConfig, who: str) -> str:
+    """Send `who` (a member in digest mode) their digest now; the outcome."""
+    latest = await store.last_archive_id(ctx.tx, cfg.name)
+    members = await store.digest_members(ctx.tx, cfg.name)
+    after = next((after for addr, after, _ in members if addr == who), latest)
+    muted = await store.mutes_of(ctx.tx, cfg.name, who)
+    posts = await store.archived_since(ctx.tx, cfg.name, after)
+    posts = [p for p in posts if p.thread_id not in muted]
+    if not posts:
+        return "nothing-new"
+    _, raw = _compose(ctx, cfg, posts)
+    # ctx.auto_reply takes a message: the digest's bytes, read back. One the email package
+    # cannot write again is left for the schedule (which sends bytes), and nothing restarts.
+    digest = message_from_bytes(raw, _class=EmailMessage, policy=policy.SMTP)
+    try:
+        to_bytes(digest)
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, the schedule sends it
+        logs.event("list.digest_now", list=cfg.name, outcome="left", reason=type(exc).__name__)
+        return "left for the schedule"
+    if not await ctx.auto_reply(mail, digest, kind="list.digest"):
+        return "suppressed"
+    await store.digest_sent(ctx.tx, cfg.name, who, latest, ctx.now())
+    return "sent"
 
 
 JOBS: list[Job] = [Job("lists.member_digests", send_member_digests)]

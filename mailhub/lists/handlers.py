@@ -1,14 +1,15 @@
-"""Route handlers of the lists app: posting side (posting, requests, bounces) and
+"""Route handlers of the lists app: posting side (posting, requests, bounces, digests) and
 membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from mailhub.lists import bounces, membership, posting, requests
+from mailhub.lists import bounces, digest, membership, posting, requests
 
 HANDLERS = {
     "lists.post": posting.handle_post,
     "lists.request": requests.handle_request,
     "lists.bounces": bounces.handle_bounce,
+    "lists.digest": digest.handle_digest_now,
     "lists.join": membership.handle_join,
     "lists.leave": membership.handle_leave,
     "lists.confirm": membership.handle_confirm,
