@@ -139,7 +139,7 @@ class Processor:
     async def process(self, items: list[InboundItem], yield_to_intake: bool = False) -> None:
         """Handle a batch of messages in order, in one commit.
 
-        Each message runs inside its own SAVEPOINT: its state changes, its outbound mail and
+        Each message runs inside its own savepoint: its state changes, its outbound mail and
         its `done` mark stand or fall together, and a handler that raises rolls back only
         that message (marked `failed`), never its neighbours. One commit for the batch means
         one disk flush for many messages; a crash before it redoes the whole batch, and
@@ -162,27 +162,27 @@ class Processor:
             for item in items:
                 routes = routes_for(item.rcpt_tos, self.book)
                 ctx = self.runtime.context(tx, item.queue_id)
-                await tx.execute("SAVEPOINT message")
                 try:
-                    if SET_ASIDE in prepared[item.seq]:
-                        raise SetAside(str(prepared[item.seq][SET_ASIDE]))
-                    # Conduct mail is sealed from intake on; Unsealable marks the item failed.
-                    raw = unseal_or_raise(conduct_key(ctx.config), item.raw, item.sealed)
-                    mail = Incoming(
-                        item.queue_id,
-                        item.mail_from,
-                        item.rcpt_tos,
-                        raw,
-                        item.received_at,
-                        prepared=prepared[item.seq],
-                    )
-                    for route in routes:
-                        await HANDLERS[route.name](ctx, mail, route)
-                    await inbound.mark_done(tx, item.seq, self.clock.now())
+                    async with tx.savepoint():
+                        if SET_ASIDE in prepared[item.seq]:
+                            raise SetAside(str(prepared[item.seq][SET_ASIDE]))
+                        # Conduct mail is sealed from intake on; Unsealable marks it failed.
+                        raw = unseal_or_raise(conduct_key(ctx.config), item.raw, item.sealed)
+                        mail = Incoming(
+                            item.queue_id,
+                            item.mail_from,
+                            item.rcpt_tos,
+                            raw,
+                            item.received_at,
+                            prepared=prepared[item.seq],
+                        )
+                        for route in routes:
+                            await HANDLERS[route.name](ctx, mail, route)
+                        await inbound.mark_done(tx, item.seq, self.clock.now())
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
-                    await tx.execute("ROLLBACK TO SAVEPOINT message")
+                    # Rolled back to the savepoint already: nothing of this message is kept.
                     # The error text is the exception's type and message: handlers never put
                     # message content into exceptions, so it is safe in `mailhub queue`.
                     error = f"{type(exc).__name__}: {exc}"[:500]
@@ -193,7 +193,6 @@ class Processor:
                     outcomes.append((item, routes, 0, exc))
                 else:
                     outcomes.append((item, routes, len(ctx.sent), None))
-                await tx.execute("RELEASE SAVEPOINT message")
                 if yield_to_intake and self.load.open:
                     break
             done = {item.seq for item, *_ in outcomes}

@@ -18,7 +18,7 @@ from mailhub.delivery import DRAIN_SECONDS, Delivery
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
-from mailhub.store import Store, inbound, outbound
+from mailhub.store import Store, check_readable, inbound, outbound
 from mailhub.store.batching import GroupCommit
 from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, oldest_queued
 
@@ -48,13 +48,7 @@ def check_database(path: Path) -> None:
     if not path.exists():
         return
     try:
-        conn = sqlite3.connect(path)
-        try:
-            # Reads the header and the schema: not the whole file (that could take
-            # minutes); damage deeper in is met, logged and retried by the workers.
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
+        check_readable(path)
     except sqlite3.Error as exc:
         raise StartError(
             f"cannot open the database {path} ({_reason(exc)}); check storage.path"
@@ -253,13 +247,8 @@ class Service:
 
         async def settled() -> bool:
             async with self.store.read() as tx:
-                cur = await tx.execute("SELECT COUNT(*) FROM inbound WHERE state = 'queued'")
-                (queued,) = await cur.fetchone()
-                cur = await tx.execute(
-                    "SELECT COUNT(*) FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?",
-                    (self.clock.now(),),
-                )
-                (due,) = await cur.fetchone()
+                queued = await inbound.count_queued(tx)
+                due = await outbound.count_due(tx, self.clock.now())
             return (
                 not queued and not due and not self.delivery.in_flight and not self.processor.busy
             )

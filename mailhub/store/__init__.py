@@ -8,6 +8,11 @@ connection, writers queue on an asyncio lock instead and never sleep.
 Durability: WAL with synchronous=FULL, so a COMMIT has reached the disk before it
 returns; intake answers 250 only after that.
 
+The store is the only place with SQL: the apps, the workers and the CLI get a `Tx` (the
+open transaction) and pass it to the store's functions (`inbound.mark_done(tx, ...)`);
+`tx.savepoint()` lets one part of a transaction fail alone. `Tx.execute`/`executemany`
+are for the modules of this package only (tests/test_architecture_sql.py checks it).
+
 Nothing left behind: secure_delete zeroes what is deleted or overwritten (a raw message
 cleared from a queue, a case's deleted content), and `checkpoint()` copies the WAL into
 the database and truncates it, so older page versions do not linger in the -wal file.
@@ -26,12 +31,56 @@ import aiosqlite
 import mailhub.logs  # noqa: F401 - caps library loggers that would log mail content
 from mailhub.store.schema import migrate as _migrate
 
-Tx = aiosqlite.Connection
+
+class Tx:
+    """The open transaction, as the store's functions see it: `execute` and `executemany`
+    (the connection's own bound methods, so a statement costs no extra call), and
+    `savepoint()`. Made once per `Store`; `Store.transaction()` and `Store.read()` yield it
+    while they hold the connection's lock."""
+
+    __slots__ = ("execute", "executemany")
+
+    # The name is reused at every level: ROLLBACK TO / RELEASE act on the innermost
+    # savepoint of that name, so savepoints nest (in SQLite and in PostgreSQL alike).
+    SAVEPOINT = "sp"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.execute = conn.execute
+        self.executemany = conn.executemany
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """`async with tx.savepoint(): ...`: what the block writes stands or falls alone.
+        An exception rolls back to the savepoint (and releases it) and propagates; the
+        rest of the transaction is kept. A normal exit releases it. On a cancellation
+        nothing is issued: the enclosing transaction rolls back as a whole."""
+        execute = self.execute
+        await execute("SAVEPOINT " + self.SAVEPOINT)
+        try:
+            yield
+        except Exception:
+            await execute("ROLLBACK TO SAVEPOINT " + self.SAVEPOINT)
+            await execute("RELEASE SAVEPOINT " + self.SAVEPOINT)
+            raise
+        await execute("RELEASE SAVEPOINT " + self.SAVEPOINT)
+
 
 # SQLite's primary result codes that mean "the database cannot be used right now", not "this
 # statement is wrong": busy/locked (another process holds the write lock past busy_timeout),
 # out of memory, read-only, I/O error, corrupt, full disk, cannot open, lock protocol.
 _STORAGE_CODES = {5, 6, 7, 8, 10, 11, 13, 14, 15}
+
+
+def check_readable(path: Path) -> None:
+    """Raise sqlite3.Error if the file at `path` (which exists) is not a database this
+    store can open: reads the header and the schema only, not the whole file (that could
+    take minutes; damage deeper in is met, logged and retried by the workers). Synchronous,
+    for a check before the store's connection thread starts."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
 
 
 def is_storage_error(exc: BaseException) -> bool:
@@ -50,6 +99,7 @@ class Store:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._tx = Tx(conn)
 
     @classmethod
     async def open(cls, path: Path, busy_timeout: float = 10.0, *, migrate: bool = True) -> Store:
@@ -97,7 +147,7 @@ class Store:
         async with self._lock:
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
-                yield self.conn
+                yield self._tx
                 # Shielded: a task cancelled at this point (shutdown) must still leave the
                 # connection out of its transaction for the next user.
                 await asyncio.shield(self.conn.commit())
@@ -121,7 +171,7 @@ class Store:
         async with self._lock:
             try:
                 await self.conn.execute("BEGIN")
-                yield self.conn
+                yield self._tx
             finally:
                 await self._rollback()
 

@@ -199,6 +199,13 @@ async def delete_failed_conduct(tx: Tx, before: float) -> int:
     return cur.rowcount
 
 
+async def count_queued(tx: Tx) -> int:
+    """How many messages wait to be processed."""
+    cur = await tx.execute("SELECT COUNT(*) FROM inbound WHERE state = 'queued'")
+    (count,) = await cur.fetchone()
+    return int(count)
+
+
 async def requeue(tx: Tx, queue_id: str, now: float) -> bool:
     cur = await tx.execute(
         "UPDATE inbound SET state = 'queued', starts = 0, updated_at = ?"

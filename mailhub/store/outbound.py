@@ -141,6 +141,15 @@ async def next_due_at(tx: Tx) -> float | None:
     return t
 
 
+async def count_due(tx: Tx, now: float) -> int:
+    """How many queued messages are due for a delivery attempt at `now`."""
+    cur = await tx.execute(
+        "SELECT COUNT(*) FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?", (now,)
+    )
+    (count,) = await cur.fetchone()
+    return int(count)
+
+
 async def record_recipients(tx: Tx, results: list[tuple[int, RecipientResult]], now: float) -> None:
     """Record the relay's answer for each (outbound id, recipient) of SMTP transactions."""
     await tx.executemany(

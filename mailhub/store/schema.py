@@ -7,8 +7,10 @@ CREATE statements using IF NOT EXISTS, so starting on an existing file is safe.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import aiosqlite
+if TYPE_CHECKING:  # mailhub.store imports this module
+    from mailhub.store import Tx
 
 # Order matters only for foreign keys: a module after the ones it references.
 TABLE_GROUPS = (
@@ -24,7 +26,7 @@ TABLE_GROUPS = (
 )
 
 
-async def migrate(tx: aiosqlite.Connection) -> None:
+async def migrate(tx: Tx) -> None:
     modules = [importlib.import_module(name) for name in TABLE_GROUPS]
     for module in modules:
         for statement in module.SCHEMA:
@@ -39,9 +41,7 @@ async def migrate(tx: aiosqlite.Connection) -> None:
             await tx.execute(statement)
 
 
-async def add_column_if_missing(
-    tx: aiosqlite.Connection, table: str, column: str, definition: str
-) -> bool:
+async def add_column_if_missing(tx: Tx, table: str, column: str, definition: str) -> bool:
     """ALTER TABLE ... ADD COLUMN unless the table has it already; True if added.
     (Names come from the modules' own constants, never from input.)"""
     cur = await tx.execute(f"PRAGMA table_info({table})")
