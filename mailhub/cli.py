@@ -12,15 +12,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from mailhub import __version__, logs
-from mailhub.config import Config, ConfigError, load_config
+from mailhub.clock import SystemClock
+from mailhub.conduct.cli import register as register_conduct
+from mailhub.config import Config, load_config
+from mailhub.errors import ConfigError, UserError
+from mailhub.lists.archive_cli import register as register_archive
+from mailhub.lists.cli import register as register_lists
 from mailhub.routing import ROUTES, AddressBook
+from mailhub.service import Service, StartError
 from mailhub.store import Store, inbound, outbound, workers
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
 
 
 def _age(ts: float | None, now: float) -> str:
@@ -34,8 +36,6 @@ def _age(ts: float | None, now: float) -> str:
 
 
 async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    from mailhub.service import Service, StartError
-
     service = Service(config)
     try:
         await service.start()  # on failure it leaves nothing running: the process exits
@@ -104,8 +104,6 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
-    from mailhub.clock import SystemClock
-
     now = SystemClock().now()
     # Showing the queue only reads, so it opens without migrating (no write lock): it
     # works while a backup or the service's stuck writer holds the lock.
@@ -170,10 +168,6 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mailhub.conduct.cli import register as register_conduct
-    from mailhub.lists.archive_cli import register as register_archive
-    from mailhub.lists.cli import register as register_lists
-
     parser = argparse.ArgumentParser(
         prog="mailhub", description="Mail for communities of practice."
     )

@@ -6,29 +6,29 @@ and `mailhub check` can print a single line a person can act on.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
+from mailhub.conduct.config import ConductConfig, parse_conduct
+from mailhub.errors import ConfigError
+from mailhub.lists.config import DmarcConfig, ListConfig, parse_dmarc, parse_lists
+from mailhub.readers import (
+    get_addresses,
+    get_bool,
+    get_int,
+    get_language,
+    get_str,
+    nearest,
+    parse_duration,
+    section,
+)
 
 DEFAULT_CONFIG = Path("config/mailhub.toml")
-LANGUAGES = ("en", "cy", "en+cy", "cy+en")
-
-
-class ConfigError(Exception):
-    """A config problem, phrased as `key: what is wrong`."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -102,115 +102,12 @@ class Config:
     enquiries: EnquiriesConfig
     autoreply: AutoReplyConfig
     templates_dir: Path
-    # Apps parse their own sections (mailhub.lists.config, mailhub.conduct.config);
-    # typed as Any here so this module does not import the apps.
-    lists: tuple[Any, ...] = ()
-    conduct: Any = None
+    # Apps parse their own sections (mailhub.lists.config, mailhub.conduct.config).
+    lists: tuple[ListConfig, ...] = ()
+    conduct: ConductConfig | None = None
+    # [dmarc]: read once, at start; the lists consult it as they post.
+    dmarc: DmarcConfig = DmarcConfig()
     source: Path | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-# --- small validated readers, shared by the app config parsers -------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: Any, key: str) -> float:
-    """'90s', '10m', '1h', '5d', '2w' or a number of seconds → seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(key, f"expected a duration such as '1h' or '5d', got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(key, "a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value.lower())
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ConfigError(key, f"expected a duration such as '1h' or '5d', got {value!r}")
-
-
-def nearest(name: str, known: Iterable[str]) -> str:
-    """`; did you mean `x`?` for the closest known name, else the names there are."""
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
-        name.lower(), known, n=1
-    )
-    if close:
-        return f"; did you mean `{close[0]}`?"
-    return f"; expected one of: {', '.join(known)}"
-
-
-def refuse_unknown(table: dict[str, Any], key: str, known: Iterable[str]) -> None:
-    """A key the table does not have stops the start, with the nearest one it does have:
-    `lists[0].subscripton: unknown key; did you mean `subscription`?`."""
-    known = tuple(known)
-    for name in table:
-        if name not in known:
-            raise ConfigError(f"{key}.{name}", "unknown key" + nearest(name, known))
-
-
-def section(raw: dict[str, Any], key: str, known: Iterable[str] | None = None) -> dict[str, Any]:
-    """The table `[key]` ({} when absent); with `known`, its keys are checked first."""
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(key, "must be a table, e.g. [" + key + "]")
-    if known is not None:
-        refuse_unknown(value, key, known)
-    return value
-
-
-def get_str(table: dict[str, Any], name: str, key: str, default: str | None = None) -> str:
-    value = table.get(name, default)
-    if value is None:
-        raise ConfigError(f"{key}.{name}", "is required")
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}.{name}", f"must be a string, got {value!r}")
-    return value
-
-
-def get_int(table: dict[str, Any], name: str, key: str, default: int, minimum: int = 0) -> int:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}.{name}", f"must be a whole number, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{key}.{name}", f"must be at least {minimum}, got {value}")
-    return value
-
-
-def get_bool(table: dict[str, Any], name: str, key: str, default: bool) -> bool:
-    value = table.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}.{name}", f"must be true or false, got {value!r}")
-    return value
-
-
-def get_language(table: dict[str, Any], name: str, key: str, default: str = "en") -> str:
-    value = get_str(table, name, key, default)
-    if value not in LANGUAGES:
-        raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(LANGUAGES)}, got {value!r}")
-    return value
-
-
-def check_address(value: Any, key: str) -> str:
-    """Validate one email address (syntax only, no DNS) and return it normalised."""
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be an email address, got {value!r}")
-    try:
-        result = validate_email(value, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        raise ConfigError(key, f"{value!r} is not a valid email address ({exc})") from None
-    return result.normalized
-
-
-def get_addresses(table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
-    value = table.get(name, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise ConfigError(f"{key}.{name}", "must be a list of email addresses")
-    return tuple(check_address(v, f"{key}.{name}") for v in value)
 
 
 # --- the sections of the core ----------------------------------------------------------
@@ -379,17 +276,13 @@ def load_config(path: Path | str | None = None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) -> Config:
-    # Imported here: the apps' parsers use the readers above.
-    from mailhub.conduct.config import parse_conduct
-    from mailhub.lists.config import parse_dmarc, parse_lists
-
     _top_level(raw)
     server = _server(raw)
     storage = section(raw, "storage", STORAGE_KEYS)
     enquiries = section(raw, "enquiries", ENQUIRIES_KEYS)
     autoreply = section(raw, "autoreply", AUTOREPLY_KEYS)
     admin = section(raw, "admin", ADMIN_KEYS)
-    parse_dmarc(raw)  # read again by the lists as they post; checked here, at start
+    dmarc = parse_dmarc(raw)
     templates = raw.get("templates")
     config = Config(
         server=server,
@@ -412,8 +305,8 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
         templates_dir=_path(templates, base, "templates") if templates else default_templates_dir(),
         lists=parse_lists(raw, server),
         conduct=parse_conduct(raw, server),
+        dmarc=dmarc,
         source=source,
-        raw=raw,
     )
     if not config.admins:
         raise ConfigError("admin.addresses", "name at least one administrator address")

@@ -1,30 +1,20 @@
-"""Periodic jobs: digests, reminders, expiry. Each app lists its jobs; each job asks the
-clock what is due, does it in one transaction, and so is safe to run at any time."""
+"""Periodic jobs: digests, reminders, expiry. Each app lists its jobs (mailhub.jobs.Job) and
+service.py hands them to the scheduler; each job asks the clock what is due, does it in one
+transaction, and so is safe to run at any time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from mailhub import logs
-from mailhub.context import Context, Runtime
+from mailhub.context import Runtime
+from mailhub.jobs import Job
 from mailhub.store import Store, is_storage_error
 from mailhub.store.workers import BACKING_OFF, HEARTBEAT_SECONDS, IDLE, RUNNING, WorkerStatus
 
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    run: Callable[[Context], Awaitable[None]]
-
-
-def all_jobs() -> list[Job]:
-    from mailhub.conduct.jobs import JOBS as CONDUCT
-    from mailhub.lists.jobs import JOBS as LISTS
-
-    return [*LISTS, *CONDUCT]
+__all__ = ["Job", "Scheduler"]  # Job: also importable from here, as before
 
 
 class Scheduler:
@@ -33,13 +23,14 @@ class Scheduler:
         store: Store,
         runtime: Runtime,
         on_sent: Callable[[], None],
+        jobs: Iterable[Job],
         tick_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.on_sent = on_sent
+        self.jobs = list(jobs)
         self.tick_seconds = tick_seconds
-        self.jobs = all_jobs()
 
     async def run_once(self) -> None:
         """Run every job once (each in its own transaction): what is due gets done.

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from mailhub import logs
 from mailhub.clock import Clock, SystemClock
+from mailhub.conduct.jobs import JOBS as CONDUCT_JOBS
 from mailhub.config import Config
 from mailhub.context import Runtime
 from mailhub.delivery import DRAIN_SECONDS, Delivery
+from mailhub.lists.jobs import JOBS as LISTS_JOBS
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
@@ -112,7 +114,11 @@ class Service:
         self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
         self.processor = Processor(self.store, self.runtime, self._wake_delivery, self.load)
         self.scheduler = Scheduler(
-            self.store, self.runtime, self._wake_delivery, self.scheduler_tick
+            self.store,
+            self.runtime,
+            self._wake_delivery,
+            [*LISTS_JOBS, *CONDUCT_JOBS],
+            self.scheduler_tick,
         )
         self.committer = GroupCommit(
             self.store,

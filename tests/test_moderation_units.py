@@ -13,8 +13,8 @@ from mailhub.lists.moderation import (
     moderators,
     normalise,
     role_of,
-    sender_matches,
 )
+from mailhub.lists.moderation_reply import sender_matches
 from mailhub.store.membership import Digest, Token
 
 HOUR, DAY = 3600.0, 86400.0

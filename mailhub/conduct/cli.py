@@ -18,6 +18,7 @@ from mailhub.conduct.content import unseal
 from mailhub.conduct.notify import stamp
 from mailhub.config import Config
 from mailhub.context import Runtime
+from mailhub.errors import UserError
 from mailhub.parsing import addresses, body_text, header, parse
 from mailhub.store import Store, Tx, bans
 from mailhub.store import conduct as store
@@ -45,8 +46,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _conduct(config: Config) -> ConductConfig:
-    from mailhub.cli import UserError
-
     if config.conduct is None:
         raise UserError("no [conduct] section in the config, so there are no cases")
     return config.conduct
@@ -66,8 +65,6 @@ def _recused(recusals: list[Recusal]) -> str:
 
 
 async def cmd_cases(args: argparse.Namespace, config: Config) -> int:
-    from mailhub.cli import UserError
-
     conduct = _conduct(config)
     if args.action and not args.ref:
         raise UserError(f"cases {args.action} needs a case reference, e.g. C-7KQ2-9F")
@@ -163,8 +160,6 @@ async def _show(tx: Tx, conduct: ConductConfig, case: Case, now: float) -> None:
 
 
 async def _close(st: Store, config: Config, ref: str, outcome: list[str], now: float) -> int:
-    from mailhub.cli import UserError
-
     if not outcome:
         raise UserError(f"say the outcome: mailhub cases close {ref} --outcome WORD...")
     command = parse_close(" ".join(outcome))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailhub.config import ConfigError, parse_duration
+from mailhub.errors import ConfigError
+from mailhub.readers import parse_duration
 
 OUTCOMES = ("no-action", "reprimand", "temporary-ban", "permanent-ban", "other")
 USAGE = (

@@ -6,11 +6,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailhub.config import (
-    ConfigError,
-    ServerConfig,
+from cryptography.fernet import Fernet
+
+from mailhub.errors import ConfigError
+from mailhub.readers import (
     check_address,
     get_addresses,
     get_int,
@@ -20,6 +21,9 @@ from mailhub.config import (
     refuse_unknown,
     section,
 )
+
+if TYPE_CHECKING:
+    from mailhub.config import ServerConfig
 
 # Every key [conduct] and each [[conduct.committee]] table may hold.
 CONDUCT_KEYS = (
@@ -100,8 +104,6 @@ def _strings(table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
 
 def read_key(path: Path) -> bytes:
     """Read and check a Fernet key file (a ConfigError naming conduct.key_file if unusable)."""
-    from cryptography.fernet import Fernet
-
     try:
         key = path.read_bytes().strip()
     except OSError as exc:

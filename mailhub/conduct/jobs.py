@@ -7,8 +7,9 @@ from mailhub.conduct import notify
 from mailhub.conduct.casework import ONE_WEEK, notice_each, release, send_case_mail
 from mailhub.conduct.policy import Purpose, active_recused
 from mailhub.context import Context
-from mailhub.scheduler import Job
+from mailhub.jobs import Job
 from mailhub.store import conduct as store
+from mailhub.store import inbound, outbound
 
 
 async def release_reports(ctx: Context) -> None:
@@ -66,8 +67,6 @@ async def apply_retention(ctx: Context) -> None:
         return
     # The queues hold case content too: a closed case's outbound mail (and who it went to),
     # and failed inbound items bound for a conduct route. Then the WAL is checkpointed.
-    from mailhub.store import inbound, outbound
-
     now = ctx.now()
     cutoff = now - conduct.retention_days * 86400.0
     for case in await store.closed_before(ctx.tx, cutoff):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from mailhub.config import Config
+from mailhub.errors import UserError
 from mailhub.lists.config import find_list
 from mailhub.store import Store
 from mailhub.store import lists as store
@@ -48,8 +49,6 @@ async def export_mbox(db: Store, list_name: str, path: Path) -> int:
 
 
 async def cmd_archive(args: argparse.Namespace, config: Config) -> int:
-    from mailhub.cli import UserError
-
     cfg = find_list(config.lists, args.list)
     if cfg is None:
         raise UserError(f"no list named {args.list!r}; `mailhub check` shows the lists")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailhub.cli import UserError
 from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.context import Context, Runtime
-from mailhub.lists import membership, moderation, tokens
+from mailhub.errors import UserError
+from mailhub.lists import jobs, membership, moderation, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
@@ -355,7 +355,7 @@ async def cmd_digests(args: argparse.Namespace, config: Config) -> int:
         async with store.transaction() as tx:
             ctx = _context(tx, config, SystemClock(), "cli:digests")
             for lst in lists:
-                await moderation.expire(ctx, lst)
+                await jobs.expire(ctx, lst)
                 sent += await moderation.send_due(ctx, lst, force=args.all)
     finally:
         await store.close()

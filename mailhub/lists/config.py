@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailhub.config import (
-    ConfigError,
-    ServerConfig,
+from mailhub.errors import ConfigError
+from mailhub.readers import (
     get_addresses,
     get_bool,
     get_int,
@@ -18,6 +17,9 @@ from mailhub.config import (
     refuse_unknown,
     section,
 )
+
+if TYPE_CHECKING:
+    from mailhub.config import ServerConfig
 
 SUBSCRIPTION = ("open", "confirm", "approve", "invite")
 NON_MEMBER_ACTIONS = ("hold", "reject", "accept")

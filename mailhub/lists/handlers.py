@@ -3,7 +3,7 @@ membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from mailhub.lists import bounces, digest, membership, posting, requests
+from mailhub.lists import bounces, confirm, digest, membership, posting, requests
 
 HANDLERS = {
     "lists.post": posting.handle_post,
@@ -12,6 +12,6 @@ HANDLERS = {
     "lists.digest": digest.handle_digest_now,
     "lists.join": membership.handle_join,
     "lists.leave": membership.handle_leave,
-    "lists.confirm": membership.handle_confirm,
+    "lists.confirm": confirm.handle_confirm,
     "lists.owner": membership.handle_owner,
 }

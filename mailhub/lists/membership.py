@@ -25,7 +25,6 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.addresses import address as mailhub_address
-from mailhub.autoreply import may_auto_reply
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.forwarding import forward
@@ -317,72 +316,6 @@ def _until(ends_at: float | None) -> str:
     return when(ends_at) if ends_at is not None else ""
 
 
-async def _confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token) -> None:
-    tx, now, who = ctx.tx, ctx.now(), token.address
-    request = await store.get_request(tx, token.request_id) if token.request_id else None
-    if request is None or request.state != store.UNCONFIRMED:
-        await _already(ctx, lst, who, request)
-        return
-    await store.use_token(tx, token.id, now)
-    if await list_store.get_member(tx, lst.name, who):
-        await store.confirm_request(tx, request.id, store.JOINED, "", now)
-        await tell(ctx, lst, who, "membership_status", situation="already_member")
-        return
-    ban = await bans.active(tx, who, lst.name, now)
-    if ban is not None:
-        await store.settle_request(
-            tx, request.id, state=store.REJECTED, by="", now=now, reason="banned"
-        )
-        await tell(
-            ctx, lst, who, "membership_status", situation="banned", until=_until(ban.ends_at)
-        )
-        return
-    invitation = await store.get_invitation(tx, lst.name, who)
-    invited = invitation is not None and invitation.used_at is None
-    if lst.subscription == "invite" and not invited:
-        await store.settle_request(
-            tx, request.id, state=store.REJECTED, by="", now=now, reason="not invited"
-        )
-        await tell(ctx, lst, who, "membership_status", situation="invite_only")
-        return
-    if lst.subscription == "approve" and not invited:
-        await store.confirm_request(tx, request.id, store.PENDING, note_from(mail), now)
-        await log(
-            ctx, lst, who, "join-confirmed", "request", ref_id=request.id, subject_address=who
-        )
-        await tell(ctx, lst, who, "membership_status", situation="pending")
-        from mailhub.lists import moderation  # moderation builds on this module
-
-        await moderation.on_new_item(ctx, lst)
-        return
-    await store.confirm_request(tx, request.id, store.JOINED, "", now)
-    await store.use_invitation(tx, lst.name, who, now)
-    await list_store.add_member(tx, lst.name, who, request.display_name, now)
-    await log(ctx, lst, who, "joined", "member", ref_id=request.id, subject_address=who)
-    await welcome(ctx, lst, who)
-
-
-async def _already(
-    ctx: Context, lst: ListConfig, who: str, request: store.MembershipRequest | None
-) -> None:
-    """A confirmation that has already done its work: say where things stand."""
-    if await list_store.get_member(ctx.tx, lst.name, who):
-        await tell(ctx, lst, who, "membership_status", situation="already_member")
-    elif request is not None and request.state == store.PENDING:
-        await tell(
-            ctx,
-            lst,
-            who,
-            "membership_status",
-            situation="already_pending",
-            since=when(request.confirmed_at),
-        )
-    else:
-        await tell(
-            ctx, lst, who, "membership_status", situation="token_invalid", reason=tokens.USED
-        )
-
-
 # --- leaving ----------------------------------------------------------------------------
 
 
@@ -420,83 +353,6 @@ async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
     )
     if await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.leave"):
         await confirmation_sent(ctx, lst, who, tokens.CONFIRM_LEAVE)
-
-
-async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> None:
-    who = token.address
-    await store.use_token(ctx.tx, token.id, ctx.now())
-    if await list_store.remove_member(ctx.tx, lst.name, who):
-        await log(ctx, lst, who, "left", "member", subject_address=who)
-        await tell(ctx, lst, who, "membership_status", situation="left")
-    else:
-        await tell(ctx, lst, who, "membership_status", situation="not_member")
-
-
-# --- LIST-confirm+TOKEN@D ---------------------------------------------------------------
-
-
-async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
-    """A reply to a confirmation (join, leave or a setting), to a facilitators' digest, or a
-    command to a member's own command address (the same form, with a member token)."""
-    lst = _list(ctx, route)
-    verdict = may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
-    if not verdict:
-        # An out-of-office or a bounce must never confirm anything, nor be answered.
-        logs.event(
-            "membership",
-            list=lst.name,
-            action="confirm",
-            outcome="ignored",
-            reason=verdict.reason,
-            queue_id=mail.queue_id,
-        )
-        return
-    token = await store.find_token(ctx.tx, tokens.token_hash(route.get("token")))
-    if token is None:
-        from mailhub.lists import requests  # the request side builds on this module
-
-        # Not a stored token: perhaps a member's own command address (List-Help).
-        if await requests.handle_member_address(ctx, mail, lst, route.get("token"), route):
-            return
-    if token is not None and token.purpose == tokens.DIGEST and token.list_name == lst.name:
-        from mailhub.lists import moderation  # moderation builds on this module
-
-        await moderation.handle_digest_reply(ctx, mail, lst, token)
-        return
-    problem = tokens.token_problem(token, lst.name, ctx.now())
-    if problem == tokens.USED and token is not None and token.purpose == tokens.CONFIRM_JOIN:
-        request = await store.get_request(ctx.tx, token.request_id) if token.request_id else None
-        await _already(ctx, lst, token.address, request)
-        return
-    if (
-        problem == tokens.USED
-        and token is not None
-        and token.purpose == tokens.CONFIRM_LEAVE
-        and await list_store.get_member(ctx.tx, lst.name, token.address) is None
-    ):
-        await tell(ctx, lst, token.address, "membership_status", situation="not_member")
-        return
-    if problem is not None or token is None:
-        logs.event(
-            "membership",
-            list=lst.name,
-            action="confirm",
-            outcome="refused",
-            reason=problem,
-            queue_id=mail.queue_id,
-        )
-        settings = token is not None and token.purpose == tokens.CONFIRM_SETTINGS
-        situation = "settings_invalid" if settings else "token_invalid"
-        await answer(ctx, mail, lst, "membership_status", situation=situation, reason=problem)
-        return
-    if token.purpose == tokens.CONFIRM_JOIN:
-        await _confirm_join(ctx, mail, lst, token)
-    elif token.purpose == tokens.CONFIRM_LEAVE:
-        await _confirm_leave(ctx, lst, token)
-    elif token.purpose == tokens.CONFIRM_SETTINGS:
-        from mailhub.lists import requests  # the request side builds on this module
-
-        await requests.confirm_settings(ctx, lst, token)
 
 
 # --- LIST-owner@D -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from mailhub import logs
 from mailhub.context import Context, Incoming
 from mailhub.lists import moderation
-from mailhub.lists.config import ListConfig, find_list, parse_dmarc
+from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses, distribution_copy, extract_list_ids, list_id
 from mailhub.messages import (
     MAX_HOPS,
@@ -194,7 +194,7 @@ async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
         domain=ctx.domain,
         loop_id=ctx.loop_id,
         footer=footer,
-        dmarc=parse_dmarc(ctx.config.raw),
+        dmarc=ctx.config.dmarc,
         message_id=message_id,
     )
     personalised = cfg.delivery == "personalised"

@@ -1,0 +1,281 @@
+"""A reply to a facilitators' digest: who may act, and approving, rejecting, accepting or
+discarding the numbered entries of that digest (the digest itself: mailhub.lists.moderation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailhub import logs
+from mailhub.context import Context, Incoming
+from mailhub.lists import membership, posting, tokens
+from mailhub.lists.config import ListConfig
+from mailhub.lists.digest_reply import (
+    ACCEPT,
+    APPROVE,
+    REJECT,
+    Command,
+    parse_reply,
+    reply_text,
+)
+from mailhub.lists.moderation import (
+    CHAMPION,
+    FACILITATOR,
+    HELD,
+    REQUEST,
+    normalise,
+    pending_items,
+    role_of,
+    send_digest,
+)
+from mailhub.parsing import sender_address
+from mailhub.store import bans
+from mailhub.store import lists as list_store
+from mailhub.store import membership as store
+
+# --- a reply to a digest ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    approved: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    already: list[dict[str, Any]] = field(default_factory=list)
+    not_found: list[int] = field(default_factory=list)
+    not_allowed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_vars(self) -> dict[str, Any]:
+        return {
+            "approved": self.approved,
+            "rejected": self.rejected,
+            "accepted": self.accepted,
+            "discarded": self.discarded,
+            "already": self.already,
+            "not_found": self.not_found,
+            "not_allowed": self.not_allowed,
+            "problems": self.problems,
+            "acted": bool(self.approved or self.rejected or self.accepted or self.discarded),
+        }
+
+
+def sender_matches(mail: Incoming, expected: str) -> bool:
+    """The From: address is the facilitator, and so is the envelope sender when there is one."""
+    expected = expected.lower()
+    if sender_address(mail.message) != expected:
+        return False
+    return not mail.mail_from or mail.mail_from.lower() == expected
+
+
+def _log_reply(
+    lst: ListConfig,
+    token: store.Token,
+    mail: Incoming,
+    outcome: str,
+    sender: str,
+    *,
+    reason: str | None = None,
+    **counts: int,
+) -> None:
+    """One `moderation_reply` line per reply to a digest, whatever became of it; the fields
+    keep one order so that the lines can be read (and grepped) side by side."""
+    fields: dict[str, object] = {"list": lst.name, "digest": token.digest_id, "outcome": outcome}
+    if reason is not None:
+        fields["reason"] = reason
+    logs.event("moderation_reply", **fields, sender=sender, **counts, queue_id=mail.queue_id)
+
+
+async def handle_digest_reply(
+    ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token
+) -> None:
+    tx, now = ctx.tx, ctx.now()
+    who = token.address
+    if not sender_matches(mail, who):
+        # Someone holding a facilitator's token is not that facilitator: nothing changes.
+        _log_reply(lst, token, mail, "refused", mail.mail_from, reason="sender")
+        await membership.answer(ctx, mail, lst, "membership_digest_refused", reason="sender")
+        return
+    role = role_of(lst, who)
+    problem = tokens.token_problem(token, lst.name, now)
+    if role is None:
+        problem = "not-moderator"
+    if problem is not None:
+        _log_reply(lst, token, mail, "refused", who, reason=problem)
+        await membership.tell(ctx, lst, who, "membership_digest_refused", reason=problem)
+        if role is not None:
+            items = await pending_items(ctx, lst, role)
+            if any(i.kind in (REQUEST, HELD) for i in items):
+                await send_digest(ctx, lst, who, role, items)
+        return
+    assert role is not None
+    parsed = parse_reply(reply_text(mail.message))
+    if not parsed.commands:
+        # Nothing to do: the token stays good, so the facilitator can simply try again.
+        _log_reply(lst, token, mail, "no commands", who)
+        await membership.tell(
+            ctx,
+            lst,
+            who,
+            "membership_digest_refused",
+            reason="no-commands",
+            problems=list(parsed.problems),
+        )
+        return
+    if not await store.use_token(tx, token.id, now):
+        await membership.tell(ctx, lst, who, "membership_digest_refused", reason=tokens.USED)
+        return
+    entries = await store.digest_entries(tx, token.digest_id or 0)
+    outcome = Outcome(problems=list(parsed.problems))
+    for command in parsed.commands:
+        await _apply(ctx, lst, who, role, command, entries, outcome)
+    _log_reply(
+        lst,
+        token,
+        mail,
+        "applied",
+        who,
+        approved=len(outcome.approved),
+        rejected=len(outcome.rejected),
+        accepted=len(outcome.accepted),
+        discarded=len(outcome.discarded),
+        already=len(outcome.already),
+    )
+    items = await pending_items(ctx, lst, role)
+    await send_digest(ctx, lst, who, role, items, result=outcome.as_vars())
+
+
+def _targets(command: Command, entries: list[store.DigestEntry], role: str) -> list[int]:
+    if not command.all:
+        return list(command.numbers)
+    # `approve all` / `reject all` mean the join requests, `accept all` / `discard all` the
+    # held posts: nobody releases every held post by saying "approve all" to the people.
+    # A champion's digest holds posts only, so for them all four mean the posts.
+    wants_requests = role != CHAMPION and command.verb in (APPROVE, REJECT)
+    kind = REQUEST if wants_requests else HELD
+    return [e.number for e in entries if e.kind == kind]
+
+
+async def _apply(
+    ctx: Context,
+    lst: ListConfig,
+    who: str,
+    role: str,
+    command: Command,
+    entries: list[store.DigestEntry],
+    outcome: Outcome,
+) -> None:
+    by_number = {e.number: e for e in entries}
+    for number in _targets(command, entries, role):
+        entry = by_number.get(number)
+        if entry is None:
+            outcome.not_found.append(number)
+            continue
+        action = normalise(command.verb, entry.kind)
+        if entry.kind == REQUEST:
+            if role != FACILITATOR:
+                outcome.not_allowed.append(f"{number}")
+                continue
+            await _act_on_request(
+                ctx, lst, who, number, entry.ref_id, action, command.reason, outcome
+            )
+        else:
+            await _act_on_held(ctx, lst, who, number, entry.ref_id, action, command.reason, outcome)
+
+
+async def _act_on_request(
+    ctx: Context,
+    lst: ListConfig,
+    who: str,
+    number: int,
+    request_id: int,
+    action: str,
+    reason: str,
+    outcome: Outcome,
+) -> None:
+    tx, now = ctx.tx, ctx.now()
+    request = await store.get_request(tx, request_id)
+    if request is None:
+        outcome.not_found.append(number)
+        return
+    who_asked = (
+        f"{request.display_name} <{request.address}>" if request.display_name else request.address
+    )
+    label = f"{number}. {who_asked}"
+    if action == APPROVE:
+        ban = await bans.active(tx, request.address, lst.name, now)
+        if ban is not None and request.state == store.PENDING:
+            outcome.not_allowed.append(
+                f"{label} (banned until {membership.when(ban.ends_at)})"
+                if ban.ends_at
+                else f"{label} (banned)"
+            )
+            return
+    state = store.APPROVED if action == APPROVE else store.REJECTED
+    if not await store.settle_request(tx, request_id, state=state, by=who, now=now, reason=reason):
+        outcome.already.append(
+            _already(number, request.state, request.handled_by, request.handled_at)
+        )
+        return
+    await membership.log(
+        ctx,
+        lst,
+        who,
+        action,
+        REQUEST,
+        ref_id=request_id,
+        subject_address=request.address,
+        detail=reason,
+    )
+    if action == APPROVE:
+        # Added meanwhile (by an administrator, say): approved all the same, welcomed once.
+        if await list_store.add_member(tx, lst.name, request.address, request.display_name, now):
+            await membership.welcome(ctx, lst, request.address, approved_by=who)
+        outcome.approved.append(label)
+    else:
+        await membership.tell(
+            ctx, lst, request.address, "membership_status", situation="rejected", reason=reason
+        )
+        outcome.rejected.append(label)
+
+
+def _already(number: int, state: str, by: str, at: float | None) -> dict[str, Any]:
+    """What the templates need to say "already approved by NAME on DATE" in each language."""
+    known = ("approved", "rejected", "accepted", "discarded", "expired", "withdrawn")
+    return {
+        "number": number,
+        "state": state if state in known else "handled",
+        "by": by,
+        "when": membership.when(at),
+    }
+
+
+async def _act_on_held(
+    ctx: Context,
+    lst: ListConfig,
+    who: str,
+    number: int,
+    held_id: int,
+    action: str,
+    reason: str,
+    outcome: Outcome,
+) -> None:
+    held = await list_store.get_held(ctx.tx, held_id)
+    if held is None:
+        outcome.not_found.append(number)
+        return
+    label = f'{number}. {held.sender} "{held.subject}"'
+    if action == ACCEPT:
+        done = await posting.release_held(ctx, lst, held_id, who)
+    else:
+        done = await posting.discard_held(ctx, lst, held_id, who, reason)
+    if not done:
+        after = await list_store.get_held(ctx.tx, held_id) or held
+        outcome.already.append(_already(number, after.state, after.handled_by, after.handled_at))
+        return
+    await membership.log(
+        ctx, lst, who, action, HELD, ref_id=held_id, subject_address=held.sender, detail=reason
+    )
+    (outcome.accepted if action == ACCEPT else outcome.discarded).append(label)

@@ -1,0 +1,175 @@
+"""The shape of the imports: no import cycle among mailhub's modules, and no import inside
+a function except the few listed below (an import inside a function is how a cycle hides).
+
+Run as a script for the numbers: `python tests/test_architecture.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "mailhub"
+
+# (module, what it imports inside a function): each for a reason other than a cycle.
+ALLOWED_IN_FUNCTIONS = {
+    # pypdf is large and only needed when a report carries a PDF; its logger is quietened
+    # at the same moment.
+    ("mailhub.conduct.reading", "pypdf"),
+    ("mailhub.conduct.reading", "logging"),
+    # Standard library, used on one rare path (a withheld part's placeholder message).
+    ("mailhub.conduct.reading", "email.parser"),
+    # Reads the confusables table once per process (the function is cached).
+    ("mailhub.conduct.conflicts", "importlib"),
+    # read_message runs in the content worker process, which imports content.py alone.
+    ("mailhub.content", "mailhub.parsing"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _base(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    parts = parts[: len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def scan() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
+    """(module → the mailhub modules it imports, at its top or inside a function, and every
+    import inside a function as (module, line, what)). Imports under `if TYPE_CHECKING:` are not
+    made at run time and are left out."""
+    modules = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    inside: list[tuple[str, int, str]] = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        in_function = {
+            id(n)
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+            for n in ast.walk(f)
+        }
+        type_only = {
+            id(n)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for stmt in block.body
+            for n in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in type_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = _base(module, path.name == "__init__.py", node)
+                # `from mailhub.lists import posting` imports the module mailhub.lists.posting
+                targets = sorted(
+                    {
+                        f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                        for a in node.names
+                    }
+                )
+            for target in targets:
+                if id(node) in in_function:
+                    inside.append((module, node.lineno, target))
+                # An import inside a function is an edge too: it only puts the cycle off.
+                if target in modules and target != module:
+                    graph[module].add(target)
+    return graph, inside
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a loop (strongly
+    connected components of more than one module; Tarjan's algorithm, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    found.append(sorted(group))
+    return found
+
+
+def test_no_import_cycles():
+    graph, _ = scan()
+    assert cycles(graph) == []
+
+
+def test_no_imports_inside_functions_but_the_listed_ones():
+    _, inside = scan()
+    unlisted = [
+        f"{m}:{line} imports {t}" for m, line, t in inside if (m, t) not in ALLOWED_IN_FUNCTIONS
+    ]
+    assert unlisted == []
+
+
+def test_errors_and_readers_import_nothing_from_mailhub():
+    graph, _ = scan()
+    assert graph["mailhub.errors"] == set()
+    assert graph["mailhub.readers"] == {"mailhub.errors"}
+
+
+def test_config_readers_import_nothing_from_the_apps_logic():
+    graph, _ = scan()
+    for module in ("mailhub.lists.config", "mailhub.conduct.config"):
+        assert graph[module] <= {"mailhub.errors", "mailhub.readers"}, module
+
+
+def test_the_scheduler_does_not_know_the_apps():
+    graph, _ = scan()
+    assert not {m for m in graph["mailhub.scheduler"] if m.split(".")[1] in ("lists", "conduct")}
+
+
+if __name__ == "__main__":
+    graph, inside = scan()
+    groups = cycles(graph)
+    print(f"modules: {len(graph)}")
+    print(f"import cycles: {len(groups)}")
+    for group in groups:
+        print("  " + " <-> ".join(group))
+    statements = sorted({(m, line) for m, line, _ in inside})
+    print(f"imports inside functions: {len(statements)} statements")
+    for m, line, t in sorted(inside):
+        print(f"  {m}:{line} {t}")
