@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mailhub.addresses import reserved_names, reserved_suffixes
 from mailhub.errors import ConfigError
 from mailhub.readers import (
     get_addresses,
@@ -52,7 +53,9 @@ LIST_KEYS = (
 )
 DMARC_KEYS = ("strict_domains", "enabled")
 # Local parts the service itself answers: a list may not take them.
-RESERVED = {"postmaster", "abuse", "enquiries", "conduct", "mailer-daemon"}
+# Names a list may not take, and endings it may not have: they are other addresses
+# (derived from the one address spec, so a new address kind reserves its name here too).
+RESERVED = reserved_names()
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def parse_list(t: dict[str, Any], key: str) -> ListConfig:
             f"{name!r} cannot be a list name (letters, digits, . _ -; "
             f"not {', '.join(sorted(RESERVED))})",
         )
-    for suffix in ("-join", "-leave", "-request", "-owner", "-confirm", "-bounces"):
+    for suffix in reserved_suffixes():
         if name.endswith(suffix):
             raise ConfigError(f"{key}.name", f"{name!r} ends in {suffix}, which is a list command")
     return ListConfig(

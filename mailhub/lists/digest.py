@@ -21,11 +21,11 @@ from email.utils import format_datetime
 from mailhub import logs
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
+from mailhub.jobs import Job
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses, list_headers, stripped_copy
 from mailhub.messages import address, build_message, new_message_id, to_bytes
 from mailhub.routing import Route
-from mailhub.scheduler import Job
 from mailhub.store import lists as store
 from mailhub.store.lists import ArchivedPost
 

@@ -107,7 +107,7 @@ def unsubscribe_uri(secret: bytes, list_name: str, address: str, domain: str) ->
 
 def command_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
     """The member's own command address. It reuses the `LIST-confirm+TOKEN@D` form (the
-    router already knows it; mailhub.lists.membership.handle_confirm tells a member token
+    router already knows it; mailhub.lists.confirm.handle_confirm tells a member token
     from a stored confirmation token). A command there counts at once only when From:
     (and the envelope sender) is the member the token was made for."""
     token = member_token(secret, COMMANDS, list_name, address)
