@@ -160,6 +160,13 @@ def test_digests_send(config, capsys):
     assert run(config, "digests", "send", "nosuch") == 1
 
 
+def test_review_send_is_the_name_and_now_sends_what_is_not_due(config, capsys):
+    assert run(config, "review", "send") == 0
+    assert "queued 0 digest(s)" in capsys.readouterr().out
+    assert run(config, "review", "send", "--now") == 0
+    assert run(config, "review", "send", "nosuch", "--now") == 1
+
+
 def test_a_list_taken_out_of_the_config_keeps_its_members_and_is_shown(config, capsys):
     assert run(config, "members", "invited", "--add", "ivy@example.net") == 0
     config.write_text(config.read_text().split('[[lists]]\nname = "invited"')[0])

@@ -1,5 +1,5 @@
 """CLI commands of the lists app: `mailhub lists`, `mailhub members LIST [...]`,
-`mailhub digests send [LIST]`.
+`mailhub review send [LIST] [--now]` (`digests send` is an alias).
 
 Changes made here go through the same store functions and templates as the mail
 handlers, in transactions of their own; mail they cause (welcomes, invitations,
@@ -55,11 +55,21 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.set_defaults(func=cmd_members)
 
-    p = sub.add_parser("digests", parents=[common], help="the facilitators' digests")
-    p.add_argument("action", choices=["send"], help="send the digests that are due now")
+    # The facilitators' digest is the list's "review" (design.md); `digests` stays an alias.
+    p = sub.add_parser(
+        "review",
+        aliases=["digests"],
+        parents=[common],
+        help="the facilitators' review of pending requests and held posts",
+    )
+    p.add_argument("action", choices=["send"], help="send the reviews that are due now")
     p.add_argument("list", nargs="?", help="only this list")
     p.add_argument(
-        "--all", action="store_true", help="send every digest that has entries, due or not"
+        "--now",
+        "--all",
+        dest="all",
+        action="store_true",
+        help="send every review that has entries, due or not",
     )
     p.set_defaults(func=cmd_digests)
 
