@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest_asyncio
 
-from mailhub.lists.bounces import failures, next_score
+from mailhub.lists.bounces import content_only, failures, next_score
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN
 from tests.support.lists import stop_hub
@@ -34,14 +34,20 @@ def test_garbage_reports_nothing():
     assert failures(b"\xff\xfe garbage") == (set(), set())
 
 
-def dsn(rcpt: str) -> bytes:
+def test_content_errors_are_not_mailbox_errors():
+    assert content_only(dsn("cat@example.org", "5.6.7"))
+    assert not content_only(dsn("cat@example.org", "5.1.1"))
+    assert not content_only(b"no report at all")
+
+
+def dsn(rcpt: str, status: str = "5.1.1") -> bytes:
     return (
         "From: MAILER-DAEMON@mx.example.org\r\nTo: green-bounces@cop.example.org\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
         'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
         "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
         "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n"
-        f"\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {status}\r\n"
         "--B--\r\n"
     ).encode()
 
@@ -131,3 +137,16 @@ async def test_several_bounces_a_day_still_reach_the_threshold(hub):
         await hub.idle()
         hub.clock.advance(DAY / 2)
     assert (await member(hub, "bob@example.net")).status == "disabled"
+
+
+async def test_a_content_error_through_verp_does_not_count(hub):
+    """A relay refusing the copy itself (5.6.7: it cannot carry SMTPUTF8 mail) says nothing
+    about the member's mailbox."""
+    hub.sink.scripts["bob@example.net"] = ["550 5.1.1 no such user"]
+    await hub.send("ann@example.net", [LIST], post(body="Post\n"))
+    received = await hub.sink.wait_for(lambda rs: len(verp_dsns(rs)) > 0)
+    verp = verp_dsns(received)[0].rcpt
+    code, _ = await hub.send("", [verp], dsn("bob@example.net", "5.6.7"))
+    assert code == 250
+    await hub.idle()
+    assert (await member(hub, "bob@example.net")).bounce_score == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email
 import logging
+import re
 from email.message import Message
 
 from flufl.bounce import all_failures
@@ -60,6 +61,17 @@ def failures(raw: bytes) -> tuple[set[str], set[str]]:
     return norm(temporary), norm(permanent)
 
 
+_STATUS = re.compile(rb"(?im)^status:[ \t]*([245])\.(\d{1,3})\.\d{1,3}")
+
+
+def content_only(raw: bytes) -> bool:
+    """Does the report give only message-content (media) errors, status X.6.X (RFC 3463)?
+    Then the mailbox is fine and the message was the problem (e.g. a relay that cannot
+    carry SMTPUTF8 mail): it must not count against the member. Pure."""
+    statuses = _STATUS.findall(raw[:200_000])
+    return bool(statuses) and all(detail == b"6" for _, detail in statuses)
+
+
 async def handle_bounce(ctx: Context, mail: Incoming, route: Route) -> None:
     cfg = find_list(ctx.config.lists, route.get("list"))
     if cfg is None:
@@ -90,6 +102,15 @@ async def handle_bounce(ctx: Context, mail: Incoming, route: Route) -> None:
                 list=cfg.name,
                 member=who,
                 outcome="delay ignored",
+            )
+            return
+        if content_only(mail.raw):
+            logs.event(
+                "list.bounce",
+                queue_id=mail.queue_id,
+                list=cfg.name,
+                member=who,
+                outcome="content error ignored",
             )
             return
         bounced = [who]
