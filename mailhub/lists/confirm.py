@@ -9,9 +9,17 @@ from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
 from mailhub.lists import moderation, moderation_reply, requests, tokens
 from mailhub.lists.config import ListConfig
-from mailhub.lists.membership import _list, _until, answer, log, note_from, tell, welcome, when
+from mailhub.lists.membership import (
+    _list,
+    answer,
+    join_bar,
+    log,
+    note_from,
+    tell,
+    welcome,
+    when,
+)
 from mailhub.routing import Route
-from mailhub.store import bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as store
 
@@ -23,26 +31,16 @@ async def _confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: st
         await _already(ctx, lst, who, request)
         return
     await store.use_token(tx, token.id, now)
-    if await list_store.get_member(tx, lst.name, who):
-        await store.confirm_request(tx, request.id, store.JOINED, "", now)
-        await tell(ctx, lst, who, "membership_status", situation="already_member")
-        return
-    ban = await bans.active(tx, who, lst.name, now)
-    if ban is not None:
-        await store.settle_request(
-            tx, request.id, state=store.REJECTED, by="", now=now, reason="banned"
-        )
-        await tell(
-            ctx, lst, who, "membership_status", situation="banned", until=_until(ban.ends_at)
-        )
-        return
-    invitation = await store.get_invitation(tx, lst.name, who)
-    invited = invitation is not None and invitation.used_at is None
-    if lst.subscription == "invite" and not invited:
-        await store.settle_request(
-            tx, request.id, state=store.REJECTED, by="", now=now, reason="not invited"
-        )
-        await tell(ctx, lst, who, "membership_status", situation="invite_only")
+    bar, invited = await join_bar(ctx, lst, who)
+    if bar is not None:
+        if bar.situation == "already_member":
+            await store.confirm_request(tx, request.id, store.JOINED, "", now)
+        else:
+            await store.settle_request(
+                tx, request.id, state=store.REJECTED, by="", now=now, reason=bar.reason
+            )
+        extra = {"until": bar.until} if bar.situation == "banned" else {}
+        await tell(ctx, lst, who, "membership_status", situation=bar.situation, **extra)
         return
     if lst.subscription == "approve" and not invited:
         await store.confirm_request(tx, request.id, store.PENDING, note_from(mail), now)

@@ -20,6 +20,7 @@ waiting for it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -253,6 +254,32 @@ async def unconfirmed_request(
     )
 
 
+@dataclass(frozen=True)
+class JoinBar:
+    """Why an address cannot join a list now: a `membership_status` situation, the end of a
+    ban (`until`), and the reason kept on a refused request."""
+
+    situation: str  # already_member | banned | invite_only
+    until: str = ""
+    reason: str = ""
+
+
+async def join_bar(ctx: Context, lst: ListConfig, who: str) -> tuple[JoinBar | None, bool]:
+    """(what bars `who` from joining `lst`, or None; whether they hold an unused invitation).
+    Asked when a request arrives and again when it is confirmed: things change between."""
+    tx, now = ctx.tx, ctx.now()
+    if await list_store.get_member(tx, lst.name, who):
+        return JoinBar("already_member"), False
+    ban = await bans.active(tx, who, lst.name, now)
+    if ban is not None:
+        return JoinBar("banned", _until(ban.ends_at), "banned"), False
+    invitation = await store.get_invitation(tx, lst.name, who)
+    invited = invitation is not None and invitation.used_at is None
+    if lst.subscription == "invite" and not invited:
+        return JoinBar("invite_only", reason="not invited"), False
+    return None, invited
+
+
 async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
     """`LIST-join@D`, and `subscribe` sent to `LIST-request@D` (called by the posting side)."""
     lst = _list(ctx, route)
@@ -260,20 +287,12 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
     if not who:
         return
     tx, now = ctx.tx, ctx.now()
-    if await list_store.get_member(tx, lst.name, who):
-        await answer(ctx, mail, lst, "membership_status", situation="already_member")
-        return
-    ban = await bans.active(tx, who, lst.name, now)
-    if ban is not None:
-        await answer(
-            ctx, mail, lst, "membership_status", situation="banned", until=_until(ban.ends_at)
-        )
-        return
-    invitation = await store.get_invitation(tx, lst.name, who)
-    invited = invitation is not None and invitation.used_at is None
-    if lst.subscription == "invite" and not invited:
-        await answer(ctx, mail, lst, "membership_status", situation="invite_only")
-        await log(ctx, lst, who, "join-refused", "request", detail="not invited")
+    bar, invited = await join_bar(ctx, lst, who)
+    if bar is not None:
+        extra = {"until": bar.until} if bar.situation == "banned" else {}
+        await answer(ctx, mail, lst, "membership_status", situation=bar.situation, **extra)
+        if bar.situation == "invite_only":
+            await log(ctx, lst, who, "join-refused", "request", detail="not invited")
         return
     name = display_name_of(mail, who)
     note = note_from(mail)
