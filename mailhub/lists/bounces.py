@@ -20,10 +20,9 @@ from flufl.bounce import all_failures
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
+from mailhub.lists import notices
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.lists.headers import ListAddresses
 from mailhub.lists.verp import find_member
-from mailhub.messages import address, build_message
 from mailhub.routing import Route
 from mailhub.store import lists as store
 from mailhub.store import secrets
@@ -134,24 +133,9 @@ async def _count(ctx: Context, cfg: ListConfig, who: str, queue_id: str) -> None
     await store.record_bounce(ctx.tx, cfg.name, who, "hard", score, now, counted=counted)
     outcome = "counted"
     if score >= cfg.bounce_threshold and await store.disable_member(ctx.tx, cfg.name, who, now):
-        await _tell_disabled(ctx, cfg, who)
+        # From a null return path: this notice must never bounce back to us.
+        await notices.tell(ctx, cfg, who, "posting_disabled")
         outcome = "disabled"
     logs.event(
         "list.bounce", queue_id=queue_id, list=cfg.name, member=who, score=score, outcome=outcome
     )
-
-
-async def _tell_disabled(ctx: Context, cfg: ListConfig, who: str) -> None:
-    """Tell the member (from a null return path: this notice must never bounce back to us)."""
-    a = ListAddresses.of(cfg.name, ctx.domain)
-    text = ctx.templates.render("posting_disabled", cfg.language, list=cfg, a=a, domain=ctx.domain)
-    notice = build_message(
-        from_=address(cfg.display_name, a.owner),
-        to=who,
-        subject=text.subject,
-        body=text.body,
-        domain=ctx.domain,
-        now=ctx.now(),
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    await ctx.send(notice, [who], kind="list.disabled", mail_from="")

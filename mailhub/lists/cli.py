@@ -22,7 +22,7 @@ from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.context import Context, Runtime
 from mailhub.errors import UserError
-from mailhub.lists import jobs, membership, moderation, tokens
+from mailhub.lists import jobs, membership, moderation, notices, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
@@ -293,13 +293,7 @@ async def _invite(store: Store, config: Config, lst: ListConfig, addresses: list
                 max(lst.confirm_expiry, lst.request_expiry),
                 request_id=request_id,
             )
-            await membership.tell(
-                ctx,
-                lst,
-                address,
-                "membership_invitation",
-                reply_to=membership.confirm_address(ctx, lst, token),
-            )
+            await notices.tell(ctx, lst, address, "membership_invitation", reply_token=token)
             await membership.log(
                 ctx, lst, _actor(), "invited", "invitation", subject_address=address
             )

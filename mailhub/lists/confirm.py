@@ -7,17 +7,14 @@ from __future__ import annotations
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
-from mailhub.lists import moderation, moderation_reply, requests, tokens
+from mailhub.lists import moderation, moderation_reply, notices, requests, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.membership import (
     _list,
-    answer,
     join_bar,
     log,
     note_from,
-    tell,
     welcome,
-    when,
 )
 from mailhub.routing import Route
 from mailhub.store import lists as list_store
@@ -40,14 +37,14 @@ async def _confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: st
                 tx, request.id, state=store.REJECTED, by="", now=now, reason=bar.reason
             )
         extra = {"until": bar.until} if bar.situation == "banned" else {}
-        await tell(ctx, lst, who, "membership_status", situation=bar.situation, **extra)
+        await notices.tell(ctx, lst, who, "membership_status", situation=bar.situation, **extra)
         return
     if lst.subscription == "approve" and not invited:
         await store.confirm_request(tx, request.id, store.PENDING, note_from(mail), now)
         await log(
             ctx, lst, who, "join-confirmed", "request", ref_id=request.id, subject_address=who
         )
-        await tell(ctx, lst, who, "membership_status", situation="pending")
+        await notices.tell(ctx, lst, who, "membership_status", situation="pending")
         await moderation.on_new_item(ctx, lst)
         return
     await store.confirm_request(tx, request.id, store.JOINED, "", now)
@@ -62,18 +59,18 @@ async def _already(
 ) -> None:
     """A confirmation that has already done its work: say where things stand."""
     if await list_store.get_member(ctx.tx, lst.name, who):
-        await tell(ctx, lst, who, "membership_status", situation="already_member")
+        await notices.tell(ctx, lst, who, "membership_status", situation="already_member")
     elif request is not None and request.state == store.PENDING:
-        await tell(
+        await notices.tell(
             ctx,
             lst,
             who,
             "membership_status",
             situation="already_pending",
-            since=when(request.confirmed_at),
+            since=notices.when(request.confirmed_at),
         )
     else:
-        await tell(
+        await notices.tell(
             ctx, lst, who, "membership_status", situation="token_invalid", reason=tokens.USED
         )
 
@@ -83,9 +80,9 @@ async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> N
     await store.use_token(ctx.tx, token.id, ctx.now())
     if await list_store.remove_member(ctx.tx, lst.name, who):
         await log(ctx, lst, who, "left", "member", subject_address=who)
-        await tell(ctx, lst, who, "membership_status", situation="left")
+        await notices.tell(ctx, lst, who, "membership_status", situation="left")
     else:
-        await tell(ctx, lst, who, "membership_status", situation="not_member")
+        await notices.tell(ctx, lst, who, "membership_status", situation="not_member")
 
 
 # --- LIST-confirm+TOKEN@D ---------------------------------------------------------------
@@ -127,7 +124,7 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
         and token.purpose == tokens.CONFIRM_LEAVE
         and await list_store.get_member(ctx.tx, lst.name, token.address) is None
     ):
-        await tell(ctx, lst, token.address, "membership_status", situation="not_member")
+        await notices.tell(ctx, lst, token.address, "membership_status", situation="not_member")
         return
     if problem is not None or token is None:
         logs.event(
@@ -140,7 +137,9 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
         )
         settings = token is not None and token.purpose == tokens.CONFIRM_SETTINGS
         situation = "settings_invalid" if settings else "token_invalid"
-        await answer(ctx, mail, lst, "membership_status", situation=situation, reason=problem)
+        await notices.answer(
+            ctx, mail, lst, "membership_status", situation=situation, reason=problem
+        )
         return
     if token.purpose == tokens.CONFIRM_JOIN:
         await _confirm_join(ctx, mail, lst, token)

@@ -22,9 +22,10 @@ from mailhub import logs
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.jobs import Job
+from mailhub.lists import notices
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses, list_headers, stripped_copy
-from mailhub.messages import address, build_message, new_message_id, to_bytes
+from mailhub.messages import address, new_message_id, to_bytes
 from mailhub.routing import Route
 from mailhub.store import lists as store
 from mailhub.store.lists import ArchivedPost
@@ -130,10 +131,7 @@ def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[
         DigestEntry(n, p.sender, p.subject, format_datetime(as_datetime(p.archived_at)))
         for n, p in enumerate(posts, 1)
     ]
-    a = ListAddresses.of(cfg.name, ctx.domain)
-    text = ctx.templates.render(
-        "posting_digest", cfg.language, list=cfg, a=a, entries=entries, domain=ctx.domain
-    )
+    text = notices.render(ctx, cfg, "posting_digest", entries=entries)
     return build_digest(
         cfg,
         posts,
@@ -164,19 +162,9 @@ async def handle_digest_now(ctx: Context, mail: Incoming, route: Route) -> None:
     else:
         outcome = await _digest_now(ctx, mail, cfg, who)
     if outcome in NOT_SENT:
-        a = ListAddresses.of(cfg.name, ctx.domain)
-        text = ctx.templates.render(
-            "posting_digest_now", cfg.language, list=cfg, a=a, reason=outcome, domain=ctx.domain
+        await notices.answer(
+            ctx, mail, cfg, "posting_digest_now", sender=notices.REQUEST, reason=outcome
         )
-        reply = build_message(
-            from_=address(cfg.display_name, a.request),
-            to=mail.mail_from,
-            subject=text.subject,
-            body=text.body,
-            domain=ctx.domain,
-            now=ctx.now(),
-        )
-        await ctx.auto_reply(mail, reply, kind="list.posting_digest_now")
     logs.event(
         "list.digest_now", queue_id=mail.queue_id, list=cfg.name, sender=who, outcome=outcome
     )

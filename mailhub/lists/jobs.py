@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mailhub.context import Context
 from mailhub.jobs import Job
-from mailhub.lists import membership, posting
+from mailhub.lists import membership, notices, posting
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest import JOBS as MEMBER_DIGESTS
 from mailhub.lists.moderation import DAY, HELD, REQUEST, send_due
@@ -25,9 +25,7 @@ async def expire(ctx: Context, lst: ListConfig) -> None:
             await membership.log(
                 ctx, lst, "", "expired", REQUEST, ref_id=request.id, subject_address=request.address
             )
-            await membership.tell(
-                ctx, lst, request.address, "membership_status", situation="expired"
-            )
+            await notices.tell(ctx, lst, request.address, "membership_status", situation="expired")
     held = [
         h
         for h in await list_store.held_posts(tx, lst.name, "held")

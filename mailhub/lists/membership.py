@@ -21,20 +21,15 @@ waiting for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from mailhub import logs
-from mailhub.addresses import address as mailhub_address
-from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.forwarding import forward
-from mailhub.lists import tokens
+from mailhub.lists import notices, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.digest_reply import new_lines, reply_text
-from mailhub.lists.headers import ListAddresses
 from mailhub.mailbox import mailbox_key
-from mailhub.messages import address, build_message
 from mailhub.parsing import addresses, clean
 from mailhub.routing import Route
 from mailhub.store import Tx, bans
@@ -50,76 +45,6 @@ _COMMAND_WORDS = {"subscribe", "join", "yes", "ok", "confirm", "ymuno", "ie", "i
 
 
 # --- shared by the membership and moderation sides -------------------------------------
-
-
-def when(ts: float | None) -> str:
-    """A date people can read in any language of the list."""
-    return as_datetime(ts).strftime("%Y-%m-%d %H:%M UTC") if ts is not None else "-"
-
-
-def list_vars(ctx: Context, lst: ListConfig) -> dict[str, str]:
-    a = ListAddresses.of(lst.name, ctx.domain)
-    return {
-        "name": lst.name,
-        "display_name": lst.display_name,
-        "description": lst.description,
-        "post": a.post,
-        "join": a.join,
-        "leave": a.leave,
-        "request": a.request,
-        "owner": a.owner,
-        "conduct": mailhub_address("conduct", ctx.domain)
-        if ctx.config.conduct is not None
-        else a.owner,
-    }
-
-
-def confirm_address(ctx: Context, lst: ListConfig, token: str) -> str:
-    return mailhub_address("LIST-confirm+TOKEN", ctx.domain, list=lst.name, token=token)
-
-
-def compose(
-    ctx: Context,
-    lst: ListConfig,
-    template: str,
-    to: str,
-    *,
-    reply_to: str = "",
-    **variables: Any,
-) -> EmailMessage:
-    text = ctx.templates.render(
-        template, lst.language, list=list_vars(ctx, lst), domain=ctx.domain, **variables
-    )
-    return build_message(
-        from_=address(lst.display_name, ListAddresses.of(lst.name, ctx.domain).owner),
-        to=to,
-        subject=text.subject,
-        body=text.body,
-        domain=ctx.domain,
-        now=ctx.now(),
-        headers={"Reply-To": reply_to} if reply_to else None,
-    )
-
-
-async def answer(
-    ctx: Context, mail: Incoming, lst: ListConfig, template: str, **variables: Any
-) -> bool:
-    """An automatic answer to the sender of `mail` (RFC 3834 rules and rate limit apply)."""
-    msg = compose(ctx, lst, template, mail.mail_from, **variables)
-    kind = f"lists.{template}.{variables.get('situation', '')}".rstrip(".")
-    return await ctx.auto_reply(mail, msg, kind=kind)
-
-
-async def tell(
-    ctx: Context, lst: ListConfig, to: str, template: str, *, reply_to: str = "", **variables: Any
-) -> None:
-    """Mail to `to` that a person's action caused: sent directly, from a null return path."""
-    msg = compose(ctx, lst, template, to, reply_to=reply_to, **variables)
-    # Generated, not a reply: out-of-office robots must not answer it (RFC 3834 §5).
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    kind = f"lists.{template}.{variables.get('situation', '')}".rstrip(".")
-    await ctx.send(msg, [to], kind=kind, mail_from="")
 
 
 async def issue_token(
@@ -175,7 +100,7 @@ def _list(ctx: Context, route: Route) -> ListConfig:
 
 
 async def welcome(ctx: Context, lst: ListConfig, to: str, *, approved_by: str = "") -> None:
-    await tell(ctx, lst, to, "membership_welcome", approved=bool(approved_by))
+    await notices.tell(ctx, lst, to, "membership_welcome", approved=bool(approved_by))
 
 
 async def log(ctx: Context, lst: ListConfig, actor: str, action: str, kind: str, **kw: Any) -> None:
@@ -290,7 +215,7 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
     bar, invited = await join_bar(ctx, lst, who)
     if bar is not None:
         extra = {"until": bar.until} if bar.situation == "banned" else {}
-        await answer(ctx, mail, lst, "membership_status", situation=bar.situation, **extra)
+        await notices.answer(ctx, mail, lst, "membership_status", situation=bar.situation, **extra)
         if bar.situation == "invite_only":
             await log(ctx, lst, who, "join-refused", "request", detail="not invited")
         return
@@ -300,13 +225,13 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
     # someone else by sending mail in their name.
     pending = await store.open_request(tx, lst.name, who)
     if pending is not None and pending.state == store.PENDING:
-        await answer(
+        await notices.answer(
             ctx,
             mail,
             lst,
             "membership_status",
             situation="already_pending",
-            since=when(pending.confirmed_at),
+            since=notices.when(pending.confirmed_at),
         )
         return
     if not await may_confirm(ctx, mail, lst, who, "join"):
@@ -316,23 +241,22 @@ async def handle_join(ctx: Context, mail: Incoming, route: Route) -> None:
         ctx, lst, tokens.CONFIRM_JOIN, who, lst.confirm_expiry, request_id=request_id
     )
     await log(ctx, lst, who, "join-asked", "request", ref_id=request_id, subject_address=who)
-    msg = compose(
+    if await notices.answer(
         ctx,
+        mail,
         lst,
         "membership_confirm",
-        who,
-        reply_to=confirm_address(ctx, lst, token),
+        reply_token=token,
         action="join",
         again=pending is not None,
         needs_approval=lst.subscription == "approve" and not invited,
-        expires=when(now + lst.confirm_expiry),
-    )
-    if await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.join"):
+        expires=notices.when(now + lst.confirm_expiry),
+    ):
         await confirmation_sent(ctx, lst, who, tokens.CONFIRM_JOIN)
 
 
 def _until(ends_at: float | None) -> str:
-    return when(ends_at) if ends_at is not None else ""
+    return notices.when(ends_at) if ends_at is not None else ""
 
 
 # --- leaving ----------------------------------------------------------------------------
@@ -351,26 +275,25 @@ async def handle_leave(ctx: Context, mail: Incoming, route: Route) -> None:
             await store.settle_request(tx, request.id, state=store.WITHDRAWN, by=who, now=now)
             await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_JOIN, now)
             await log(ctx, lst, who, "withdrawn", "request", ref_id=request.id, subject_address=who)
-            await answer(ctx, mail, lst, "membership_status", situation="withdrawn")
+            await notices.answer(ctx, mail, lst, "membership_status", situation="withdrawn")
         else:
-            await answer(ctx, mail, lst, "membership_status", situation="not_member")
+            await notices.answer(ctx, mail, lst, "membership_status", situation="not_member")
         return
     if not await may_confirm(ctx, mail, lst, who, "leave"):
         return
     await store.void_tokens(tx, lst.name, who, tokens.CONFIRM_LEAVE, now)
     token = await issue_token(ctx, lst, tokens.CONFIRM_LEAVE, who, lst.confirm_expiry)
-    msg = compose(
+    if await notices.answer(
         ctx,
+        mail,
         lst,
         "membership_confirm",
-        who,
-        reply_to=confirm_address(ctx, lst, token),
+        reply_token=token,
         action="leave",
         again=False,
         needs_approval=False,
-        expires=when(now + lst.confirm_expiry),
-    )
-    if await ctx.auto_reply(mail, msg, kind="lists.membership_confirm.leave"):
+        expires=notices.when(now + lst.confirm_expiry),
+    ):
         await confirmation_sent(ctx, lst, who, tokens.CONFIRM_LEAVE)
 
 

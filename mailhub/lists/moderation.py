@@ -16,7 +16,7 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.context import Context
-from mailhub.lists import membership, tokens
+from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest_reply import (
     ACCEPT,
@@ -145,7 +145,7 @@ def _entry_vars(number: int, item: Item) -> dict[str, Any]:
         "kind": item.kind,
         "name": item.name,
         "address": item.address,
-        "when": membership.when(item.at),
+        "when": notices.when(item.at),
         "note": item.note,
         "subject": item.subject or "(no subject)",
         "reason": item.reason,
@@ -166,7 +166,7 @@ async def send_digest(
     numbered = [i for i in items if i.kind in (REQUEST, HELD)]
     info = [i for i in items if i.kind == "disabled"]
     digest_id = None
-    reply_to = ""
+    reply_token = ""
     if items:
         digest_id = await store.add_digest(
             ctx.tx,
@@ -186,13 +186,13 @@ async def send_digest(
                 lst.request_expiry + DIGEST_TOKEN_GRACE,
                 digest_id=digest_id,
             )
-            reply_to = membership.confirm_address(ctx, lst, token)
-    await membership.tell(
+            reply_token = token
+    await notices.tell(
         ctx,
         lst,
         recipient,
         "membership_digest",
-        reply_to=reply_to,
+        reply_token=reply_token,
         role=role,
         entries=[_entry_vars(n, i) for n, i in enumerate(numbered, start=1)],
         disabled=[_entry_vars(0, i) for i in info],

@@ -9,7 +9,7 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, posting, tokens
+from mailhub.lists import membership, notices, posting, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest_reply import (
     ACCEPT,
@@ -96,7 +96,7 @@ async def handle_digest_reply(
     if not sender_matches(mail, who):
         # Someone holding a facilitator's token is not that facilitator: nothing changes.
         _log_reply(lst, token, mail, "refused", mail.mail_from, reason="sender")
-        await membership.answer(ctx, mail, lst, "membership_digest_refused", reason="sender")
+        await notices.answer(ctx, mail, lst, "membership_digest_refused", reason="sender")
         return
     role = role_of(lst, who)
     problem = tokens.token_problem(token, lst.name, now)
@@ -104,7 +104,7 @@ async def handle_digest_reply(
         problem = "not-moderator"
     if problem is not None:
         _log_reply(lst, token, mail, "refused", who, reason=problem)
-        await membership.tell(ctx, lst, who, "membership_digest_refused", reason=problem)
+        await notices.tell(ctx, lst, who, "membership_digest_refused", reason=problem)
         if role is not None:
             items = await pending_items(ctx, lst, role)
             if any(i.kind in (REQUEST, HELD) for i in items):
@@ -115,7 +115,7 @@ async def handle_digest_reply(
     if not parsed.commands:
         # Nothing to do: the token stays good, so the facilitator can simply try again.
         _log_reply(lst, token, mail, "no commands", who)
-        await membership.tell(
+        await notices.tell(
             ctx,
             lst,
             who,
@@ -125,7 +125,7 @@ async def handle_digest_reply(
         )
         return
     if not await store.use_token(tx, token.id, now):
-        await membership.tell(ctx, lst, who, "membership_digest_refused", reason=tokens.USED)
+        await notices.tell(ctx, lst, who, "membership_digest_refused", reason=tokens.USED)
         return
     entries = await store.digest_entries(tx, token.digest_id or 0)
     outcome = Outcome(problems=list(parsed.problems))
@@ -208,7 +208,7 @@ async def _act_on_request(
         ban = await bans.active(tx, request.address, lst.name, now)
         if ban is not None and request.state == store.PENDING:
             outcome.not_allowed.append(
-                f"{label} (banned until {membership.when(ban.ends_at)})"
+                f"{label} (banned until {notices.when(ban.ends_at)})"
                 if ban.ends_at
                 else f"{label} (banned)"
             )
@@ -235,7 +235,7 @@ async def _act_on_request(
             await membership.welcome(ctx, lst, request.address, approved_by=who)
         outcome.approved.append(label)
     else:
-        await membership.tell(
+        await notices.tell(
             ctx, lst, request.address, "membership_status", situation="rejected", reason=reason
         )
         outcome.rejected.append(label)
@@ -248,7 +248,7 @@ def _already(number: int, state: str, by: str, at: float | None) -> dict[str, An
         "number": number,
         "state": state if state in known else "handled",
         "by": by,
-        "when": membership.when(at),
+        "when": notices.when(at),
     }
 
 

@@ -12,14 +12,11 @@ from email.message import EmailMessage
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import moderation
+from mailhub.lists import moderation, notices
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.headers import ListAddresses, distribution_copy, extract_list_ids, list_id
 from mailhub.messages import (
     MAX_HOPS,
-    Rendered,
-    address,
-    build_message,
     head_fields,
     hops,
     new_message_id,
@@ -140,11 +137,13 @@ async def handle_post(ctx: Context, mail: Incoming, route: Route) -> None:
             raw=mail.raw,
             now=ctx.now(),
         )
-        await _notify(ctx, mail, cfg, "posting_held", code=decision.code)
+        await notices.answer(
+            ctx, mail, cfg, "posting_held", code=decision.code, days=wait_days(cfg)
+        )
         await moderation.on_new_item(ctx, cfg)
         logs.event("list.post", **fields, outcome="held", held_id=held_id, code=decision.code)
     elif isinstance(decision, Reject):
-        await _notify(ctx, mail, cfg, "posting_rejected", code=decision.code)
+        await notices.answer(ctx, mail, cfg, "posting_rejected", code=decision.code)
         logs.event("list.post", **fields, outcome="rejected", code=decision.code)
     else:
         logs.event("list.post", **fields, outcome="discarded", reason=decision.reason)
@@ -181,13 +180,7 @@ async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
     ]
     if not rcpts:
         return 0
-    footer = ctx.templates.render(
-        "posting_footer",
-        cfg.language,
-        list=cfg,
-        a=ListAddresses.of(cfg.name, ctx.domain),
-        domain=ctx.domain,
-    ).body
+    footer = notices.render(ctx, cfg, "posting_footer").body
     copy = distribution_copy(
         raw,
         cfg=cfg,
@@ -223,38 +216,9 @@ def thread_id(msg: EmailMessage) -> str:
     return replies[0] if replies else ""
 
 
-async def _notify(
-    ctx: Context, mail: Incoming, cfg: ListConfig, template: str, *, code: str = "", **extra
-) -> bool:
-    """A notice to the poster, through the RFC 3834 rules and the rate limit."""
-    a = ListAddresses.of(cfg.name, ctx.domain)
-    text = ctx.templates.render(
-        template,
-        cfg.language,
-        list=cfg,
-        a=a,
-        code=code,
-        days=max(1, round(cfg.request_expiry / 86400)),
-        domain=ctx.domain,
-        **extra,
-    )
-    return await answer_as_list(ctx, mail, cfg, a.owner, text, kind=f"list.{template}")
-
-
-async def answer_as_list(
-    ctx: Context, mail: Incoming, cfg: ListConfig, from_: str, text: Rendered, *, kind: str
-) -> bool:
-    """Send `text` back to the sender of `mail` from one of the list's own addresses, through
-    the RFC 3834 rules and the rate limit."""
-    reply = build_message(
-        from_=address(cfg.display_name, from_),
-        to=mail.mail_from,
-        subject=text.subject,
-        body=text.body,
-        domain=ctx.domain,
-        now=ctx.now(),
-    )
-    return await ctx.auto_reply(mail, reply, kind=kind)
+def wait_days(cfg: ListConfig) -> int:
+    """How many days a held post waits for the facilitators, as its notices say it."""
+    return max(1, round(cfg.request_expiry / 86400))
 
 
 # --- acting on held posts (used by the facilitators' digest and the expiry job) --------
@@ -314,6 +278,8 @@ async def _close_held(
     mail = await _held_mail(ctx, held_id)
     if not await store.settle_held(ctx.tx, held_id, state, by, ctx.now()):
         return False
-    await _notify(ctx, mail, cfg, template, reason=reason, held_subject=held.subject)
+    await notices.answer(
+        ctx, mail, cfg, template, reason=reason, held_subject=held.subject, days=wait_days(cfg)
+    )
     logs.event("list.held", list=cfg.name, held_id=held_id, by=by, outcome=state)
     return True

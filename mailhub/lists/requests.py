@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, tokens
+from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.lists.headers import ListAddresses
-from mailhub.lists.posting import answer_as_list, message_ids
+from mailhub.lists.posting import message_ids
 from mailhub.lists.verp import COMMANDS, command_address, find_member, token_matches
 from mailhub.parsing import body_text, header, sender_address
 from mailhub.routing import Route
@@ -173,9 +172,9 @@ async def _run(ctx: Context, mail: Incoming, cfg: ListConfig, route: Route, *, p
     member = await store.get_member(ctx.tx, cfg.name, sender) if sender else None
     fields = {"queue_id": mail.queue_id, "list": cfg.name, "sender": sender}
     settings = [v for v in commands.verbs if v in SETTINGS]
-    own = await _own_addresses(ctx, cfg, proven) if proven else None
+    own = await _own_address(ctx, cfg, proven) if proven else ""
     if not settings:
-        await _reply(ctx, mail, cfg, "posting_request_help", a=own, member=member is not None)
+        await _reply(ctx, mail, cfg, "posting_request_help", own=own, member=member is not None)
         logs.event("list.request", **fields, outcome="help")
         return
     if member is None:
@@ -187,7 +186,7 @@ async def _run(ctx: Context, mail: Incoming, cfg: ListConfig, route: Route, *, p
         await _ask_member(ctx, mail, cfg, sender, settings, thread)
         return
     done = [await _apply(ctx, cfg, sender, verb, thread) for verb in settings]
-    await _reply(ctx, mail, cfg, "posting_request_done", a=own, done=done)
+    await _reply(ctx, mail, cfg, "posting_request_done", own=own, done=done)
     logs.event("list.request", **fields, outcome="applied", commands=",".join(done))
 
 
@@ -223,17 +222,16 @@ async def _ask_member(
         cfg.confirm_expiry,
         detail=json.dumps({"verbs": fresh, "thread": thread}),
     )
-    own = await _own_addresses(ctx, cfg, who)
-    await membership.tell(
+    await notices.tell(
         ctx,
         cfg,
         who,
         "membership_settings_confirm",
-        reply_to=membership.confirm_address(ctx, cfg, token),
+        reply_token=token,
         changes=fresh,
-        own_address=own.request,
+        own_address=await _own_address(ctx, cfg, who),
         help_link=cfg.delivery == "personalised",  # List-Help names it in every copy
-        expires=membership.when(now + cfg.confirm_expiry),
+        expires=notices.when(now + cfg.confirm_expiry),
     )
     await membership.confirmation_sent(ctx, cfg, who, tokens.CONFIRM_SETTINGS)
     logs.event("list.request", **fields, outcome="confirmation sent", commands=",".join(fresh))
@@ -255,23 +253,23 @@ async def confirm_settings(ctx: Context, cfg: ListConfig, token: Token) -> None:
     if not await mstore.use_token(ctx.tx, token.id, ctx.now()):
         return  # a concurrent reply used it
     if await store.get_member(ctx.tx, cfg.name, who) is None:
-        await membership.tell(ctx, cfg, who, "membership_status", situation="not_member")
+        await notices.tell(ctx, cfg, who, "membership_status", situation="not_member")
         return
     verbs, thread = _change(token)
     done = [await _apply(ctx, cfg, who, verb, thread) for verb in verbs]
-    own = await _own_addresses(ctx, cfg, who)
-    await membership.tell(ctx, cfg, who, "posting_request_done", a=own, done=done)
+    own = await _own_address(ctx, cfg, who)
+    await notices.tell(ctx, cfg, who, "posting_request_done", request=own, done=done)
     await membership.log(ctx, cfg, who, "settings", "member", subject_address=who)
     logs.event(
         "list.request", list=cfg.name, sender=who, outcome="confirmed", commands=",".join(done)
     )
 
 
-async def _own_addresses(ctx: Context, cfg: ListConfig, who: str) -> ListAddresses:
-    """The list's addresses as `who` may use them: commands go to their own address."""
+async def _own_address(ctx: Context, cfg: ListConfig, who: str) -> str:
+    """Where `who` sends commands: their own command address (templates name it as
+    `list.request` in what they are sent)."""
     secret = await secrets.get_or_create(ctx.tx, "lists")
-    a = ListAddresses.of(cfg.name, ctx.domain)
-    return replace(a, request=command_address(secret, cfg.name, who, ctx.domain))
+    return command_address(secret, cfg.name, who, ctx.domain)
 
 
 async def _apply(ctx: Context, cfg: ListConfig, who: str, verb: str, thread: str) -> str:
@@ -305,16 +303,8 @@ async def _thread(ctx: Context, cfg: ListConfig, mail: Incoming) -> str:
 
 
 async def _reply(
-    ctx: Context,
-    mail: Incoming,
-    cfg: ListConfig,
-    template: str,
-    *,
-    a: ListAddresses | None = None,
-    **extra,
+    ctx: Context, mail: Incoming, cfg: ListConfig, template: str, *, own: str = "", **extra
 ) -> None:
-    base = ListAddresses.of(cfg.name, ctx.domain)
-    text = ctx.templates.render(
-        template, cfg.language, list=cfg, a=a or base, domain=ctx.domain, **extra
-    )
-    await answer_as_list(ctx, mail, cfg, base.request, text, kind=f"list.{template}")
+    """Answer a command, from the list's request address; `own`: the member's own command
+    address, when the message proved who sent it."""
+    await notices.answer(ctx, mail, cfg, template, sender=notices.REQUEST, request=own, **extra)

@@ -1,0 +1,165 @@
+"""The one way a list tells a person something: compose a notice from a list template and
+send it, either as an answer to a message (`answer`) or as mail a person's action caused
+(`tell`).
+
+Every list template gets the same variables: `list` (the list's names and its own
+addresses, `ListVars`), `domain`, and what the template itself is about. A template that
+gives a member their own command address gets it as `list.request` (`request=`).
+
+- `answer`: to the envelope sender of `mail`, through `ctx.auto_reply`, so the RFC 3834
+  rules and the per-mailbox rate limit apply (a robot is never answered).
+- `tell`: straight to `to`, from a null return path (nothing can bounce back to us), and
+  marked auto-generated, so out-of-office robots do not answer it (RFC 3834 §5). For mail
+  that a person's action caused (a confirmation used, a facilitator's decision, a bounce
+  threshold reached), whose recipient is clearly waiting for it.
+
+A notice comes from the list's owner address (its facilitators), or from its request
+address (`sender=REQUEST`) when it answers a command sent there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from mailhub.addresses import address as mailhub_address
+from mailhub.clock import as_datetime
+from mailhub.context import Context, Incoming
+from mailhub.lists.config import ListConfig
+from mailhub.lists.headers import ListAddresses
+from mailhub.messages import Rendered, address, build_message
+
+OWNER = "owner"
+REQUEST = "request"
+
+
+@dataclass(frozen=True)
+class ListVars:
+    """The list as every list template names it: `{{ list.display_name }}`, `{{ list.join }}`."""
+
+    name: str
+    display_name: str
+    description: str
+    footer: str
+    post: str
+    join: str
+    leave: str
+    request: str  # the list's request address, or the member's own command address
+    owner: str
+    conduct: str  # where to report a conduct problem: conduct@D, else the facilitators
+
+
+def when(ts: float | None) -> str:
+    """A date people can read in any language of the list."""
+    return as_datetime(ts).strftime("%Y-%m-%d %H:%M UTC") if ts is not None else "-"
+
+
+def list_vars(ctx: Context, lst: ListConfig, *, request: str = "") -> ListVars:
+    a = ListAddresses.of(lst.name, ctx.domain)
+    return ListVars(
+        name=lst.name,
+        display_name=lst.display_name,
+        description=lst.description,
+        footer=lst.footer,
+        post=a.post,
+        join=a.join,
+        leave=a.leave,
+        request=request or a.request,
+        owner=a.owner,
+        conduct=mailhub_address("conduct", ctx.domain)
+        if ctx.config.conduct is not None
+        else a.owner,
+    )
+
+
+def render(
+    ctx: Context, lst: ListConfig, template: str, *, request: str = "", **variables: Any
+) -> Rendered:
+    """A list template in the list's language(s), with the one set of list variables."""
+    return ctx.templates.render(
+        template,
+        lst.language,
+        list=list_vars(ctx, lst, request=request),
+        domain=ctx.domain,
+        **variables,
+    )
+
+
+def kind(template: str, situation: str = "") -> str:
+    """The outbound and log kind of a notice: `lists.TEMPLATE[.SITUATION]`."""
+    return f"lists.{template}.{situation}".rstrip(".")
+
+
+def compose(
+    ctx: Context,
+    lst: ListConfig,
+    template: str,
+    to: str,
+    *,
+    sender: str = OWNER,
+    reply_token: str = "",
+    request: str = "",
+    **variables: Any,
+) -> EmailMessage:
+    """The notice as a message. `reply_token`: replying to it goes to
+    `LIST-confirm+TOKEN@D`, where that token acts."""
+    text = render(ctx, lst, template, request=request, **variables)
+    a = ListAddresses.of(lst.name, ctx.domain)
+    reply_to = (
+        mailhub_address("LIST-confirm+TOKEN", ctx.domain, list=lst.name, token=reply_token)
+        if reply_token
+        else ""
+    )
+    return build_message(
+        from_=address(lst.display_name, a.request if sender == REQUEST else a.owner),
+        to=to,
+        subject=text.subject,
+        body=text.body,
+        domain=ctx.domain,
+        now=ctx.now(),
+        headers={"Reply-To": reply_to} if reply_to else None,
+    )
+
+
+async def answer(
+    ctx: Context,
+    mail: Incoming,
+    lst: ListConfig,
+    template: str,
+    *,
+    sender: str = OWNER,
+    reply_token: str = "",
+    request: str = "",
+    **variables: Any,
+) -> bool:
+    """Answer the sender of `mail` (RFC 3834 rules and rate limit apply); False if not sent."""
+    msg = compose(
+        ctx,
+        lst,
+        template,
+        mail.mail_from,
+        sender=sender,
+        reply_token=reply_token,
+        request=request,
+        **variables,
+    )
+    return await ctx.auto_reply(mail, msg, kind=kind(template, variables.get("situation", "")))
+
+
+async def tell(
+    ctx: Context,
+    lst: ListConfig,
+    to: str,
+    template: str,
+    *,
+    reply_token: str = "",
+    request: str = "",
+    **variables: Any,
+) -> None:
+    """Mail to `to` that a person's action caused: sent directly, from a null return path."""
+    msg = compose(ctx, lst, template, to, reply_token=reply_token, request=request, **variables)
+    # Generated, not a reply: out-of-office robots must not answer it (RFC 3834 §5).
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    await ctx.send(msg, [to], kind=kind(template, variables.get("situation", "")), mail_from="")
