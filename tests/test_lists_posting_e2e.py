@@ -6,7 +6,7 @@ import pytest_asyncio
 
 from mailhub.context import Context
 from mailhub.lists.config import find_list
-from mailhub.lists.posting import release_held
+from mailhub.lists.held import release_held
 from mailhub.lists.verp import token_matches
 from mailhub.routing import AddressBook
 from mailhub.store import lists as store

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from mailhub.context import Context
 from mailhub.jobs import Job
-from mailhub.lists import membership, notices, posting
+from mailhub.lists import held, membership, notices
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest import JOBS as MEMBER_DIGESTS
-from mailhub.lists.moderation import DAY, HELD, REQUEST, send_due
-from mailhub.store import lists as list_store
+from mailhub.lists.moderation import DAY, REQUEST, send_due
 from mailhub.store import membership as store
 
 
@@ -26,16 +25,7 @@ async def expire(ctx: Context, lst: ListConfig) -> None:
                 ctx, lst, "", "expired", REQUEST, ref_id=request.id, subject_address=request.address
             )
             await notices.tell(ctx, lst, request.address, "membership_status", situation="expired")
-    held = [
-        h
-        for h in await list_store.held_posts(tx, lst.name, "held")
-        if h.held_at + lst.request_expiry <= now
-    ]
-    for h in held:
-        if await posting.expire_held(ctx, lst, h.id):
-            await membership.log(
-                ctx, lst, "", "expired", HELD, ref_id=h.id, subject_address=h.sender
-            )
+    await held.expire_held_posts(ctx, lst)
 
 
 async def run_digests(ctx: Context) -> None:

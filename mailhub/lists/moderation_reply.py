@@ -9,7 +9,7 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, notices, posting, tokens
+from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest_reply import (
     ACCEPT,
@@ -19,6 +19,7 @@ from mailhub.lists.digest_reply import (
     parse_reply,
     reply_text,
 )
+from mailhub.lists.held import discard_held, release_held
 from mailhub.lists.moderation import (
     CHAMPION,
     FACILITATOR,
@@ -268,9 +269,9 @@ async def _act_on_held(
         return
     label = f'{number}. {held.sender} "{held.subject}"'
     if action == ACCEPT:
-        done = await posting.release_held(ctx, lst, held_id, who)
+        done = await release_held(ctx, lst, held_id, who)
     else:
-        done = await posting.discard_held(ctx, lst, held_id, who, reason)
+        done = await discard_held(ctx, lst, held_id, who, reason)
     if not done:
         after = await list_store.get_held(ctx.tx, held_id) or held
         outcome.already.append(_already(number, after.state, after.handled_by, after.handled_at))

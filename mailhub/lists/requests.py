@@ -27,7 +27,7 @@ from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
 from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.lists.posting import message_ids
+from mailhub.lists.distribution import message_ids
 from mailhub.lists.verp import COMMANDS, command_address, find_member, token_matches
 from mailhub.parsing import body_text, header, sender_address
 from mailhub.routing import Route
