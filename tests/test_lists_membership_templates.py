@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mailhub.lists.review_commands import parse_reply
 from mailhub.messages import Templates
 
 TEMPLATES = Templates(Path(__file__).resolve().parent.parent / "templates")
@@ -123,7 +124,7 @@ def test_all_membership_templates_render(language):
         for result in (None, RESULT):
             for entries in ([], ENTRIES):
                 text = render(
-                    "membership_digest",
+                    "review",
                     language,
                     role=role,
                     entries=entries,
@@ -134,16 +135,14 @@ def test_all_membership_templates_render(language):
                 )
                 assert text.subject
     for reason in ("sender", "used", "expired", "not-moderator", "no-commands", "unknown"):
-        assert render("membership_digest_refused", language, reason=reason, problems=["x"]).body
+        assert render("review_refused", language, reason=reason, problems=["x"]).body
 
 
-def test_digest_instructions_never_start_a_line_with_a_command():
+def test_review_instructions_never_start_a_line_with_a_command():
     """A digest quoted back without '>' (HTML replies) must not act by itself."""
-    from mailhub.lists.digest_reply import parse_reply
-
     for language in ("en", "cy"):
         text = render(
-            "membership_digest",
+            "review",
             language,
             role="facilitator",
             entries=ENTRIES,
@@ -155,10 +154,10 @@ def test_digest_instructions_never_start_a_line_with_a_command():
         assert parse_reply(text.body).commands == ()
 
 
-def test_welsh_digest_says_why_a_post_was_held_in_welsh():
+def test_welsh_review_says_why_a_post_was_held_in_welsh():
     kw = dict(role="facilitator", entries=ENTRIES, disabled=[], has_requests=True, has_held=True)
-    welsh = render("membership_digest", "cy", result=None, **kw).body
-    english = render("membership_digest", "en", result=None, **kw).body
+    welsh = render("review", "cy", result=None, **kw).body
+    english = render("review", "en", result=None, **kw).body
     assert "(rheswm: nid yw'n aelod)" in welsh and "non-member" not in welsh
     assert "non-member" in english
 

@@ -3,7 +3,7 @@
 
 Changes made here go through the same store functions and templates as the mail
 handlers, in transactions of their own; mail they cause (welcomes, invitations,
-digests) is queued, and the running server delivers it.
+reviews) is queued, and the running server delivers it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.context import Context, Runtime
 from mailhub.errors import UserError
-from mailhub.lists import jobs, membership, moderation, notices, tokens
+from mailhub.lists import jobs, membership, notices, review, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         action="store_true",
         help="send every review that has entries, due or not",
     )
-    p.set_defaults(func=cmd_digests)
+    p.set_defaults(func=cmd_review)
 
 
 # --- pure helpers -----------------------------------------------------------------------
@@ -349,7 +349,7 @@ async def _import(args: argparse.Namespace, config: Config, lst: ListConfig) -> 
     return 1 if bad else 0
 
 
-async def cmd_digests(args: argparse.Namespace, config: Config) -> int:
+async def cmd_review(args: argparse.Namespace, config: Config) -> int:
     lists = [_list(config, args.list)] if args.list else list(config.lists)
     if not lists:
         raise UserError("no lists configured")
@@ -357,10 +357,10 @@ async def cmd_digests(args: argparse.Namespace, config: Config) -> int:
     sent = 0
     try:
         async with store.transaction() as tx:
-            ctx = _context(tx, config, SystemClock(), "cli:digests")
+            ctx = _context(tx, config, SystemClock(), "cli:review")
             for lst in lists:
                 await jobs.expire(ctx, lst)
-                sent += await moderation.send_due(ctx, lst, force=args.all)
+                sent += await review.send_due_reviews(ctx, lst, force=args.all)
     finally:
         await store.close()
     print(f"queued {sent} digest(s); the running server delivers them")

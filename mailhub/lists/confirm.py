@@ -1,13 +1,13 @@
 """`LIST-confirm+TOKEN@D`: a reply that confirms a join, a leave or a setting, a reply to a
-facilitators' digest, or a command to a member's own command address. It dispatches to
-the membership, request and moderation sides, so it sits above all three."""
+review (the facilitators' digest), or a command to a member's own command address. It
+dispatches to the membership, request and review sides, so it sits above all three."""
 
 from __future__ import annotations
 
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
-from mailhub.lists import moderation, moderation_reply, notices, requests, tokens
+from mailhub.lists import notices, requests, review, review_reply, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.membership import (
     _list,
@@ -45,7 +45,7 @@ async def _confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: st
             ctx, lst, who, "join-confirmed", "request", ref_id=request.id, subject_address=who
         )
         await notices.tell(ctx, lst, who, "membership_status", situation="pending")
-        await moderation.on_new_item(ctx, lst)
+        await review.on_new_item(ctx, lst)
         return
     await store.confirm_request(tx, request.id, store.JOINED, "", now)
     await store.use_invitation(tx, lst.name, who, now)
@@ -89,7 +89,7 @@ async def _confirm_leave(ctx: Context, lst: ListConfig, token: store.Token) -> N
 
 
 async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
-    """A reply to a confirmation (join, leave or a setting), to a facilitators' digest, or a
+    """A reply to a confirmation (join, leave or a setting), to a review, or a
     command to a member's own command address (the same form, with a member token)."""
     lst = _list(ctx, route)
     verdict = may_auto_reply(mail.message, mail.mail_from, ctx.loop_id)
@@ -110,8 +110,8 @@ async def handle_confirm(ctx: Context, mail: Incoming, route: Route) -> None:
         ctx, mail, lst, route.get("token"), route
     ):
         return
-    if token is not None and token.purpose == tokens.DIGEST and token.list_name == lst.name:
-        await moderation_reply.handle_digest_reply(ctx, mail, lst, token)
+    if token is not None and token.purpose == tokens.REVIEW and token.list_name == lst.name:
+        await review_reply.handle_reply(ctx, mail, lst, token)
         return
     problem = tokens.token_problem(token, lst.name, ctx.now())
     if problem == tokens.USED and token is not None and token.purpose == tokens.CONFIRM_JOIN:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, moderation, notices
+from mailhub.lists import membership, notices, review
 from mailhub.lists.config import ListConfig
 from mailhub.lists.distribution import distribute
 from mailhub.parsing import header
@@ -38,7 +38,7 @@ async def hold(
         now=ctx.now(),
     )
     await notices.answer(ctx, mail, cfg, "posting_held", code=code, days=wait_days(cfg))
-    await moderation.on_new_item(ctx, cfg)
+    await review.on_new_item(ctx, cfg)
     return held_id
 
 

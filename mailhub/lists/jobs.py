@@ -1,4 +1,4 @@
-"""Scheduled jobs of the lists app: members' digests, and the facilitators' digests with
+"""Scheduled jobs of the lists app: members' digests, and the facilitators' reviews with
 the expiry of what waited for them too long."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from mailhub.jobs import Job
 from mailhub.lists import held, membership, notices
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest import JOBS as MEMBER_DIGESTS
-from mailhub.lists.moderation import DAY, REQUEST, send_due
+from mailhub.lists.review import DAY, REQUEST, send_due_reviews
 from mailhub.store import membership as store
 
 
@@ -28,12 +28,12 @@ async def expire(ctx: Context, lst: ListConfig) -> None:
     await held.expire_held_posts(ctx, lst)
 
 
-async def run_digests(ctx: Context) -> None:
+async def run_reviews(ctx: Context) -> None:
     for lst in ctx.config.lists:
         await expire(ctx, lst)
-        await send_due(ctx, lst)
+        await send_due_reviews(ctx, lst)
     # Tokens are kept a month past expiry, to tell late repliers what happened.
     await store.purge_tokens(ctx.tx, ctx.now() - 30 * DAY)
 
 
-JOBS: list[Job] = [*MEMBER_DIGESTS, Job("lists.moderation", run_digests)]
+JOBS: list[Job] = [*MEMBER_DIGESTS, Job("lists.review", run_reviews)]

@@ -28,7 +28,7 @@ from mailhub.context import Context, Incoming
 from mailhub.forwarding import forward
 from mailhub.lists import notices, tokens
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.lists.digest_reply import new_lines, reply_text
+from mailhub.lists.replies import new_lines, reply_text
 from mailhub.mailbox import mailbox_key
 from mailhub.parsing import addresses, clean
 from mailhub.routing import Route
@@ -55,7 +55,7 @@ async def issue_token(
     ttl: float,
     *,
     request_id: int | None = None,
-    digest_id: int | None = None,
+    review_id: int | None = None,
     detail: str = "",
 ) -> str:
     token = tokens.new_token()
@@ -68,7 +68,7 @@ async def issue_token(
         now=ctx.now(),
         expires_at=ctx.now() + ttl,
         request_id=request_id,
-        digest_id=digest_id,
+        review_id=review_id,
         detail=detail,
     )
     return token

@@ -18,7 +18,8 @@ CONFIRM_LEAVE = "confirm-leave"
 # A change to a member's delivery asked without the member's own command address (a bare
 # `LIST-request@D`, where From: proves nothing): it waits for the member's reply.
 CONFIRM_SETTINGS = "confirm-settings"
-DIGEST = "digest"
+# A review's token (the facilitators' digest): the stored purpose keeps its first name.
+REVIEW = "digest"
 
 # Why a token was refused; each has its own answer to the person who used it.
 UNKNOWN = "unknown"

@@ -1,8 +1,9 @@
-"""Membership requests, their tokens, invitations, the facilitators' digests and the action log.
+"""Membership requests, their tokens, invitations, the facilitators' reviews and the action log.
 
 Members themselves live in mailhub/store/lists.py (the posting side owns them); this
 module holds everything about *becoming* or *stopping being* a member, and about
-facilitators acting on pending items by replying to a numbered digest.
+facilitators acting on pending items by replying to a numbered review (the facilitators'
+digest of pending requests and held posts).
 
 Tokens are capabilities: only their SHA-256 hash is stored, so a copy of the database
 cannot be used to confirm anything.
@@ -38,7 +39,7 @@ SCHEMA = [
         list_name TEXT NOT NULL,
         address TEXT NOT NULL,
         request_id INTEGER,
-        digest_id INTEGER,
+        review_id INTEGER,
         created_at REAL NOT NULL,
         expires_at REAL NOT NULL,
         used_at REAL,
@@ -52,7 +53,7 @@ SCHEMA = [
         used_at REAL,
         PRIMARY KEY (list_name, address)
     )""",
-    """CREATE TABLE IF NOT EXISTS moderation_digests (
+    """CREATE TABLE IF NOT EXISTS reviews (
         id INTEGER PRIMARY KEY,
         list_name TEXT NOT NULL,
         recipient TEXT NOT NULL,
@@ -70,14 +71,13 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS membership_confirmations_mailbox ON membership_confirmations"
     " (mailbox, sent_at)",
-    "CREATE INDEX IF NOT EXISTS moderation_digests_recipient ON moderation_digests"
-    " (list_name, recipient, sent_at)",
-    """CREATE TABLE IF NOT EXISTS moderation_digest_entries (
-        digest_id INTEGER NOT NULL REFERENCES moderation_digests (id),
+    "CREATE INDEX IF NOT EXISTS reviews_recipient ON reviews (list_name, recipient, sent_at)",
+    """CREATE TABLE IF NOT EXISTS review_entries (
+        review_id INTEGER NOT NULL REFERENCES reviews (id),
         number INTEGER NOT NULL,
         kind TEXT NOT NULL,
         ref_id INTEGER NOT NULL,
-        PRIMARY KEY (digest_id, number)
+        PRIMARY KEY (review_id, number)
     )""",
     """CREATE TABLE IF NOT EXISTS moderation_log (
         id INTEGER PRIMARY KEY,
@@ -94,6 +94,18 @@ SCHEMA = [
 
 # Columns added since the first release (migrate adds them to an older file).
 ADDED_COLUMNS = [("membership_tokens", "detail", "TEXT NOT NULL DEFAULT ''")]
+# The facilitators' digest is called the review now: an older file's tables and columns are
+# renamed when it is opened (before SCHEMA runs, so that no empty new table is made).
+RENAMED_TABLES = [
+    ("moderation_digests", "reviews"),
+    ("moderation_digest_entries", "review_entries"),
+]
+RENAMED_COLUMNS = [
+    ("review_entries", "digest_id", "review_id"),
+    ("membership_tokens", "digest_id", "review_id"),
+]
+# Indexes of the old names (SQLite cannot rename an index; SCHEMA makes the new one).
+DROPPED_INDEXES = ["moderation_digests_recipient"]
 
 # Request states. 'unconfirmed': waiting for the requester's reply (double opt-in);
 # 'pending': confirmed, waiting for a facilitator; then one of the final states.
@@ -125,11 +137,11 @@ class MembershipRequest:
 @dataclass(frozen=True)
 class Token:
     id: int
-    purpose: str  # 'confirm-join' | 'confirm-leave' | 'confirm-settings' | 'digest'
+    purpose: str  # 'confirm-join' | 'confirm-leave' | 'confirm-settings' | 'digest' (a review)
     list_name: str
     address: str
     request_id: int | None
-    digest_id: int | None
+    review_id: int | None
     created_at: float
     expires_at: float
     used_at: float | None
@@ -146,7 +158,9 @@ class Invitation:
 
 
 @dataclass(frozen=True)
-class Digest:
+class Review:
+    """One review sent to one facilitator or champion."""
+
     id: int
     list_name: str
     recipient: str
@@ -156,8 +170,10 @@ class Digest:
 
 
 @dataclass(frozen=True)
-class DigestEntry:
-    digest_id: int
+class ReviewEntry:
+    """A numbered entry of a review: what `approve 3` in a reply to that review means."""
+
+    review_id: int
     number: int
     kind: str  # 'request' | 'held'
     ref_id: int
@@ -181,7 +197,7 @@ _REQ = (
     " handled_by, handled_at, reason"
 )
 _TOK = (
-    "id, purpose, list_name, address, request_id, digest_id, created_at, expires_at, used_at,"
+    "id, purpose, list_name, address, request_id, review_id, created_at, expires_at, used_at,"
     " detail"
 )
 
@@ -269,19 +285,19 @@ async def add_token(
     now: float,
     expires_at: float,
     request_id: int | None = None,
-    digest_id: int | None = None,
+    review_id: int | None = None,
     detail: str = "",
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO membership_tokens (token_hash, purpose, list_name, address, request_id,"
-        " digest_id, created_at, expires_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " review_id, created_at, expires_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             token_hash,
             purpose,
             list_name,
             address.lower(),
             request_id,
-            digest_id,
+            review_id,
             now,
             expires_at,
             detail,
@@ -397,10 +413,10 @@ async def use_invitation(tx: Tx, list_name: str, address: str, now: float) -> No
     )
 
 
-# --- facilitators' digests --------------------------------------------------------------
+# --- facilitators' reviews --------------------------------------------------------------
 
 
-async def add_digest(
+async def add_review(
     tx: Tx,
     *,
     list_name: str,
@@ -410,38 +426,37 @@ async def add_digest(
     signature: str,
     entries: list[tuple[str, int]],
 ) -> int:
-    """Record a digest and its entries, numbered from 1 in the order given."""
+    """Record a review and its entries, numbered from 1 in the order given."""
     cur = await tx.execute(
-        "INSERT INTO moderation_digests (list_name, recipient, role, sent_at, signature)"
+        "INSERT INTO reviews (list_name, recipient, role, sent_at, signature)"
         " VALUES (?, ?, ?, ?, ?)",
         (list_name, recipient.lower(), role, now, signature),
     )
-    digest_id = int(cur.lastrowid)
+    review_id = int(cur.lastrowid)
     await tx.executemany(
-        "INSERT INTO moderation_digest_entries (digest_id, number, kind, ref_id)"
-        " VALUES (?, ?, ?, ?)",
-        [(digest_id, n, kind, ref) for n, (kind, ref) in enumerate(entries, start=1)],
+        "INSERT INTO review_entries (review_id, number, kind, ref_id) VALUES (?, ?, ?, ?)",
+        [(review_id, n, kind, ref) for n, (kind, ref) in enumerate(entries, start=1)],
     )
-    return digest_id
+    return review_id
 
 
-async def last_digest(tx: Tx, list_name: str, recipient: str) -> Digest | None:
+async def last_review(tx: Tx, list_name: str, recipient: str) -> Review | None:
     cur = await tx.execute(
-        "SELECT id, list_name, recipient, role, sent_at, signature FROM moderation_digests"
+        "SELECT id, list_name, recipient, role, sent_at, signature FROM reviews"
         " WHERE list_name = ? AND recipient = ? ORDER BY sent_at DESC, id DESC LIMIT 1",
         (list_name, recipient.lower()),
     )
     row = await cur.fetchone()
-    return Digest(*row) if row else None
+    return Review(*row) if row else None
 
 
-async def digest_entries(tx: Tx, digest_id: int) -> list[DigestEntry]:
+async def review_entries(tx: Tx, review_id: int) -> list[ReviewEntry]:
     cur = await tx.execute(
-        "SELECT digest_id, number, kind, ref_id FROM moderation_digest_entries"
-        " WHERE digest_id = ? ORDER BY number",
-        (digest_id,),
+        "SELECT review_id, number, kind, ref_id FROM review_entries"
+        " WHERE review_id = ? ORDER BY number",
+        (review_id,),
     )
-    return [DigestEntry(*r) for r in await cur.fetchall()]
+    return [ReviewEntry(*r) for r in await cur.fetchall()]
 
 
 # --- action log -------------------------------------------------------------------------

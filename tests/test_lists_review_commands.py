@@ -1,4 +1,4 @@
-"""The digest reply parser (pure) and the reading of a reply's new text."""
+"""The review reply parser (pure) and the reading of a reply's new text."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from mailhub.lists.digest_reply import (
+from mailhub.lists.replies import reply_text
+from mailhub.lists.review_commands import (
     APPROVE,
     DISCARD,
     REJECT,
     Command,
     parse_line,
     parse_reply,
-    reply_text,
 )
 from mailhub.lists.tokens import new_token, token_hash
 

@@ -1,12 +1,15 @@
-"""The facilitators' digest of pending join requests and held posts: building and sending it
-(acting on a reply to it: mailhub.lists.moderation_reply; expiry: mailhub.lists.jobs).
+"""The review: the facilitators' digest of pending join requests and held posts. Who gets
+one, what it holds, when it is due, and sending it (acting on a reply to it:
+mailhub.lists.review_reply; expiry of what waited too long: mailhub.lists.jobs).
 
 Each facilitator gets numbered entries; the reply address carries a token bound to
-that facilitator and that digest, and the numbers in a reply mean the entries of that
-digest only, so two facilitators acting at once can never approve the wrong person.
-A digest token is single use: after one reply has acted, the answer itself is the
-next digest (with fresh numbers and a fresh token) when entries remain. Champions
+that facilitator and that review, and the numbers in a reply mean the entries of that
+review only, so two facilitators acting at once can never approve the wrong person.
+A review token is single use: after one reply has acted, the answer itself is the
+next review (with fresh numbers and a fresh token) when entries remain. Champions
 get held posts only, and may only accept or discard them.
+
+(The mail itself still says "digest" in places; its wording is another issue's.)
 """
 
 from __future__ import annotations
@@ -18,13 +21,8 @@ from mailhub import logs
 from mailhub.context import Context
 from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig
-from mailhub.lists.digest_reply import (
-    ACCEPT,
-    APPROVE,
-    DISCARD,
-    REJECT,
-)
 from mailhub.lists.reasons import held_reason_cy
+from mailhub.lists.review_commands import ACCEPT, APPROVE, DISCARD, REJECT
 from mailhub.store import lists as list_store
 from mailhub.store import membership as store
 
@@ -33,14 +31,14 @@ FACILITATOR = "facilitator"
 CHAMPION = "champion"
 REQUEST = "request"
 HELD = "held"
-# A digest works a day longer than its entries can wait, so a late reply is told that an
-# entry expired rather than that the digest did.
-DIGEST_TOKEN_GRACE = DAY
+# A review's token works a day longer than its entries can wait, so a late reply is told
+# that an entry expired rather than that the review did.
+REVIEW_TOKEN_GRACE = DAY
 
 
 @dataclass(frozen=True)
-class Item:
-    """One thing a digest shows. `kind` 'request' and 'held' are numbered (they can be
+class ReviewItem:
+    """One thing a review shows. `kind` 'request' and 'held' are numbered (they can be
     acted on); 'disabled' (a member whose mail bounces) is for information."""
 
     kind: str
@@ -54,10 +52,10 @@ class Item:
     reason: str = ""
 
 
-def digest_due(
-    keys: frozenset[str], last: store.Digest | None, now: float, interval: float
+def review_due(
+    keys: frozenset[str], last: store.Review | None, now: float, interval: float
 ) -> bool:
-    """Send a digest now? Pure. New entries: at most one per `interval` (0: at once);
+    """Send a review now? Pure. New entries: at most one per `interval` (0: at once);
     nothing new: a reminder at most once a day while entries remain."""
     if not keys:
         return False
@@ -77,7 +75,7 @@ def role_of(lst: ListConfig, address: str) -> str | None:
     return None
 
 
-def moderators(lst: ListConfig) -> list[tuple[str, str]]:
+def reviewers(lst: ListConfig) -> list[tuple[str, str]]:
     """Each facilitator and champion once, with the role that gives them most."""
     out: dict[str, str] = {}
     for a in lst.facilitators:
@@ -87,7 +85,7 @@ def moderators(lst: ListConfig) -> list[tuple[str, str]]:
     return list(out.items())
 
 
-def normalise(verb: str, kind: str) -> str:
+def action_for(verb: str, kind: str) -> str:
     """What a verb means for an entry: `approve 4` on a held post accepts it, and so on."""
     positive = verb in (APPROVE, ACCEPT)
     if kind == REQUEST:
@@ -95,13 +93,13 @@ def normalise(verb: str, kind: str) -> str:
     return ACCEPT if positive else DISCARD
 
 
-async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Item]:
+async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[ReviewItem]:
     tx = ctx.tx
-    items: list[Item] = []
+    items: list[ReviewItem] = []
     if role == FACILITATOR:
         for r in await store.requests_in_state(tx, lst.name, store.PENDING):
             items.append(
-                Item(
+                ReviewItem(
                     REQUEST,
                     r.id,
                     f"r:{r.id}",
@@ -113,7 +111,7 @@ async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Item]:
             )
     for h in await list_store.held_posts(tx, lst.name, "held"):
         items.append(
-            Item(
+            ReviewItem(
                 HELD,
                 h.id,
                 f"h:{h.id}",
@@ -127,7 +125,7 @@ async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Item]:
         since = ctx.now() - lst.request_expiry
         for m in await list_store.disabled_since(tx, lst.name, since):
             items.append(
-                Item(
+                ReviewItem(
                     "disabled",
                     0,
                     f"d:{m.address}:{m.disabled_at}",
@@ -139,7 +137,7 @@ async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Item]:
     return items
 
 
-def _entry_vars(number: int, item: Item) -> dict[str, Any]:
+def _entry_vars(number: int, item: ReviewItem) -> dict[str, Any]:
     return {
         "number": number,
         "kind": item.kind,
@@ -153,22 +151,22 @@ def _entry_vars(number: int, item: Item) -> dict[str, Any]:
     }
 
 
-async def send_digest(
+async def send_review(
     ctx: Context,
     lst: ListConfig,
     recipient: str,
     role: str,
-    items: list[Item],
+    items: list[ReviewItem],
     result: dict[str, Any] | None = None,
 ) -> int | None:
-    """Send one digest (or, with `result`, the answer to a reply, carrying the next digest
-    when entries remain). Returns the digest id, or None when no entry was left."""
+    """Send one review (or, with `result`, the answer to a reply, carrying the next review
+    when entries remain). Returns the review id, or None when no entry was left."""
     numbered = [i for i in items if i.kind in (REQUEST, HELD)]
     info = [i for i in items if i.kind == "disabled"]
-    digest_id = None
+    review_id = None
     reply_token = ""
     if items:
-        digest_id = await store.add_digest(
+        review_id = await store.add_review(
             ctx.tx,
             list_name=lst.name,
             recipient=recipient,
@@ -181,17 +179,17 @@ async def send_digest(
             token = await membership.issue_token(
                 ctx,
                 lst,
-                tokens.DIGEST,
+                tokens.REVIEW,
                 recipient,
-                lst.request_expiry + DIGEST_TOKEN_GRACE,
-                digest_id=digest_id,
+                lst.request_expiry + REVIEW_TOKEN_GRACE,
+                review_id=review_id,
             )
             reply_token = token
     await notices.tell(
         ctx,
         lst,
         recipient,
-        "membership_digest",
+        "review",
         reply_token=reply_token,
         role=role,
         entries=[_entry_vars(n, i) for n, i in enumerate(numbered, start=1)],
@@ -201,26 +199,26 @@ async def send_digest(
         result=result,
     )
     logs.event(
-        "moderation_digest",
+        "review",
         list=lst.name,
         to=recipient,
         role=role,
-        digest=digest_id,
+        review=review_id,
         entries=len(numbered),
         answer=result is not None,
     )
-    return digest_id
+    return review_id
 
 
-async def send_due(ctx: Context, lst: ListConfig, *, force: bool = False) -> int:
-    """Send every digest of `lst` that is due (or, with force, every one with entries)."""
+async def send_due_reviews(ctx: Context, lst: ListConfig, *, force: bool = False) -> int:
+    """Send every review of `lst` that is due (or, with force, every one with entries)."""
     sent = 0
-    for recipient, role in moderators(lst):
+    for recipient, role in reviewers(lst):
         items = await pending_items(ctx, lst, role)
         keys = frozenset(i.key for i in items)
-        last = await store.last_digest(ctx.tx, lst.name, recipient)
-        if (force and keys) or digest_due(keys, last, ctx.now(), lst.digest_interval):
-            await send_digest(ctx, lst, recipient, role, items)
+        last = await store.last_review(ctx.tx, lst.name, recipient)
+        if (force and keys) or review_due(keys, last, ctx.now(), lst.digest_interval):
+            await send_review(ctx, lst, recipient, role, items)
             sent += 1
     return sent
 
@@ -229,4 +227,4 @@ async def on_new_item(ctx: Context, lst: ListConfig) -> None:
     """A request became pending or a post was held: with `digest_interval = 0` the
     facilitators hear at once, in the same transaction."""
     if lst.digest_interval <= 0:
-        await send_due(ctx, lst)
+        await send_due_reviews(ctx, lst)

@@ -1,5 +1,6 @@
-"""A reply to a facilitators' digest: who may act, and approving, rejecting, accepting or
-discarding the numbered entries of that digest (the digest itself: mailhub.lists.moderation).
+"""A reply to a review (the facilitators' digest): who may act, and approving, rejecting,
+accepting or discarding the numbered entries of that review (the review itself:
+mailhub.lists.review; reading the reply's commands: mailhub.lists.review_commands).
 """
 
 from __future__ import annotations
@@ -11,31 +12,23 @@ from mailhub import logs
 from mailhub.context import Context, Incoming
 from mailhub.lists import membership, notices, tokens
 from mailhub.lists.config import ListConfig
-from mailhub.lists.digest_reply import (
-    ACCEPT,
-    APPROVE,
-    REJECT,
-    Command,
-    parse_reply,
-    reply_text,
-)
 from mailhub.lists.held import discard_held, release_held
-from mailhub.lists.moderation import (
+from mailhub.lists.replies import reply_text
+from mailhub.lists.review import (
     CHAMPION,
     FACILITATOR,
     HELD,
     REQUEST,
-    normalise,
+    action_for,
     pending_items,
     role_of,
-    send_digest,
+    send_review,
 )
+from mailhub.lists.review_commands import ACCEPT, APPROVE, REJECT, Command, parse_reply
 from mailhub.parsing import sender_address
 from mailhub.store import bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as store
-
-# --- a reply to a digest ----------------------------------------------------------------
 
 
 @dataclass
@@ -63,8 +56,8 @@ class Outcome:
         }
 
 
-def sender_matches(mail: Incoming, expected: str) -> bool:
-    """The From: address is the facilitator, and so is the envelope sender when there is one."""
+def sent_by(mail: Incoming, expected: str) -> bool:
+    """The From: address is the reviewer, and so is the envelope sender when there is one."""
     expected = expected.lower()
     if sender_address(mail.message) != expected:
         return False
@@ -81,23 +74,22 @@ def _log_reply(
     reason: str | None = None,
     **counts: int,
 ) -> None:
-    """One `moderation_reply` line per reply to a digest, whatever became of it; the fields
+    """One `review_reply` line per reply to a review, whatever became of it; the fields
     keep one order so that the lines can be read (and grepped) side by side."""
-    fields: dict[str, object] = {"list": lst.name, "digest": token.digest_id, "outcome": outcome}
+    fields: dict[str, object] = {"list": lst.name, "review": token.review_id, "outcome": outcome}
     if reason is not None:
         fields["reason"] = reason
-    logs.event("moderation_reply", **fields, sender=sender, **counts, queue_id=mail.queue_id)
+    logs.event("review_reply", **fields, sender=sender, **counts, queue_id=mail.queue_id)
 
 
-async def handle_digest_reply(
-    ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token
-) -> None:
+async def handle_reply(ctx: Context, mail: Incoming, lst: ListConfig, token: store.Token) -> None:
+    """A reply to `LIST-confirm+TOKEN@D` whose token is a review's."""
     tx, now = ctx.tx, ctx.now()
     who = token.address
-    if not sender_matches(mail, who):
+    if not sent_by(mail, who):
         # Someone holding a facilitator's token is not that facilitator: nothing changes.
         _log_reply(lst, token, mail, "refused", mail.mail_from, reason="sender")
-        await notices.answer(ctx, mail, lst, "membership_digest_refused", reason="sender")
+        await notices.answer(ctx, mail, lst, "review_refused", reason="sender")
         return
     role = role_of(lst, who)
     problem = tokens.token_problem(token, lst.name, now)
@@ -105,11 +97,11 @@ async def handle_digest_reply(
         problem = "not-moderator"
     if problem is not None:
         _log_reply(lst, token, mail, "refused", who, reason=problem)
-        await notices.tell(ctx, lst, who, "membership_digest_refused", reason=problem)
+        await notices.tell(ctx, lst, who, "review_refused", reason=problem)
         if role is not None:
             items = await pending_items(ctx, lst, role)
             if any(i.kind in (REQUEST, HELD) for i in items):
-                await send_digest(ctx, lst, who, role, items)
+                await send_review(ctx, lst, who, role, items)
         return
     assert role is not None
     parsed = parse_reply(reply_text(mail.message))
@@ -120,15 +112,15 @@ async def handle_digest_reply(
             ctx,
             lst,
             who,
-            "membership_digest_refused",
+            "review_refused",
             reason="no-commands",
             problems=list(parsed.problems),
         )
         return
     if not await store.use_token(tx, token.id, now):
-        await notices.tell(ctx, lst, who, "membership_digest_refused", reason=tokens.USED)
+        await notices.tell(ctx, lst, who, "review_refused", reason=tokens.USED)
         return
-    entries = await store.digest_entries(tx, token.digest_id or 0)
+    entries = await store.review_entries(tx, token.review_id or 0)
     outcome = Outcome(problems=list(parsed.problems))
     for command in parsed.commands:
         await _apply(ctx, lst, who, role, command, entries, outcome)
@@ -145,15 +137,15 @@ async def handle_digest_reply(
         already=len(outcome.already),
     )
     items = await pending_items(ctx, lst, role)
-    await send_digest(ctx, lst, who, role, items, result=outcome.as_vars())
+    await send_review(ctx, lst, who, role, items, result=outcome.as_vars())
 
 
-def _targets(command: Command, entries: list[store.DigestEntry], role: str) -> list[int]:
+def _targets(command: Command, entries: list[store.ReviewEntry], role: str) -> list[int]:
     if not command.all:
         return list(command.numbers)
     # `approve all` / `reject all` mean the join requests, `accept all` / `discard all` the
     # held posts: nobody releases every held post by saying "approve all" to the people.
-    # A champion's digest holds posts only, so for them all four mean the posts.
+    # A champion's review holds posts only, so for them all four mean the posts.
     wants_requests = role != CHAMPION and command.verb in (APPROVE, REJECT)
     kind = REQUEST if wants_requests else HELD
     return [e.number for e in entries if e.kind == kind]
@@ -165,7 +157,7 @@ async def _apply(
     who: str,
     role: str,
     command: Command,
-    entries: list[store.DigestEntry],
+    entries: list[store.ReviewEntry],
     outcome: Outcome,
 ) -> None:
     by_number = {e.number: e for e in entries}
@@ -174,7 +166,7 @@ async def _apply(
         if entry is None:
             outcome.not_found.append(number)
             continue
-        action = normalise(command.verb, entry.kind)
+        action = action_for(command.verb, entry.kind)
         if entry.kind == REQUEST:
             if role != FACILITATOR:
                 outcome.not_allowed.append(f"{number}")

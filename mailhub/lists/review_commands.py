@@ -1,9 +1,9 @@
-"""Reading a facilitator's reply to a digest: lines such as `approve 1 3`,
+"""Reading a facilitator's reply to a review: lines such as `approve 1 3`,
 `reject 2 not a public-sector employee`, `approve all`, `discard 4`, `accept 4`.
 
-`parse_reply` is pure. Only the new text of a reply counts: quoted lines (`> `), what
-follows a signature separator (`-- `) or a client's "On ... wrote:" line, and the quoted
-part of an HTML-only reply are ignored, so a digest quoted back can never act by itself.
+`parse_reply` is pure. Only the new text of a reply counts (mailhub.lists.replies):
+quoted lines, what follows a signature or a client's "On ... wrote:" line, and the quoted
+part of an HTML-only reply are ignored, so a review quoted back can never act by itself.
 Welsh verbs are understood too, for lists run in Welsh.
 """
 
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import Message
 
-from mailhub.parsing import body_text, html_to_text, part_text
+from mailhub.lists.replies import new_lines
 
 APPROVE = "approve"
 REJECT = "reject"
@@ -33,17 +32,8 @@ VERBS = {
 }
 ALL_WORDS = {"all", "pob", "popeth"}
 MAX_RANGE = 500  # `approve 1-100000` is a mistake, not a request
-MAX_LINES = 200  # a reply longer than this is not a list of commands
 
-_STOP = (
-    re.compile(r"^--\s*$"),
-    re.compile(r"^-{2,}\s*original message\s*-{2,}", re.IGNORECASE),
-    re.compile(r"^_{10,}\s*$"),
-    re.compile(r"^on\b.*\bwrote:\s*$", re.IGNORECASE),
-    re.compile(r"^ar\b.*\bysgrifennodd\b.*:\s*$", re.IGNORECASE),
-    re.compile(r"^from:\s", re.IGNORECASE),
-    re.compile(r"^oddi wrth:\s", re.IGNORECASE),
-)
+
 _TARGET = re.compile(r"#?(\d{1,6})(?:[ \t]*-[ \t]*#?(\d{1,6}))?")
 # The run of numbers after a command word: digits, `#`, ranges, and the separators people
 # write between them (spaces, commas, "&", "and", Welsh "a"/"ac"). Each step consumes at
@@ -51,10 +41,6 @@ _TARGET = re.compile(r"#?(\d{1,6})(?:[ \t]*-[ \t]*#?(\d{1,6}))?")
 # nested repetition that could backtrack (`approve 111…1x` once took exponential time).
 _NUMBERS = re.compile(r"(?:[\s,&#0-9-]|(?:and|ac|a)(?=\s))+", re.IGNORECASE)
 _LONG_NUMBER = re.compile(r"\d{7}")
-_HTML_QUOTE = re.compile(
-    r"<blockquote|<hr\b|<div[^>]*(?:gmail_quote|divRplyFwdMsg|moz-cite-prefix|appendonsend)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -70,21 +56,6 @@ class Command:
 class ParsedReply:
     commands: tuple[Command, ...]
     problems: tuple[str, ...]  # lines that start with a command word but could not be read
-
-
-def new_lines(text: str) -> list[str]:
-    """The lines a person wrote: before any signature or quoted original, without `>` lines."""
-    out: list[str] = []
-    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[: MAX_LINES * 5]:
-        # A command or an attribution line is short: reading at most 1,000 characters of
-        # a line keeps every pattern below cheap whatever a line holds.
-        line = raw[:1000].replace("\u00a0", " ").strip()
-        if raw.rstrip("\n") == "-- " or any(p.match(line) for p in _STOP):
-            break
-        if line.startswith(">") or not line:
-            continue
-        out.append(line)
-    return out[:MAX_LINES]
 
 
 def _targets(rest: str) -> tuple[list[int], bool, str, str | None]:
@@ -144,40 +115,3 @@ def parse_reply(text: str) -> ParsedReply:
         elif isinstance(result, str):
             problems.append(f'"{line[:80]}": {result}')
     return ParsedReply(tuple(commands), tuple(problems))
-
-
-def strip_html_quote(html: str) -> str:
-    """The HTML of a reply up to where the quoted original starts."""
-    m = _HTML_QUOTE.search(html)
-    return html[: m.start()] if m else html
-
-
-def reply_text(msg: Message) -> str:
-    """The text a facilitator wrote: the plain part, or the HTML part without its quote."""
-    plain: Message | None = None
-    html: Message | None = None
-    try:
-        for part in msg.walk():
-            if part.is_multipart():
-                continue
-            disposition = (part.get("Content-Disposition") or "").lower()
-            if disposition.startswith("attachment"):
-                continue
-            ctype = part.get_content_type()
-            if ctype == "text/plain" and plain is None:
-                plain = part
-            elif ctype == "text/html" and html is None:
-                html = part
-    except Exception:  # noqa: BLE001 - a broken structure: fall back to the general reader
-        return body_text(msg)
-    if plain is not None:
-        return part_text(plain)
-    if html is not None:
-        try:
-            payload = html.get_payload(decode=True) or b""
-            charset = html.get_content_charset() or "utf-8"
-            source = payload.decode(charset, "replace")
-        except (LookupError, UnicodeError, AttributeError):
-            return part_text(html)
-        return html_to_text(strip_html_quote(source))
-    return body_text(msg)
