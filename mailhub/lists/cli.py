@@ -22,7 +22,7 @@ from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.context import Context, Runtime
 from mailhub.errors import UserError
-from mailhub.lists import jobs, membership, notices, review, tokens
+from mailhub.lists import action_log, jobs, notices, review, subscription, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
@@ -235,9 +235,9 @@ async def _add_rows(ctx: Context, lst: ListConfig, rows: list[Row], welcome: boo
         if not await list_store.add_member(ctx.tx, lst.name, row.address, row.name, ctx.now()):
             notes.append(f"{where}{row.address} is already a member")
             continue
-        await membership.log(ctx, lst, actor, "added", "member", subject_address=row.address)
+        await action_log.record(ctx, lst, actor, "added", "member", subject_address=row.address)
         if welcome:
-            await membership.welcome(ctx, lst, row.address)
+            await notices.tell(ctx, lst, row.address, "membership_welcome", approved=False)
     return notes
 
 
@@ -259,7 +259,7 @@ async def _remove(store: Store, config: Config, lst: ListConfig, addresses: list
         ctx = _context(tx, config, SystemClock(), "cli:members")
         for address in addresses:
             if await list_store.remove_member(tx, lst.name, address):
-                await membership.log(
+                await action_log.record(
                     ctx, lst, _actor(), "removed", "member", subject_address=address
                 )
             else:
@@ -281,11 +281,11 @@ async def _invite(store: Store, config: Config, lst: ListConfig, addresses: list
                 continue
             await mstore.invite(tx, lst.name, address, _actor(), now)
             request = await mstore.open_request(tx, lst.name, address)
-            request_id = await membership.unconfirmed_request(
+            request_id = await subscription.unconfirmed_request(
                 tx, lst, address, request, name="", note="", now=now
             )
             # The invitation carries its own confirmation: replying to it is joining.
-            token = await membership.issue_token(
+            token = await tokens.issue(
                 ctx,
                 lst,
                 tokens.CONFIRM_JOIN,
@@ -294,7 +294,7 @@ async def _invite(store: Store, config: Config, lst: ListConfig, addresses: list
                 request_id=request_id,
             )
             await notices.tell(ctx, lst, address, "membership_invitation", reply_token=token)
-            await membership.log(
+            await action_log.record(
                 ctx, lst, _actor(), "invited", "invitation", subject_address=address
             )
             invited += 1

@@ -3,15 +3,15 @@ membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from mailhub.lists import bounces, confirm, digest, membership, posting, requests
+from mailhub.lists import bounces, confirm, digest, owner, posting, requests, subscription
 
 HANDLERS = {
     "lists.post": posting.handle_post,
     "lists.request": requests.handle_request,
     "lists.bounces": bounces.handle_bounce,
     "lists.digest": digest.handle_digest_now,
-    "lists.join": membership.handle_join,
-    "lists.leave": membership.handle_leave,
+    "lists.join": subscription.handle_join,
+    "lists.leave": subscription.handle_leave,
     "lists.confirm": confirm.handle_confirm,
-    "lists.owner": membership.handle_owner,
+    "lists.owner": owner.handle_owner,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, notices, review
+from mailhub.lists import action_log, notices, review
 from mailhub.lists.config import ListConfig
 from mailhub.lists.distribution import distribute
 from mailhub.parsing import header
@@ -47,7 +47,7 @@ async def expire_held_posts(ctx: Context, cfg: ListConfig) -> None:
     now = ctx.now()
     for h in await store.held_posts(ctx.tx, cfg.name, HELD):
         if h.held_at + cfg.request_expiry <= now and await expire_held(ctx, cfg, h.id):
-            await membership.log(
+            await action_log.record(
                 ctx, cfg, "", "expired", HELD, ref_id=h.id, subject_address=h.sender
             )
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, notices, tokens
+from mailhub.lists import action_log, membership, notices, subscription, tokens
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.distribution import message_ids
 from mailhub.lists.verp import COMMANDS, command_address, find_member, token_matches
@@ -163,10 +163,10 @@ async def _run(ctx: Context, mail: Incoming, cfg: ListConfig, route: Route, *, p
     msg = mail.message
     commands = parse_commands(header(msg, "subject"), body_text(msg))
     if "join" in commands.verbs:
-        await membership.handle_join(ctx, mail, route)
+        await subscription.handle_join(ctx, mail, route)
         return
     if "leave" in commands.verbs:
-        await membership.handle_leave(ctx, mail, route)
+        await subscription.handle_leave(ctx, mail, route)
         return
     sender = proven or sender_address(msg) or mail.mail_from.lower()
     member = await store.get_member(ctx.tx, cfg.name, sender) if sender else None
@@ -214,7 +214,7 @@ async def _ask_member(
         return
     if not await membership.may_confirm(ctx, mail, cfg, who, "settings"):
         return
-    token = await membership.issue_token(
+    token = await tokens.issue(
         ctx,
         cfg,
         tokens.CONFIRM_SETTINGS,
@@ -259,7 +259,7 @@ async def confirm_settings(ctx: Context, cfg: ListConfig, token: Token) -> None:
     done = [await _apply(ctx, cfg, who, verb, thread) for verb in verbs]
     own = await _own_address(ctx, cfg, who)
     await notices.tell(ctx, cfg, who, "posting_request_done", request=own, done=done)
-    await membership.log(ctx, cfg, who, "settings", "member", subject_address=who)
+    await action_log.record(ctx, cfg, who, "settings", "member", subject_address=who)
     logs.event(
         "list.request", list=cfg.name, sender=who, outcome="confirmed", commands=",".join(done)
     )

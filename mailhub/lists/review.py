@@ -19,7 +19,7 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.context import Context
-from mailhub.lists import membership, notices, tokens
+from mailhub.lists import notices, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.reasons import held_reason_cy
 from mailhub.lists.review_commands import ACCEPT, APPROVE, DISCARD, REJECT
@@ -176,7 +176,7 @@ async def send_review(
             entries=[(i.kind, i.ref_id) for i in numbered],
         )
         if numbered:
-            token = await membership.issue_token(
+            token = await tokens.issue(
                 ctx,
                 lst,
                 tokens.REVIEW,

@@ -10,7 +10,7 @@ from typing import Any
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import membership, notices, tokens
+from mailhub.lists import action_log, notices, tokens
 from mailhub.lists.config import ListConfig
 from mailhub.lists.held import discard_held, release_held
 from mailhub.lists.replies import reply_text
@@ -212,7 +212,7 @@ async def _act_on_request(
             _already(number, request.state, request.handled_by, request.handled_at)
         )
         return
-    await membership.log(
+    await action_log.record(
         ctx,
         lst,
         who,
@@ -225,7 +225,7 @@ async def _act_on_request(
     if action == APPROVE:
         # Added meanwhile (by an administrator, say): approved all the same, welcomed once.
         if await list_store.add_member(tx, lst.name, request.address, request.display_name, now):
-            await membership.welcome(ctx, lst, request.address, approved_by=who)
+            await notices.tell(ctx, lst, request.address, "membership_welcome", approved=True)
         outcome.approved.append(label)
     else:
         await notices.tell(
@@ -268,7 +268,7 @@ async def _act_on_held(
         after = await list_store.get_held(ctx.tx, held_id) or held
         outcome.already.append(_already(number, after.state, after.handled_by, after.handled_at))
         return
-    await membership.log(
+    await action_log.record(
         ctx, lst, who, action, HELD, ref_id=held_id, subject_address=held.sender, detail=reason
     )
     (outcome.accepted if action == ACCEPT else outcome.discarded).append(label)

@@ -1,4 +1,5 @@
-"""Capability tokens of the membership side: made from `secrets`, stored only as a hash.
+"""Capability tokens of the lists (confirmations and reviews): made from `secrets`, stored
+only as a hash.
 
 A token travels in a local part (`LIST-confirm+TOKEN@D`), so it is lowercase base32:
 mail systems that lowercase local parts cannot break it, and it fits the router's
@@ -11,6 +12,9 @@ import base64
 import hashlib
 import secrets
 
+from mailhub.context import Context
+from mailhub.lists.config import ListConfig
+from mailhub.store import membership as store
 from mailhub.store.membership import Token
 
 CONFIRM_JOIN = "confirm-join"
@@ -48,3 +52,31 @@ def token_problem(token: Token | None, list_name: str, now: float) -> str | None
     if now >= token.expires_at:
         return EXPIRED
     return None
+
+
+async def issue(
+    ctx: Context,
+    lst: ListConfig,
+    purpose: str,
+    address: str,
+    ttl: float,
+    *,
+    request_id: int | None = None,
+    review_id: int | None = None,
+    detail: str = "",
+) -> str:
+    """A new token for `address` on `lst`, good for `ttl` seconds; only its hash is stored."""
+    token = new_token()
+    await store.add_token(
+        ctx.tx,
+        token_hash=token_hash(token),
+        purpose=purpose,
+        list_name=lst.name,
+        address=address,
+        now=ctx.now(),
+        expires_at=ctx.now() + ttl,
+        request_id=request_id,
+        review_id=review_id,
+        detail=detail,
+    )
+    return token
