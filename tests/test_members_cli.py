@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailhub.cli import main
-from mailhub.lists.cli import BadRow, Row, check_address, progress_bar, read_rows
+from mailhub.lists.cli import BadRow, Row, progress_bar, read_rows, usable_address
 from mailhub.store import Store, outbound
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
@@ -65,10 +65,10 @@ def db_query(config: Path, fn):  # noqa: ANN001, ANN201
 
 
 def test_check_address():
-    assert check_address(" Sam@Example.NET ") == "sam@example.net"
+    assert usable_address(" Sam@Example.NET ") == "sam@example.net"
     for bad in ("", "no-at-sign", "a@b@c", "sam@", "x@-bad-.com"):
         with pytest.raises(ValueError):
-            check_address(bad)
+            usable_address(bad)
 
 
 def test_read_rows_reports_bad_rows_with_line_numbers():

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 # --- pure helpers -----------------------------------------------------------------------
 
 
-def check_address(value: str) -> str:
+def usable_address(value: str) -> str:
     """The address, normalised and lower-cased; ValueError with a short reason if unusable."""
     value = value.strip()
     if not value:
@@ -119,7 +119,7 @@ def read_rows(lines: Iterator[str]) -> Iterator[Row | BadRow]:
                 continue
             first = False
             try:
-                address = check_address(cells[0])
+                address = usable_address(cells[0])
             except ValueError as exc:
                 yield BadRow(line, f"{cells[0][:80]!r}: {exc}")
                 continue
@@ -200,7 +200,7 @@ async def cmd_members(args: argparse.Namespace, config: Config) -> int:
     addresses: list[str] = []
     for value in args.add or args.remove or args.invite or []:
         try:
-            addresses.append(check_address(value))
+            addresses.append(usable_address(value))
         except ValueError as exc:
             raise UserError(f"{value!r} is not a usable address: {exc}") from None
     store = await Store.open(config.storage.path)
