@@ -263,7 +263,7 @@ async def enable_member(tx: Tx, list_name: str, address: str) -> bool:
 
 
 async def disabled_since(tx: Tx, list_name: str, since: float) -> list[Member]:
-    """Members disabled (by bounces) at or after `since`: for the facilitators' digest."""
+    """Members disabled (by bounces) at or after `since`: for the facilitators' review."""
     cur = await tx.execute(
         f"SELECT {_MEMBER} FROM list_members WHERE list_name = ? AND status = 'disabled'"
         " AND disabled_at >= ? ORDER BY disabled_at",
