@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosmtplib  # noqa: E402
 
+from mailhub.apps import load_config  # noqa: E402
 from mailhub.clock import SystemClock  # noqa: E402
-from mailhub.config import load_config  # noqa: E402
 from mailhub.service import Service  # noqa: E402
 from mailhub.store import lists as store  # noqa: E402
 

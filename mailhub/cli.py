@@ -12,12 +12,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from mailhub import __version__, logs
+from mailhub.apps import APPS, load_config
 from mailhub.clock import SystemClock
-from mailhub.conduct.cli import register as register_conduct
-from mailhub.config import Config, load_config
+from mailhub.config import Config
 from mailhub.errors import ConfigError, UserError
-from mailhub.lists.archive_cli import register as register_archive
-from mailhub.lists.cli import register as register_lists
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.service import Service, StartError
 from mailhub.store import Store, inbound, outbound, workers
@@ -189,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["retry"])
     p.add_argument("id", nargs="?")
     p.set_defaults(func=cmd_queue)
-    register_lists(sub, common)
-    register_archive(sub, common)
-    register_conduct(sub, common)
+    for app in APPS:
+        for register in app.commands:
+            register(sub, common)
     return parser
 
 

@@ -2,6 +2,10 @@
 
 Every problem is reported as one `ConfigError` naming the key, so `mailhub serve`
 and `mailhub check` can print a single line a person can act on.
+
+This module reads the core's sections. An app's sections ([[lists]], [conduct]) are read by
+the app's own parser, handed in as a `Section` (mailhub.apps.load_config hands in every
+app's): the core never imports an app.
 """
 
 from __future__ import annotations
@@ -9,14 +13,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from mailhub.conduct.config import ConductConfig, parse_conduct
 from mailhub.errors import ConfigError
-from mailhub.lists.config import DmarcConfig, ListConfig, parse_dmarc, parse_lists
 from mailhub.readers import (
     get_addresses,
     get_bool,
@@ -27,6 +30,11 @@ from mailhub.readers import (
     parse_duration,
     section,
 )
+
+if TYPE_CHECKING:
+    # For the types of Config's app fields only: the apps' parsers fill them.
+    from mailhub.conduct.config import ConductConfig
+    from mailhub.lists.config import ListConfig
 
 DEFAULT_CONFIG = Path("config/mailhub.toml")
 
@@ -94,6 +102,15 @@ class EnquiriesConfig:
 
 
 @dataclass(frozen=True)
+class DmarcConfig:
+    """Domains known to publish p=reject or p=quarantine (no DNS lookups: a local list).
+    A fact about senders' domains, not about any one app: read by the core, consulted by
+    the lists as they post."""
+
+    strict_domains: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     storage: StorageConfig
@@ -102,12 +119,23 @@ class Config:
     enquiries: EnquiriesConfig
     autoreply: AutoReplyConfig
     templates_dir: Path
-    # Apps parse their own sections (mailhub.lists.config, mailhub.conduct.config).
+    # Filled by the apps' own parsers (Section below); empty when an app is not loaded.
     lists: tuple[ListConfig, ...] = ()
     conduct: ConductConfig | None = None
     # [dmarc]: read once, at start; the lists consult it as they post.
     dmarc: DmarcConfig = DmarcConfig()
     source: Path | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A top-level part of the config file that an app reads: `name` is both its key in the
+    file and the Config field its value goes in; `parse` reads it from the whole file (it
+    gets the server section too, for the domains), and is called even when the key is
+    absent, to give the field its value."""
+
+    name: str
+    parse: Callable[[dict[str, Any], ServerConfig], object]
 
 
 # --- the sections of the core ----------------------------------------------------------
@@ -142,7 +170,8 @@ OUTBOUND_KEYS = (
 ADMIN_KEYS = ("addresses",)
 ENQUIRIES_KEYS = ("handlers", "language")
 AUTOREPLY_KEYS = ("per_hour", "per_day", "per_domain_per_hour", "total_per_hour")
-# The top level: tables (sections), then plain keys.
+DMARC_KEYS = ("strict_domains", "enabled")
+# The top level: the core's tables (sections; then the apps' own), then plain keys.
 SECTIONS = (
     "server",
     "storage",
@@ -151,14 +180,12 @@ SECTIONS = (
     "enquiries",
     "autoreply",
     "dmarc",
-    "lists",
-    "conduct",
 )
 TOP_KEYS = ("templates",)
 
 
-def _top_level(raw: dict[str, Any]) -> None:
-    known = SECTIONS + TOP_KEYS
+def _top_level(raw: dict[str, Any], app_sections: tuple[str, ...]) -> None:
+    known = SECTIONS + app_sections + TOP_KEYS
     for name, value in raw.items():
         if name in known:
             continue
@@ -203,6 +230,15 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
         session_timeout=parse_duration(t.get("session_timeout", 300), "server.session_timeout"),
         hostname=get_str(t, "hostname", "server", domains[0].lower()),
     )
+
+
+def parse_dmarc(raw: dict[str, Any]) -> DmarcConfig:
+    t = section(raw, "dmarc", DMARC_KEYS)
+    domains = t.get("strict_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise ConfigError("dmarc.strict_domains", "must be a list of domain names")
+    get_bool(t, "enabled", "dmarc", True)
+    return DmarcConfig(frozenset(d.lower() for d in domains))
 
 
 def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
@@ -260,8 +296,9 @@ def default_templates_dir() -> Path:
     return shipped if shipped.is_dir() else package.parent / "templates"
 
 
-def load_config(path: Path | str | None = None) -> Config:
-    """Read and validate the config. Relative paths resolve against the working directory."""
+def load_config(path: Path | str | None = None, sections: Iterable[Section] = ()) -> Config:
+    """Read and validate the config, the apps' `sections` too (any other section is refused
+    as unknown). Relative paths resolve against the working directory."""
     if path is None:
         path = os.environ.get("MAILHUB_CONFIG") or DEFAULT_CONFIG
     path = Path(path)
@@ -272,11 +309,14 @@ def load_config(path: Path | str | None = None) -> Config:
         raise ConfigError("--config", f"no config file at {path}; pass --config PATH") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML ({exc})") from None
-    return parse_config(raw, base=Path.cwd(), source=path)
+    return parse_config(raw, base=Path.cwd(), source=path, sections=sections)
 
 
-def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) -> Config:
-    _top_level(raw)
+def parse_config(
+    raw: dict[str, Any], base: Path, source: Path | None = None, sections: Iterable[Section] = ()
+) -> Config:
+    sections = tuple(sections)
+    _top_level(raw, tuple(s.name for s in sections))
     server = _server(raw)
     storage = section(raw, "storage", STORAGE_KEYS)
     enquiries = section(raw, "enquiries", ENQUIRIES_KEYS)
@@ -303,10 +343,9 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
             total_per_hour=get_int(autoreply, "total_per_hour", "autoreply", 500),
         ),
         templates_dir=_path(templates, base, "templates") if templates else default_templates_dir(),
-        lists=parse_lists(raw, server),
-        conduct=parse_conduct(raw, server),
         dmarc=dmarc,
         source=source,
+        **{s.name: s.parse(raw, server) for s in sections},  # type: ignore[arg-type]
     )
     if not config.admins:
         raise ConfigError("admin.addresses", "name at least one administrator address")

@@ -6,6 +6,10 @@ that settles the message, straight after the relay answers, so a crash can
 resend at most the transactions in flight (and Message-ID stays the same).
 4xx and connection failures retry with exponential back-off until `max_age`;
 a 5xx, or running out of time, sends one DSN to the envelope sender.
+
+A message queued with `personalise="SCHEME:ARG"` is sent one recipient at a time, each copy
+made as it is sent by the personaliser an app registered for SCHEME (the lists' VERP and
+member links: "list:NAME"); service.py hands the apps' personalisers in.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +29,6 @@ from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
-from mailhub.lists.verp import personalise as personalise_list_mail
 from mailhub.messages import to_bytes
 from mailhub.parsing import clean
 from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
@@ -62,6 +65,11 @@ def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConf
     if now + delay > created_at + cfg.max_age_seconds:
         return None
     return now + delay
+
+
+# (config, the service's secret, ARG of "SCHEME:ARG", the queued bytes, the one recipient)
+# → (envelope sender, the bytes of that recipient's copy).
+Personalise = Callable[[Config, bytes, str, bytes, str], tuple[str, bytes]]
 
 
 class Transport(Protocol):
@@ -133,10 +141,13 @@ class Delivery:
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
         load: IntakeLoad | None = None,
+        personalisers: Mapping[str, Personalise] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.cfg = config.outbound
+        # SCHEME → the app's personaliser (see the module's docstring).
+        self.personalisers = dict(personalisers or {})
         self.clock = clock
         self.on_change = on_change
         self.load = load or IntakeLoad()
@@ -242,24 +253,24 @@ class Delivery:
         """The recipients of each SMTP transaction for this message: one each when the
         copy is personalised, otherwise up to `batch_size`."""
         rcpts = list(item.pending)
-        size = 1 if self._list_name(item) else self.cfg.batch_size
+        size = 1 if self._personaliser(item) else self.cfg.batch_size
         return [rcpts[i : i + size] for i in range(0, len(rcpts), size)]
 
-    @staticmethod
-    def _list_name(item: OutboundItem) -> str | None:
-        if item.personalise and item.personalise.startswith("list:"):
-            return item.personalise.split(":", 1)[1]
-        return None
+    def _personaliser(self, item: OutboundItem) -> tuple[Personalise, str] | None:
+        """The personaliser for the item's SCHEME and its ARG; None for a plain message (or a
+        scheme no app registered: then every recipient gets the queued bytes)."""
+        scheme, sep, arg = (item.personalise or "").partition(":")
+        hook = self.personalisers.get(scheme) if sep else None
+        return (hook, arg) if hook is not None else None
 
     def _envelope(self, item: OutboundItem, rcpts: list[str]) -> tuple[str, bytes]:
         """Envelope sender and bytes for one transaction. Personalised copies are made one
         at a time, as they are sent, so a large list never holds them all in memory."""
-        list_name = self._list_name(item)
-        if list_name is None:
+        found = self._personaliser(item)
+        if found is None:
             return item.mail_from, item.raw
-        return personalise_list_mail(
-            self.config, self._secret or b"", list_name, item.raw, rcpts[0]
-        )
+        personalise, arg = found
+        return personalise(self.config, self._secret or b"", arg, item.raw, rcpts[0])
 
     async def _unsealed(self, item: OutboundItem) -> OutboundItem | None:
         """The item with its raw opened (relay and Maildir alike get the plain message), or

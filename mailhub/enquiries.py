@@ -1,8 +1,11 @@
 """`enquiries@D`: forwarded to the handlers, with an acknowledgement to the sender.
-`postmaster@D` / `abuse@D` (RFC 2142): forwarded to the administrators."""
+`postmaster@D` / `abuse@D` (RFC 2142): forwarded to the administrators.
+
+Its config ([enquiries], [admin]) is the core's: the administrators matter to all apps."""
 
 from __future__ import annotations
 
+from mailhub.app import App
 from mailhub.context import Context, Incoming
 from mailhub.forwarding import forward
 from mailhub.messages import address, build_message
@@ -37,3 +40,10 @@ async def handle_enquiry(ctx: Context, mail: Incoming, route: Route) -> None:
         now=ctx.now(),
     )
     await ctx.auto_reply(mail, reply, kind="enquiry.ack")
+
+
+ENQUIRIES = App(
+    name="enquiries",
+    handlers={"admin": handle_admin, "enquiries": handle_enquiry},
+)
+APP = ENQUIRIES

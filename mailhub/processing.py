@@ -3,6 +3,8 @@
 For each message, every handler's state changes, every message they produce and
 the `done` mark commit in one transaction. A handler that raises rolls all of it
 back, the message moves to `failed` with the error, and the queue goes on.
+
+The handlers (route name → handler) and preparers are the apps': service.py hands them in.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from mailhub import content, logs
-from mailhub.context import PARSED, SET_ASIDE, Incoming, Runtime
-from mailhub.handlers import HANDLERS, PREPARERS
+from mailhub.context import PARSED, SET_ASIDE, Context, Incoming, Runtime
 from mailhub.routing import AddressBook, Route, resolve
 from mailhub.sealing import conduct_key, unseal, unseal_or_raise
 from mailhub.smtp import IntakeLoad
@@ -30,6 +31,13 @@ POLL_SECONDS = 5.0
 BATCH = 32
 # How long work may wait for a quiet moment in intake (see smtp.IntakeLoad).
 MAX_DEFER_SECONDS = 0.25
+
+# What an app gives for each of its routes: the handler, run inside the message's
+# transaction, and optionally a preparer, bounded content work run before it (the store has
+# one writer: slow work must not hold it). What a preparer finds travels in
+# Incoming.prepared.
+Handler = Callable[[Context, Incoming, Route], Awaitable[None]]
+Preparer = Callable[[Runtime, Incoming], Awaitable[None]]
 
 
 def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
@@ -63,9 +71,14 @@ class Processor:
         runtime: Runtime,
         on_sent: Callable[[], None],
         load: IntakeLoad | None = None,
+        *,
+        handlers: Mapping[str, Handler],
+        preparers: Mapping[str, Preparer] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
+        self.handlers = handlers
+        self.preparers = preparers or {}
         self.clock = runtime.clock
         self.book = runtime.book
         self.on_sent = on_sent
@@ -127,8 +140,8 @@ class Processor:
                 prepared[SET_ASIDE] = problem
                 return prepared
             prepared[PARSED] = msg
-        preparers = [PREPARERS[r.name] for r in routes_for(item.rcpt_tos, self.book)
-                     if r.name in PREPARERS]  # fmt: skip
+        preparers = [self.preparers[r.name] for r in routes_for(item.rcpt_tos, self.book)
+                     if r.name in self.preparers]  # fmt: skip
         mail = Incoming(
             item.queue_id, item.mail_from, item.rcpt_tos, raw, item.received_at, prepared=prepared
         )
@@ -177,7 +190,7 @@ class Processor:
                             prepared=prepared[item.seq],
                         )
                         for route in routes:
-                            await HANDLERS[route.name](ctx, mail, route)
+                            await self.handlers[route.name](ctx, mail, route)
                         await inbound.mark_done(tx, item.seq, self.clock.now())
                 except asyncio.CancelledError:
                     raise

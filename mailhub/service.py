@@ -1,5 +1,6 @@
 """The running service: intake, the inbound worker, delivery and the scheduler in one
-asyncio process, started and stopped together."""
+asyncio process, started and stopped together. It is given the apps (mailhub.apps) and
+hands their handlers, jobs and personalisers to the workers."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mailhub import logs
+from mailhub import app, logs
+from mailhub.app import App
+from mailhub.apps import APPS
 from mailhub.clock import Clock, SystemClock
-from mailhub.conduct.jobs import JOBS as CONDUCT_JOBS
 from mailhub.config import Config
 from mailhub.context import Runtime
 from mailhub.delivery import DRAIN_SECONDS, Delivery
-from mailhub.lists.jobs import JOBS as LISTS_JOBS
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
@@ -66,8 +67,12 @@ class Service:
         scheduler_tick: float = 30.0,
         run_scheduler: bool = True,
         health_seconds: float = HEALTH_SECONDS,
+        apps: tuple[App, ...] = APPS,
     ) -> None:
         self.config = config
+        self.apps = apps
+        # Every route of the address spec has a handler: checked here, before anything runs.
+        self.handlers = app.route_handlers(apps)
         self.clock = clock or SystemClock()
         self.runtime = Runtime.create(config, self.clock)
         self.templates = self.runtime.templates
@@ -111,14 +116,24 @@ class Service:
 
     async def _start(self) -> None:
         self.load = IntakeLoad()
-        self.delivery = Delivery(self.store, self.config, self.clock, self._notify, self.load)
-        self.processor = Processor(self.store, self.runtime, self._wake_delivery, self.load)
-        self.scheduler = Scheduler(
+        self.delivery = Delivery(
+            self.store,
+            self.config,
+            self.clock,
+            self._notify,
+            self.load,
+            personalisers=app.personalisers(self.apps),
+        )
+        self.processor = Processor(
             self.store,
             self.runtime,
             self._wake_delivery,
-            [*LISTS_JOBS, *CONDUCT_JOBS],
-            self.scheduler_tick,
+            self.load,
+            handlers=self.handlers,
+            preparers=app.route_preparers(self.apps),
+        )
+        self.scheduler = Scheduler(
+            self.store, self.runtime, self._wake_delivery, app.jobs(self.apps), self.scheduler_tick
         )
         self.committer = GroupCommit(
             self.store,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from mailhub.apps import load_config
 from mailhub.cli import main
-from mailhub.config import load_config
 from mailhub.service import Service
 from mailhub.store import Store, inbound
 from mailhub.store import conduct as store

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from mailhub.apps import load_config
 from mailhub.cli import main
 from mailhub.clock import ManualClock
 from mailhub.conduct.content import seal
-from mailhub.config import ConfigError, load_config
+from mailhub.config import ConfigError
 from mailhub.store import Store, bans
 from mailhub.store import conduct as store
 from tests.support.hub import DOMAIN, message, start_hub

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mailhub.apps import load_config
 from mailhub.cli import main
-from mailhub.config import ConfigError, load_config
+from mailhub.config import ConfigError
 from tests.support.hub import DOMAIN, message, start_hub
 
 REPO = Path(__file__).resolve().parent.parent

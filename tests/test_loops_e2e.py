@@ -19,8 +19,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from mailhub.apps import load_config
 from mailhub.clock import ManualClock
-from mailhub.config import load_config
 from mailhub.messages import MAX_HOPS
 from mailhub.service import Service
 from mailhub.store import lists as store

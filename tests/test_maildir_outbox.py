@@ -6,8 +6,8 @@ import asyncio
 from email import message_from_bytes
 from pathlib import Path
 
+from mailhub.apps import load_config
 from mailhub.cli import main
-from mailhub.config import load_config
 from mailhub.service import Service
 from tests.support.hub import DOMAIN, Hub, message
 from tests.support.sink import Sink

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mailhub.apps import load_config
 from mailhub.cli import main
 from mailhub.conduct.config import CONDUCT_KEYS, MEMBER_KEYS
 from mailhub.config import (
@@ -20,7 +21,6 @@ from mailhub.config import (
     SERVER_KEYS,
     STORAGE_KEYS,
     ConfigError,
-    load_config,
 )
 from mailhub.lists.config import DMARC_KEYS, LIST_KEYS
 

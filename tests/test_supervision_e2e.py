@@ -21,9 +21,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from mailhub.apps import load_config
 from mailhub.cli import main
 from mailhub.clock import ManualClock
-from mailhub.config import load_config
 from mailhub.service import Service
 from tests.support.hub import BASE_CONFIG, DOMAIN, Hub
 from tests.support.sink import Sink

@@ -11,7 +11,6 @@ is relayed nowhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 
 from mailhub import logs
 from mailhub.autoreply import may_auto_reply
@@ -49,6 +48,7 @@ from mailhub.conduct.reporter_commands import Exclude, SendNow, parse_reporter_c
 from mailhub.context import Context, Incoming, Runtime
 from mailhub.messages import address, build_message, head_fields, too_many_hops
 from mailhub.parsing import addresses, body_text, header, header_values, sender_address
+from mailhub.processing import Handler, Preparer
 from mailhub.routing import Route, resolve
 from mailhub.store import conduct as store
 from mailhub.store.conduct import Case, Recusal
@@ -429,9 +429,10 @@ async def prepare(runtime: Runtime, mail: Incoming) -> None:
         await examine(conduct, mail)
 
 
-PREPARERS = {name: prepare for name in ("conduct.new", "conduct.reporter", "conduct.direct")}
-
-Handler = Callable[[Context, Incoming, Route], Awaitable[None]]
+# The tables of mailhub.conduct.app.CONDUCT: route name → preparer, route name → handler.
+PREPARERS: dict[str, Preparer] = {
+    name: prepare for name in ("conduct.new", "conduct.reporter", "conduct.direct")
+}
 
 HANDLERS: dict[str, Handler] = {
     "conduct.new": handle_new,

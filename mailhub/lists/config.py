@@ -1,4 +1,5 @@
-"""[[lists]] in the config → ListConfig records (and [dmarc], which lists consult)."""
+"""[[lists]] in the config → ListConfig records. ([dmarc], which lists consult, is read by
+the core: mailhub.config.DmarcConfig, importable from here too.)"""
 
 from __future__ import annotations
 
@@ -7,16 +8,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailhub.addresses import reserved_names, reserved_suffixes
+from mailhub.config import DMARC_KEYS, DmarcConfig
 from mailhub.errors import ConfigError
 from mailhub.readers import (
     get_addresses,
-    get_bool,
     get_int,
     get_language,
     get_str,
     parse_duration,
     refuse_unknown,
-    section,
 )
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ NON_MEMBER_ACTIONS = ("hold", "reject", "accept")
 REPLY_TO = ("sender", "list")
 DELIVERY = ("personalised", "bulk")
 DMARC_REWRITE = ("auto", "always", "never")
-# Every key a [[lists]] table may hold, and [dmarc].
+# Every key a [[lists]] table may hold.
 LIST_KEYS = (
     "name",
     "display_name",
@@ -51,11 +51,12 @@ LIST_KEYS = (
     "confirm_expiry",
     "bounce_threshold",
 )
-DMARC_KEYS = ("strict_domains", "enabled")
 # Local parts the service itself answers: a list may not take them.
 # Names a list may not take, and endings it may not have: they are other addresses
 # (derived from the one address spec, so a new address kind reserves its name here too).
 RESERVED = reserved_names()
+
+__all__ = ["DMARC_KEYS", "DmarcConfig", "ListConfig", "find_list", "parse_list", "parse_lists"]
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,6 @@ class ListConfig:
     request_expiry: float = 14 * 86400.0  # pending requests and held posts
     confirm_expiry: float = 7 * 86400.0  # confirmation tokens
     bounce_threshold: float = 5.0  # bounce score at which a member is disabled
-
-
-@dataclass(frozen=True)
-class DmarcConfig:
-    """Domains known to publish p=reject or p=quarantine (no DNS lookups: a local list)."""
-
-    strict_domains: frozenset[str] = frozenset()
 
 
 def _choice(t: dict[str, Any], name: str, key: str, default: str, choices: tuple[str, ...]) -> str:
@@ -148,15 +142,6 @@ def parse_lists(raw: dict[str, Any], server: ServerConfig) -> tuple[ListConfig, 
         if names.count(name) > 1:
             raise ConfigError("lists", f"the list name {name!r} is used twice")
     return tuple(out)
-
-
-def parse_dmarc(raw: dict[str, Any]) -> DmarcConfig:
-    t = section(raw, "dmarc", DMARC_KEYS)
-    domains = t.get("strict_domains", [])
-    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-        raise ConfigError("dmarc.strict_domains", "must be a list of domain names")
-    get_bool(t, "enabled", "dmarc", True)
-    return DmarcConfig(frozenset(d.lower() for d in domains))
 
 
 def find_list(lists: tuple[ListConfig, ...], name: str) -> ListConfig | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiosmtplib
 
+from mailhub.apps import load_config
 from mailhub.clock import ManualClock
-from mailhub.config import load_config
 from mailhub.service import Service
 from tests.support.sink import Sink
 

@@ -1,0 +1,22 @@
+"""The lists app, as the service and the command line see it (mailhub.app.App)."""
+
+from __future__ import annotations
+
+from mailhub.app import App
+from mailhub.config import Section
+from mailhub.lists import archive_cli, cli, verp
+from mailhub.lists.config import parse_lists
+from mailhub.lists.handlers import HANDLERS
+from mailhub.lists.jobs import JOBS
+
+LISTS = App(
+    name="lists",
+    handlers=HANDLERS,
+    jobs=tuple(JOBS),
+    sections=(Section("lists", parse_lists),),
+    commands=(cli.register, archive_cli.register),
+    # Posts and digests are queued once as "list:NAME" and each member's copy is made as it
+    # is sent (VERP return path, the member's own List-Unsubscribe and List-Help).
+    personalisers={"list": verp.personalise},
+)
+APP = LISTS
