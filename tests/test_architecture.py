@@ -1,5 +1,7 @@
-"""The shape of the imports: no import cycle among mailhub's modules, and no import inside
-a function except the few listed below (an import inside a function is how a cycle hides).
+"""The shape of the imports: no import cycle among mailhub's modules, no import inside
+a function except the few listed below (an import inside a function is how a cycle hides),
+and the import-linter contracts of pyproject.toml kept (layers: command line, service, apps,
+core, store; apps independent; nothing imports the command line).
 
 Run as a script for the numbers: `python tests/test_architecture.py`.
 """
@@ -7,7 +9,12 @@ Run as a script for the numbers: `python tests/test_architecture.py`.
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mailhub"
@@ -155,13 +162,81 @@ def test_config_readers_import_nothing_from_the_apps_logic():
     graph, _ = scan()
     # addresses: the address spec, which imports nothing from mailhub either.
     assert not {m for m in graph["mailhub.addresses"] if m.startswith("mailhub")}
+    # The core's config reads the core's sections only: the apps' parsers are handed to it.
+    assert graph["mailhub.config"] <= {"mailhub.errors", "mailhub.readers"}
     for module in ("mailhub.lists.config", "mailhub.conduct.config"):
-        assert graph[module] <= {"mailhub.errors", "mailhub.readers", "mailhub.addresses"}, module
+        allowed = {"mailhub.errors", "mailhub.readers", "mailhub.addresses", "mailhub.config"}
+        assert graph[module] <= allowed, module
 
 
 def test_the_scheduler_does_not_know_the_apps():
     graph, _ = scan()
     assert not {m for m in graph["mailhub.scheduler"] if m.split(".")[1] in ("lists", "conduct")}
+
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+CONTRACTS = (
+    "Layers: command line, service, apps, core, store, readers, errors",
+    "The apps are independent of each other",
+    "Nothing imports the command line (but `python -m mailhub`)",
+)
+
+
+def lint_imports(package_parent: Path) -> subprocess.CompletedProcess[str]:
+    """Run import-linter (the test extra installs it) with pyproject.toml's contracts on the
+    mailhub package found in `package_parent`."""
+    assert LINT_IMPORTS.exists(), "lint-imports is missing: pip install -e '.[test]'"
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
+        cwd=package_parent,
+        env={"PYTHONPATH": str(package_parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_linter_contracts_are_kept():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in CONTRACTS:
+        assert f"{name} KEPT" in result.stdout
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in result.stdout
+
+
+# (file, line added to it, the contract it breaks): each contract fails when it should.
+BREAKS = [
+    ("delivery.py", "from mailhub.lists import verp", CONTRACTS[0]),  # the core imports an app
+    ("config.py", "from mailhub.conduct import config", CONTRACTS[0]),
+    ("errors.py", "from mailhub import clock", CONTRACTS[0]),  # errors imports nothing
+    ("readers.py", "from mailhub import addresses", CONTRACTS[0]),
+    ("store/inbound.py", "from mailhub import context", CONTRACTS[0]),  # store under the core
+    ("enquiries.py", "from mailhub.conduct import policy", CONTRACTS[1]),
+    ("lists/handlers.py", "from mailhub.conduct import cases", CONTRACTS[1]),
+    ("service.py", "from mailhub import cli", CONTRACTS[2]),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "contract"), BREAKS)
+def test_import_linter_finds_a_broken_contract(
+    tmp_path: Path, path: str, line: str, contract: str
+) -> None:
+    copy = tmp_path / "mailhub"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+    target = copy / path
+    target.write_text(target.read_text(encoding="utf-8") + f"\n{line}  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{contract} BROKEN" in result.stdout
+
+
+def test_a_new_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
+    copy = tmp_path / "mailhub"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "templates"))
+    (copy / "newcomer.py").write_text('"""A module no layer names."""\n')
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "mailhub.newcomer" in result.stdout + result.stderr
 
 
 if __name__ == "__main__":
