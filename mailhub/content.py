@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from mailhub import logs
+from mailhub.parsing import parse
 
 T = TypeVar("T")
 
@@ -80,8 +81,6 @@ MAX_PARTS = 1000
 
 def read_message(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[Any, str]:
     """(the parsed message, '') or (None, why it is set aside). Runs in the worker."""
-    from mailhub.parsing import parse
-
     # Every part boundary starts a line with "--": more of them than parts allowed means
     # the message is refused before the parser spends seconds on it.
     if raw.count(b"\n--") > 2 * max_parts + 2:

@@ -21,16 +21,8 @@ PACKAGE = ROOT / "mailhub"
 
 # (module, what it imports inside a function): each for a reason other than a cycle.
 ALLOWED_IN_FUNCTIONS = {
-    # pypdf is large and only needed when a report carries a PDF; its logger is quietened
-    # at the same moment.
+    # pypdf is large and only needed when a report carries a PDF.
     ("mailhub.conduct.reading", "pypdf"),
-    ("mailhub.conduct.reading", "logging"),
-    # Standard library, used on one rare path (a withheld part's placeholder message).
-    ("mailhub.conduct.reading", "email.parser"),
-    # Reads the confusables table once per process (the function is cached).
-    ("mailhub.conduct.conflicts", "importlib"),
-    # read_message runs in the content worker process, which imports content.py alone.
-    ("mailhub.content", "mailhub.parsing"),
 }
 
 

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
+from importlib import resources
 
 from mailhub.conduct.config import CommitteeMember
 from mailhub.conduct.radicals import mutations
@@ -100,8 +101,6 @@ def skeleton_table() -> dict[int, str]:
     """char → ASCII letter/digit, from Unicode's confusables (as shipped by the
     confusable_homoglyphs package) and Unicode character names (small capitals,
     script/dotless letters, letters with a stroke or hook). Built once per process."""
-    from importlib import resources
-
     text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
     data: dict[str, list[dict[str, str]]] = json.loads(text)
     links: dict[str, set[str]] = {}

@@ -14,12 +14,14 @@ import base64
 import binascii
 import html
 import io
+import logging
 import quopri
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.policy import SMTP, compat32
 
 from mailhub.parsing import BLOCK_TAGS, clean, header, header_values, parse
@@ -193,8 +195,8 @@ def sniff_text(data: bytes) -> str | None:
 def _pdf_texts(data: bytes) -> tuple[list[str], str | None]:
     """Text of a PDF with pypdf, bounded; (texts, why not all of it could be read)."""
     try:
-        import logging
-
+        # pypdf is large and only needed when a report carries a PDF: loaded then, and its
+        # logger quietened at the same moment.
         from pypdf import PdfReader
 
         logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -715,8 +717,6 @@ def _placeholder_lines(
 
 
 def _placeholder_only(raw: bytes, held: tuple[HeldPart, ...]) -> Withheld:
-    from email.parser import BytesHeaderParser
-
     try:
         head = BytesHeaderParser(policy=compat32).parsebytes(raw[:200_000])
     except Exception:  # noqa: BLE001
