@@ -159,3 +159,81 @@ async def test_a_dotted_message_at_the_limit_over_smtp(hub, size, code):
     if code == 250:
         fwd = (await hub.sink.wait_count("helper@example.net"))[0].raw
         assert fwd.split(b"\r\n").count(b"." + b"d" * 37) > 4900  # one dot each, as sent
+
+
+# --- what smtp.py's DATA takes from aiosmtpd (pinned below 1.5) ---------------------------
+# smtp_DATA replaces aiosmtpd's own and calls its internals: check_helo_needed,
+# check_auth_needed, _reader, data_size_limit, line_length_limit, _call_handler_hook and
+# _set_post_data_state (the envelope's reset). Each answer below depends on one of them.
+
+
+class Session:
+    """One SMTP session over loopback, a command at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, hub) -> Session:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.service.port)
+        await reader.readuntil(b"\r\n")  # the greeting
+        return cls(reader, writer)
+
+    async def say(self, line: bytes) -> bytes:
+        """Send a line (or a whole message ending in CRLF.CRLF); the last line of the reply."""
+        self.writer.write(line if line.endswith(b"\r\n") else line + b"\r\n")
+        while True:
+            reply = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), 5)
+            if reply[3:4] != b"-":
+                return reply
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def stored_rcpts(hub) -> list[str]:
+    async with hub.service.store.read() as tx:
+        cur = await tx.execute("SELECT rcpt_tos FROM inbound ORDER BY seq")
+        return [r for (r,) in await cur.fetchall()]
+
+
+async def test_data_before_helo_is_refused_as_aiosmtpd_refuses_it(hub):
+    s = await Session.open(hub)
+    assert (await s.say(b"DATA")).startswith(b"503 Error: send HELO first")
+    assert (await s.say(b"EHLO client.example.net")).startswith(b"250")
+    s.close()
+    assert await stored_rcpts(hub) == []
+
+
+async def test_data_without_recipients_or_with_an_argument_is_refused(hub):
+    s = await Session.open(hub)
+    await s.say(b"EHLO client.example.net")
+    assert (await s.say(b"DATA")).startswith(b"503 5.5.1")
+    await s.say(b"MAIL FROM:<sam@example.net>")
+    await s.say(f"RCPT TO:<enquiries@{DOMAIN}>".encode())
+    assert (await s.say(b"DATA now")).startswith(b"501 5.5.4")
+    # The transaction is still open: a plain DATA goes on with it.
+    assert (await s.say(b"DATA")).startswith(b"354")
+    assert (await s.say(b"Subject: x\r\n\r\nbody\r\n.\r\n")).startswith(b"250 2.0.0")
+    s.close()
+    assert len(await stored_rcpts(hub)) == 1
+
+
+async def test_each_transaction_of_a_session_starts_with_an_empty_envelope(hub):
+    # After a message is stored, and after one is refused, the next transaction's
+    # recipients are its own only (aiosmtpd's _set_post_data_state).
+    s = await Session.open(hub)
+    await s.say(b"EHLO client.example.net")
+    for rcpt, body, code in (
+        (f"enquiries@{DOMAIN}", b"first", b"250"),
+        (f"postmaster@{DOMAIN}", b"x" * 250_000, b"552"),  # over max_message_bytes
+        (f"abuse@{DOMAIN}", b"third", b"250"),
+    ):
+        assert (await s.say(b"MAIL FROM:<sam@example.net>")).startswith(b"250")
+        assert (await s.say(f"RCPT TO:<{rcpt}>".encode())).startswith(b"250")
+        assert (await s.say(b"DATA")).startswith(b"354")
+        lines = b"\r\n".join(body[i : i + 900] for i in range(0, len(body), 900))
+        assert (await s.say(b"Subject: x\r\n\r\n" + lines + b"\r\n.\r\n")).startswith(code)
+    assert (await s.say(b"QUIT")).startswith(b"221")
+    s.close()
+    assert await stored_rcpts(hub) == [f'["enquiries@{DOMAIN}"]', f'["abuse@{DOMAIN}"]']
