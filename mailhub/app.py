@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mailhub.addresses import ROUTES
-from mailhub.config import Section
+from mailhub.config import SECTIONS, Section
 from mailhub.delivery import Personalise
 from mailhub.jobs import Job
 from mailhub.processing import Handler, Preparer
@@ -84,9 +84,15 @@ def jobs(apps: Iterable[App]) -> list[Job]:
 
 
 def sections(apps: Iterable[App]) -> list[Section]:
-    found = [(app.name, section) for app in apps for section in app.sections]
-    names = [section.name for _, section in found]
-    for app_name, section in found:
-        if names.count(section.name) > 1:
-            raise RuntimeError(f"sections: {section.name!r} is read by two apps ({app_name}, …)")
-    return [section for _, section in found]
+    """The apps' config sections; a section the core reads, or two apps read, is an error."""
+    owner = dict.fromkeys(SECTIONS, "the core")
+    found: list[Section] = []
+    for app in apps:
+        for section in app.sections:
+            if section.name in owner:
+                raise RuntimeError(
+                    f"sections: {section.name!r} is read by both {owner[section.name]} and {app.name}"
+                )
+            owner[section.name] = app.name
+            found.append(section)
+    return found

@@ -101,9 +101,12 @@ def test_the_core_config_reads_only_the_sections_it_is_handed(tmp_path):
     assert config.dmarc.strict_domains == frozenset({"example.com"})
 
 
-def test_two_apps_reading_one_section_are_refused():
-    with pytest.raises(RuntimeError, match="'lists' is read by two apps"):
+def test_a_section_read_twice_is_refused():
+    with pytest.raises(RuntimeError, match="'lists' is read by both lists and lists"):
         app.sections([LISTS, LISTS])
+    server = app.App("server", handlers={}, sections=(core_config.Section("server", repr),))
+    with pytest.raises(RuntimeError, match="'server' is read by both the core and server"):
+        app.sections([server])
 
 
 def test_the_command_line_has_every_apps_commands():
