@@ -27,6 +27,7 @@ from mailhub.readers import (
     parse_duration,
     section,
 )
+from mailhub.web.config import WebConfig, parse_web
 
 DEFAULT_CONFIG = Path("config/mailhub.toml")
 
@@ -108,6 +109,8 @@ class Config:
     # [dmarc]: read once, at start; the lists consult it as they post.
     dmarc: DmarcConfig = DmarcConfig()
     source: Path | None = None
+    # [web]: the HTTP side (mailhub.web.config); None when off (no [web] table).
+    web: WebConfig | None = None
 
 
 # --- the sections of the core ----------------------------------------------------------
@@ -153,6 +156,7 @@ SECTIONS = (
     "dmarc",
     "lists",
     "conduct",
+    "web",
 )
 TOP_KEYS = ("templates",)
 
@@ -307,6 +311,7 @@ def parse_config(raw: dict[str, Any], base: Path, source: Path | None = None) ->
         conduct=parse_conduct(raw, server),
         dmarc=dmarc,
         source=source,
+        web=parse_web(raw),
     )
     if not config.admins:
         raise ConfigError("admin.addresses", "name at least one administrator address")
