@@ -22,8 +22,8 @@ from mailhub.lists.config import ListConfig
 from mailhub.lists.membership import log, tell
 from mailhub.lists.verp import LEAVE, find_member, member_token
 from mailhub.store import Tx
+from mailhub.store import leaving as store
 from mailhub.store import lists as list_store
-from mailhub.store import membership as membership_store
 
 # A URL path segment longer than this is refused before it is looked at.
 MAX_TOKEN = 200
@@ -31,9 +31,6 @@ MAX_TOKEN = 200
 _MAC = re.compile(r"[a-z2-7]{32}")
 # A list name as [[lists]] allows it (mailhub.lists.config).
 _LIST = re.compile(r"[a-z0-9](?:[a-z0-9._]|-(?!-))*")
-# Entries of the membership log that mean "was a member, is no more": a one-click request
-# that comes again for one of them is answered as done (a mail client may POST twice).
-_GONE = ("left", "removed")
 
 
 def one_click_token(secret: bytes, list_name: str, address: str) -> str:
@@ -54,19 +51,13 @@ def read_one_click(token: str) -> tuple[str, str] | None:
 async def find_leaver(tx: Tx, secret: bytes, list_name: str, mac: str) -> str | None:
     """The member of `list_name` whose leave token `mac` is, or None. Scans the members
     (an HMAC each, cached by verp.member_token): the cost of a forged token."""
-    members = [m.address for m in await list_store.list_members(tx, list_name)]
-    return find_member(secret, LEAVE, list_name, mac, members)
+    return find_member(secret, LEAVE, list_name, mac, await store.member_addresses(tx, list_name))
 
 
 async def find_former(tx: Tx, secret: bytes, list_name: str, mac: str) -> str | None:
     """Someone who has left `list_name` (or was removed) and whose leave token `mac` is:
-    their link, used again, has nothing left to do."""
-    gone = {
-        e.subject_address
-        for e in await membership_store.action_log(tx, list_name)
-        if e.action in _GONE and e.kind == "member" and e.subject_address
-    }
-    return find_member(secret, LEAVE, list_name, mac, sorted(gone))
+    their link, used again (a mail client may POST twice), has nothing left to do."""
+    return find_member(secret, LEAVE, list_name, mac, await store.former_members(tx, list_name))
 
 
 async def leave_now(ctx: Context, lst: ListConfig, address: str, how: str) -> bool:
