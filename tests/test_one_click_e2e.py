@@ -289,6 +289,34 @@ async def test_an_internal_error_is_a_500_page_and_one_log_line(tmp_path, http, 
         await stop_hub(hub)
 
 
+async def test_without_even_the_error_page_a_fixed_page_and_still_no_traceback(
+    tmp_path, http, caplog
+):
+    templates = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), templates)
+    for name in ("left.html", "problem.html"):
+        (templates / "en" / "web" / name).unlink()
+    hub = await make_hub(tmp_path, top=f'templates = "{templates}"\n')
+    try:
+        caplog.set_level(logging.INFO, logger="mailhub")
+        t = await token(hub, "green", "ann@example.net")
+        async with http.post(url(hub, t), data=ONE_CLICK) as r:
+            assert r.status == 500
+            assert r.headers["Cache-Control"] == "no-store"
+            page = await r.text()
+        assert '<p lang="cy">Ni allem ateb y cais hwn.</p>' in page
+        assert "Traceback" not in page and "html" in page
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("web ")]
+        assert lines == [
+            "web method=POST route=/u/{token} outcome=error error=TemplateNotFound",
+            "web page=problem outcome=error error=TemplateNotFound",
+        ]
+        assert all(r.exc_info is None for r in caplog.records)
+        assert await is_member(hub, "green", "ann@example.net")
+    finally:
+        await stop_hub(hub)
+
+
 async def test_a_taken_http_port_stops_the_start_with_one_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -44,6 +44,11 @@ SECURITY_HEADERS = {
     "Server": "mailhub",
 }
 
+FALLBACK_PAGE = (
+    '<!doctype html><html lang="cy"><meta charset="utf-8"><title>Gwall / Error</title>'
+    '<p lang="cy">Ni allem ateb y cais hwn.</p><p lang="en">We could not answer this request.</p>'
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -52,9 +57,14 @@ class WebStartError(Exception):
 
 
 def problem(site: Site, status: int, headers: dict[str, str] | None = None) -> web.Response:
-    """A refusal as a page in both languages (Welsh first: it may concern no list)."""
+    """A refusal as a page in both languages (Welsh first: it may concern no list). If even
+    that page cannot be made (own templates without it), a fixed one: still no traceback."""
     name = "not_found" if status == 404 else "problem"
-    text = site.pages.render(name, DEFAULT_LANGUAGES, status=status)
+    try:
+        text = site.pages.render(name, DEFAULT_LANGUAGES, status=status)
+    except Exception as exc:  # noqa: BLE001 - the fixed page and one line
+        logs.event("web", logging.ERROR, page=name, outcome="error", error=type(exc).__name__)
+        text = FALLBACK_PAGE
     return web.Response(status=status, text=text, content_type="text/html", headers=headers)
 
 
