@@ -15,5 +15,5 @@ TEMPLATES = [
 setup(
     packages=[*find_packages(include=["mailhub", "mailhub.*"]), *TEMPLATES],
     package_dir={"mailhub.templates": "templates"},
-    package_data={package: ["*.txt"] for package in TEMPLATES},
+    package_data={package: ["*.txt", "*.html"] for package in TEMPLATES},
 )

@@ -19,6 +19,7 @@ from mailhub.errors import ConfigError, UserError
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.service import Service, StartError
 from mailhub.store import Store, inbound, outbound, workers
+from mailhub.web.config import warnings as web_warnings
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
 
@@ -96,6 +97,12 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
                 f"    warning: no facilitators: nobody reviews {nobody}, and "
                 f"{lst.name}-owner@{d} goes to the administrators"
             )
+    web = config.web
+    print(
+        "web: off" if web is None else f"web: http://{web.host}:{web.port} (links {web.base_url})"
+    )
+    for warning in web_warnings(web, bool(config.lists)):
+        print(f"  warning: {warning}")
     if not book.lists and not book.conduct:
         print(f"({len(ROUTES)} address patterns known; see README 'Addresses')")
     return 0

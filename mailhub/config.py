@@ -30,6 +30,7 @@ from mailhub.readers import (
     parse_duration,
     section,
 )
+from mailhub.web.config import WebConfig, parse_web
 
 if TYPE_CHECKING:
     # For the types of Config's app fields only: the apps' parsers fill them.
@@ -125,6 +126,8 @@ class Config:
     # [dmarc]: read once, at start; the lists consult it as they post.
     dmarc: DmarcConfig = DmarcConfig()
     source: Path | None = None
+    # [web]: the HTTP side (mailhub.web.config); None when off (no [web] table).
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ SECTIONS = (
     "enquiries",
     "autoreply",
     "dmarc",
+    "web",
 )
 TOP_KEYS = ("templates",)
 
@@ -345,6 +349,7 @@ def parse_config(
         templates_dir=_path(templates, base, "templates") if templates else default_templates_dir(),
         dmarc=dmarc,
         source=source,
+        web=parse_web(raw),
         **{s.name: s.parse(raw, server) for s in sections},  # type: ignore[arg-type]
     )
     if not config.admins:

@@ -24,6 +24,8 @@ from mailhub.smtp import Intake, IntakeLoad, protocol_factory
 from mailhub.store import Store, check_readable, inbound, outbound
 from mailhub.store.batching import GroupCommit
 from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, oldest_queued
+from mailhub.web.server import WebServer, WebStartError
+from mailhub.web.site import Site
 
 # How often the log carries a `health` line (oldest queued mail, each worker's state).
 HEALTH_SECONDS = 60.0
@@ -84,6 +86,7 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self.server: asyncio.Server | None = None
         self.port = config.server.port
+        self.web: WebServer | None = None  # the HTTP side, when [web] is configured
 
     async def start(self) -> None:
         """Open the store, listen, start the workers. Whatever fails on the way (the
@@ -108,6 +111,8 @@ class Service:
         if self.server is not None:
             self.server.close()
             self.server = None
+        if self.web is not None:
+            await self.web.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -155,6 +160,15 @@ class Service:
                 "change server.listen or stop what is using it"
             ) from None
         self.port = self.server.sockets[0].getsockname()[1]
+        if self.config.web is not None:
+            self.web = WebServer(
+                self.config.web, Site(self.store, self.runtime, self._wake_delivery)
+            )
+            try:
+                await self.web.start()
+            except WebStartError as exc:
+                self.web = None
+                raise StartError(str(exc)) from None
         self.statuses = {
             "processing": WorkerStatus(self.store, self.clock, "processing", self._notify),
             "delivery": self.delivery.status,
@@ -280,6 +294,8 @@ class Service:
         """Stop accepting, finish what is in flight, close the store (SIGTERM)."""
         if self.server is not None:
             self.server.close()
+        if self.web is not None:
+            await self.web.stop()  # requests in flight finish (bounded) before the store closes
         # Sessions waiting for a group commit finish it; new ones are not accepted.
         await self.committer.drain()
         for task in self._tasks:

@@ -23,6 +23,7 @@ from mailhub.config import (
     ConfigError,
 )
 from mailhub.lists.config import DMARC_KEYS, LIST_KEYS
+from mailhub.web.config import WEB_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = (REPO / "config" / "mailhub.toml").read_text()
@@ -163,8 +164,8 @@ def test_conduct_typo_before_the_missing_key_it_explains(tmp_path):
 
 
 def test_an_unknown_section_with_no_near_name_lists_the_sections(tmp_path):
-    line = error_of(tmp_path, '[web]\nlisten = "127.0.0.1:8080"\n')
-    assert line.startswith("unknown section `web`; expected one of: ")
+    line = error_of(tmp_path, '[http]\nlisten = "127.0.0.1:8080"\n')
+    assert line.startswith("unknown section `http`; expected one of: ")
     assert "lists" in line and "conduct" in line
 
 
@@ -174,6 +175,7 @@ def test_the_known_keys_are_the_keys_the_readers_read():
         "config": (REPO / "mailhub" / "config.py").read_text(),
         "lists": (REPO / "mailhub" / "lists" / "config.py").read_text(),
         "conduct": (REPO / "mailhub" / "conduct" / "config.py").read_text(),
+        "web": (REPO / "mailhub" / "web" / "config.py").read_text(),
     }
     read = set()
     for text in sources.values():
@@ -191,6 +193,7 @@ def test_the_known_keys_are_the_keys_the_readers_read():
         + DMARC_KEYS
         + CONDUCT_KEYS
         + MEMBER_KEYS
+        + WEB_KEYS
     )
     assert read == declared, (read - declared, declared - read)
 
