@@ -18,6 +18,7 @@ from mailhub.config import SECTIONS, Section
 from mailhub.delivery import Personalise
 from mailhub.jobs import Job
 from mailhub.processing import Handler, Preparer
+from mailhub.web.site import Routes
 
 # Adds an app's subcommands to the `mailhub` command: (subparsers, the common options
 # every command takes, such as --config).
@@ -37,6 +38,8 @@ class App:
     commands: tuple[Commands, ...] = ()
     # SCHEME → how delivery makes one recipient's copy of mail queued as "SCHEME:ARG".
     personalisers: Mapping[str, Personalise] = field(default_factory=dict)
+    # The app's web pages: each adds its routes to the HTTP side (mailhub.web.server).
+    pages: tuple[Routes, ...] = ()
 
     def __post_init__(self) -> None:
         # A record: its tables cannot be changed after the app is defined.
@@ -77,6 +80,10 @@ def route_preparers(apps: Iterable[App]) -> dict[str, Preparer]:
 
 def personalisers(apps: Iterable[App]) -> dict[str, Personalise]:
     return _merged(apps, "personalisers")  # type: ignore[return-value]
+
+
+def pages(apps: Iterable[App]) -> list[Routes]:
+    return [p for app in apps for p in app.pages]
 
 
 def jobs(apps: Iterable[App]) -> list[Job]:

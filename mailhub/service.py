@@ -162,7 +162,9 @@ class Service:
         self.port = self.server.sockets[0].getsockname()[1]
         if self.config.web is not None:
             self.web = WebServer(
-                self.config.web, Site(self.store, self.runtime, self._wake_delivery)
+                self.config.web,
+                Site(self.store, self.runtime, self._wake_delivery),
+                app.pages(self.apps),
             )
             try:
                 await self.web.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailhub.app import App
 from mailhub.config import Section
-from mailhub.lists import archive_cli, cli, verp
+from mailhub.lists import archive_cli, cli, one_click, verp
 from mailhub.lists.config import parse_lists
 from mailhub.lists.handlers import HANDLERS
 from mailhub.lists.jobs import JOBS
@@ -18,5 +18,7 @@ LISTS = App(
     # Posts and digests are queued once as "list:NAME" and each member's copy is made as it
     # is sent (VERP return path, the member's own List-Unsubscribe and List-Help).
     personalisers={"list": verp.personalise},
+    # BASE_URL/u/TOKEN, RFC 8058 one-click unsubscribe.
+    pages=(one_click.register,),
 )
 APP = LISTS

@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 
 from mailhub.context import Context
+from mailhub.lists import action_log, notices
 from mailhub.lists.config import ListConfig
-from mailhub.lists.membership import log, tell
 from mailhub.lists.verp import LEAVE, find_member, member_token
 from mailhub.store import Tx
 from mailhub.store import leaving as store
@@ -66,6 +66,8 @@ async def leave_now(ctx: Context, lst: ListConfig, address: str, how: str) -> bo
     address is no member (already gone)."""
     if not await list_store.remove_member(ctx.tx, lst.name, address):
         return False
-    await log(ctx, lst, address, "left", "member", subject_address=address, detail=how)
-    await tell(ctx, lst, address, "membership_status", situation="left")
+    await action_log.record(
+        ctx, lst, address, "left", "member", subject_address=address, detail=how
+    )
+    await notices.tell(ctx, lst, address, "membership_status", situation="left")
     return True

@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
 from mailhub import logs
-from mailhub.web import unsubscribe
 from mailhub.web.config import WebConfig
 from mailhub.web.pages import DEFAULT_LANGUAGES
-from mailhub.web.site import Site
+from mailhub.web.site import Routes, Site
 
 # Bodies past this are refused (413) as they are read: the only body we take is a form
 # with one short field.
@@ -106,10 +105,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.update(SECURITY_HEADERS)
 
 
-def build_app(site: Site) -> web.Application:
+def build_app(site: Site, pages: Iterable[Routes] = ()) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[guard(site)])
     app.on_response_prepare.append(_security_headers)
-    unsubscribe.register(app, site)
+    for add in pages:
+        add(app, site)
     return app
 
 
@@ -120,16 +120,17 @@ def _reason(exc: OSError) -> str:
 
 
 class WebServer:
-    def __init__(self, config: WebConfig, site: Site) -> None:
+    def __init__(self, config: WebConfig, site: Site, pages: Iterable[Routes] = ()) -> None:
         self.config = config
         self.site = site
+        self.pages = tuple(pages)
         self.port = config.port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Listen; `WebStartError` (and nothing left open) if the port cannot be had."""
         runner = web.AppRunner(
-            build_app(self.site),
+            build_app(self.site, self.pages),
             access_log=None,
             keepalive_timeout=KEEPALIVE_SECONDS,
             shutdown_timeout=SHUTDOWN_SECONDS,

@@ -55,3 +55,7 @@ class Site:
 
     def __post_init__(self) -> None:
         self.pages = Pages(self.runtime.config.templates_dir)
+
+
+# An app's web pages: adds its routes (and their handlers, given the site) to the HTTP app.
+Routes = Callable[[web.Application, "Site"], None]
