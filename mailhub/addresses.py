@@ -86,6 +86,9 @@ SPEC: tuple[Kind, ...] = (
          {"ref": TOKEN}),
     Kind("conduct-{member}", "conduct.direct", "a report to one committee member only"),
     Kind("{list}-join", "lists.join", "subscribe request"),
+    # A member's own leave address (the List-Unsubscribe mailto): leaves at once when the
+    # token is the From: address's own leave token; otherwise as `{list}-leave`.
+    Kind("{list}-leave+{token}", "lists.leave", "one member's own leave address"),
     Kind("{list}-leave", "lists.leave", "unsubscribe request"),
     Kind("{list}-request", "lists.request", "commands: subscribe, help, digest on/off, ..."),
     Kind("{list}-owner", "lists.owner", "the list's facilitators"),

@@ -32,6 +32,8 @@ TABLE = [
     ("conduct+REF", {"ref": REF}, f"conduct+{REF}@", "conduct.reporter"),
     ("conduct-MEMBER", {"member": "ada-jones"}, "conduct-ada-jones@", "conduct.direct"),
     ("LIST-join", {"list": "data"}, "data-join@", "lists.join"),
+    ("LIST-leave+TOKEN", {"list": "data", "token": TOKEN},
+     f"data-leave+{TOKEN}@", "lists.leave"),
     ("LIST-leave", {"list": "data"}, "data-leave@", "lists.leave"),
     ("LIST-request", {"list": "data"}, "data-request@", "lists.request"),
     ("LIST-owner", {"list": "bilingual-services"}, "bilingual-services-owner@", "lists.owner"),
