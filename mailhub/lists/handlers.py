@@ -3,7 +3,7 @@ membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from mailhub.lists import bounces, confirm, digest, owner, posting, requests, subscription
+from mailhub.lists import bounces, confirm, digest, leaving, owner, posting, requests, subscription
 
 HANDLERS = {
     "lists.post": posting.handle_post,
@@ -11,7 +11,7 @@ HANDLERS = {
     "lists.bounces": bounces.handle_bounce,
     "lists.digest": digest.handle_digest_now,
     "lists.join": subscription.handle_join,
-    "lists.leave": subscription.handle_leave,
+    "lists.leave": leaving.handle_leave,
     "lists.confirm": confirm.handle_confirm,
     "lists.owner": owner.handle_owner,
 }

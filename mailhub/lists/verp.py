@@ -3,9 +3,14 @@
 The message is stored once; for each member the delivery worker asks `personalise`
 for that member's envelope sender (`LIST-bounces+TOKEN@D`, so a bounce names its
 member even when the bounce itself is unreadable) and a copy whose List-Unsubscribe
-carries a leave token for that member and whose List-Help names the member's own
-command address (`LIST-confirm+TOKEN@D`, see `command_address`): commands sent there
-from the member's address act at once, without a confirmation round trip.
+carries the member's leave token and whose List-Help names the member's own command
+address (`LIST-confirm+TOKEN@D`, see `command_address`): commands sent there from the
+member's address act at once, without a confirmation round trip.
+
+List-Unsubscribe (RFC 2369, RFC 8058) names the one-click URL `BASE_URL/u/LIST.MAC`
+when the service has a `[web]` side, with `List-Unsubscribe-Post`, and the member's own
+leave address `LIST-leave+MAC@D` (MAC: the leave token). Bulk copies are not made
+here: they keep the generic `<mailto:LIST-leave@D>`, which asks for a confirmation.
 
 Tokens are keyed HMACs of (purpose, list, address) under the service secret: nothing
 is stored per token, they cannot be forged without the key, and one purpose's token
@@ -22,6 +27,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
+from urllib.parse import quote
 
 from mailhub.addresses import address as mailhub_address
 from mailhub.addresses import partial
@@ -65,22 +71,40 @@ class _Forms(NamedTuple):
     (`str.format` fields), and the generic header values of the stored copy."""
 
     verp: str  # LIST-bounces+{token}@D
-    unsubscribe: str  # mailto:LIST-leave@D?subject=leave%20{token}
+    # The List-Unsubscribe line(s) that replace the generic one, with the leave token as
+    # {token}: the one-click URL and the POST header first when there is a [web] side.
+    unsubscribe: str
     commands: str  # LIST-confirm+{token}@D
     help: str  # mailto:LIST-confirm+{token}@D?subject=help
     generic_unsubscribe: str  # <mailto:LIST-leave@D>, as list_headers writes it
     generic_help: str  # <mailto:LIST-request@D?subject=help>
 
 
+# RFC 8058 §3.1: the header that says a POST to the https URI unsubscribes at once.
+ONE_CLICK_POST = "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+# What a base URL may keep as it is in a header: unreserved, path and authority
+# characters. Anything else (a comma, which separates RFC 2369 URIs, angle brackets,
+# spaces, CR/LF) is percent-encoded.
+_URL_SAFE = ":/@!$&'()*+;=%~"
+
+
 @functools.lru_cache(maxsize=512)
-def _forms(list_name: str, domain: str) -> _Forms:
+def _forms(list_name: str, domain: str, base_url: str | None = None) -> _Forms:
     """Derived from the address spec once per list, so a copy costs a format per address."""
     leave = mailhub_address("LIST-leave", domain, list=list_name)
     request = mailhub_address("LIST-request", domain, list=list_name)
     commands = partial("LIST-confirm+TOKEN", domain, list=list_name)
+    mailto = f"<mailto:{partial('LIST-leave+TOKEN', domain, list=list_name)}>"
+    if base_url is None:
+        unsubscribe = f"List-Unsubscribe: {mailto}\r\n"
+    else:
+        # RFC 8058 §3.1: the https URI (one-click) first, then the mailto, folded between
+        # them (together they pass 78 characters); and the header that asks for a POST.
+        url = f"{_braced(quote(base_url, safe=_URL_SAFE))}/u/{one_click_token_form(list_name)}"
+        unsubscribe = f"List-Unsubscribe: <{url}>,\r\n {mailto}\r\n{ONE_CLICK_POST}\r\n"
     return _Forms(
         verp=partial("LIST-bounces+TOKEN", domain, list=list_name),
-        unsubscribe=f"mailto:{_braced(leave)}?subject=leave%20{{token}}",
+        unsubscribe=unsubscribe,
         commands=commands,
         help=f"mailto:{commands}?subject=help",
         generic_unsubscribe=f"<mailto:{leave}>",
@@ -92,17 +116,23 @@ def _braced(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def one_click_token_form(list_name: str) -> str:
+    """The one-click token with its MAC left as the `{token}` field: `LIST.{token}`. The
+    list is named in the clear so the web side can refuse an unknown list before it looks
+    at members (mailhub.lists.leaving.read_one_click)."""
+    return f"{_braced(list_name.lower())}.{{token}}"
+
+
+def one_click_token(secret: bytes, list_name: str, address: str) -> str:
+    """`LIST.MAC`, MAC the member's leave token: the TOKEN of `BASE_URL/u/TOKEN`."""
+    token = member_token(secret, LEAVE, list_name, address)
+    return one_click_token_form(list_name).format(token=token)
+
+
 def verp_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
     return _forms(list_name, domain).verp.format(
         token=member_token(secret, VERP, list_name, address)
     )
-
-
-def unsubscribe_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    """A mailto: whose subject carries the member's leave token, so that leaving from the
-    mail client's button needs no further proof than the token."""
-    token = member_token(secret, LEAVE, list_name, address)
-    return _forms(list_name, domain).unsubscribe.format(token=token)
 
 
 def command_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
@@ -132,18 +162,23 @@ def _generic(name: str, generic: str) -> re.Pattern[bytes]:
     )
 
 
-def _swap(head: bytes, name: str, generic: str, value: str) -> bytes:
-    """`head` (a header block ending in CRLF) with `name: generic` replaced by `name: value`."""
+def _swap(head: bytes, name: str, generic: str, lines: str) -> bytes:
+    """`head` (a header block ending in CRLF) with `name: generic` replaced by `lines`
+    (whole header lines, each ending in CRLF)."""
     m = _generic(name, generic).search(head)
     if m is None:
         return head
-    return head[: m.start()] + f"{name}: {value}\r\n".encode() + head[m.end() :]
+    return head[: m.start()] + lines.encode() + head[m.end() :]
 
 
 def personalise(
     config: Config, secret: bytes, list_name: str, raw: bytes, rcpt: str
 ) -> tuple[str, bytes]:
-    forms = _forms(list_name, config.server.domain)
+    """(envelope sender, copy) for one member: the stored copy with its List-Unsubscribe
+    and List-Help made the member's own. Without the generic header (a message that is
+    not list mail) nothing is swapped, and no one-click is claimed."""
+    web = config.web
+    forms = _forms(list_name, config.server.domain, web.base_url if web else None)
     envelope = forms.verp.format(token=member_token(secret, VERP, list_name, rcpt))
     # The header block only is edited (it is small); the body is copied once, at the end.
     head_end = raw.find(b"\r\n\r\n")
@@ -152,12 +187,12 @@ def personalise(
         raw[:split],
         "List-Unsubscribe",
         forms.generic_unsubscribe,
-        f"<{forms.unsubscribe.format(token=member_token(secret, LEAVE, list_name, rcpt))}>",
+        forms.unsubscribe.format(token=member_token(secret, LEAVE, list_name, rcpt)),
     )
     head = _swap(
         head,
         "List-Help",
         forms.generic_help,
-        f"<{forms.help.format(token=member_token(secret, COMMANDS, list_name, rcpt))}>",
+        f"List-Help: <{forms.help.format(token=member_token(secret, COMMANDS, list_name, rcpt))}>\r\n",
     )
     return envelope, head + raw[split:]
