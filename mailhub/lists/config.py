@@ -27,6 +27,9 @@ NON_MEMBER_ACTIONS = ("hold", "reject", "accept")
 REPLY_TO = ("sender", "list")
 DELIVERY = ("personalised", "bulk")
 DMARC_REWRITE = ("auto", "always", "never")
+# Whether members see each other's addresses: hidden (From: "Name via List", private
+# replies through LIST-reply+TOKEN@D) or shown (the poster's From: kept).
+ADDRESSES = ("hidden", "shown")
 # Every key a [[lists]] table may hold.
 LIST_KEYS = (
     "name",
@@ -42,6 +45,7 @@ LIST_KEYS = (
     "reply_to",
     "delivery",
     "dmarc_rewrite",
+    "addresses",
     "archive_url",
     "max_post_bytes",
     "max_post_recipients",
@@ -74,6 +78,7 @@ class ListConfig:
     reply_to: str = "sender"  # sender | list
     delivery: str = "personalised"  # personalised (VERP, one copy each) | bulk
     dmarc_rewrite: str = "auto"  # auto (when the poster's domain asks) | always | never
+    addresses: str = "hidden"  # hidden (no member sees another's address) | shown
     archive_url: str = ""
     max_post_bytes: int = 5 * 1024 * 1024  # larger posts are held
     max_post_recipients: int = 10  # posts with more To/Cc addresses are held
@@ -119,6 +124,7 @@ def parse_list(t: dict[str, Any], key: str) -> ListConfig:
         reply_to=_choice(t, "reply_to", key, "sender", REPLY_TO),
         delivery=_choice(t, "delivery", key, "personalised", DELIVERY),
         dmarc_rewrite=_choice(t, "dmarc_rewrite", key, "auto", DMARC_REWRITE),
+        addresses=_choice(t, "addresses", key, "hidden", ADDRESSES),
         archive_url=get_str(t, "archive_url", key, ""),
         max_post_bytes=get_int(t, "max_post_bytes", key, 5 * 1024 * 1024, 1),
         max_post_recipients=get_int(t, "max_post_recipients", key, 10, 1),
