@@ -10,29 +10,36 @@ personalised delivery, and prints each round and the median of the per-round rat
 
 Mailman's side (a child process on Mailman's venv; see `mailman_round`): a fresh
 mailman.cfg and SQLite database in a temp dir, one list of --members members made
-through Mailman's API, [mta] pointed at a lean SMTP sink on loopback, max_recipients
-and max_sessions_per_connection at their defaults (10 and 0) and, for the personalised
-case, personalize = individual with verp_personalized_deliveries: yes and
-verp_delivery_interval: 1. Each post is parsed and queued as Mailman's LMTP runner does,
-then Mailman's own incoming runner (the posting chain) and pipeline runner (member
-recipients, headers, to-outgoing) work the queue; they are timed but not counted in the
-rate. The rate is Mailman's outgoing runner alone: from its first call to the last
-recipient counted at the sink, which includes everything that runner does per message
-(unpickling the queue entry, the VERP decision, `mailman.mta.deliver.deliver` with its
-per-recipient copy, footer decoration, member lookup and SMTP, or `BulkDelivery` in
-chunks of max_recipients). Leaving Mailman's intake and pipeline out of its rate only
-flatters Mailman.
+through Mailman's API, [mta] pointed at fanout.py's lean SMTP sink on loopback,
+max_recipients and max_sessions_per_connection at their defaults (10 and 0), one
+outgoing runner (its default), and for the personalised case personalize = individual
+(a copy per member, footer decorated per member, To: untouched: the nearest to mailhub's
+personalised copies) with verp_personalized_deliveries: yes and verp_delivery_interval: 1.
+Each post is parsed and queued as Mailman's LMTP runner does, then Mailman's incoming
+runner (the posting chain) and pipeline runner (member-recipients, headers, to-outgoing)
+work the queue, untimed in the rate. The rate is Mailman's outgoing runner alone, from
+its first call to the last recipient counted at the sink: everything that runner does per
+message (unpickling the queue entry, the VERP decision, `mailman.mta.deliver.deliver`
+with a deep copy, footer decoration, member lookup and SMTP for each member, or
+`BulkDelivery` in chunks of max_recipients, all in lock-step smtplib). Leaving Mailman's
+intake and pipeline out only flatters Mailman; a second figure counts its chain +
+pipeline too, as if overlapped with the outgoing runner (they are separate processes):
+the slower of the two stages bounds that rate.
 
 mailhub's side: `benchmarks/fanout.py` (real Service, intake over SMTP, processing,
-relay delivery, its own sink in a child process) run in a child process on our venv,
-with the same post; its rate runs from the first post accepted to the last delivery at
-its sink, so it includes intake and processing that Mailman's rate leaves out.
+relay delivery over 8 connections, its own sink in a child process) run in a child
+process on our venv, with its POST replaced by the same post; its rate runs from the
+first post accepted to the last delivery at its sink, so it includes the intake and
+processing that Mailman's headline rate leaves out.
 
-The post is the same on both sides: ~3 KB of plain text, and both add their list footer.
+The post is the same on both sides (~2.8 KB of plain text; ~3.6 KB a copy with the list
+headers and footer each adds). Also printed: CPU per delivery (Mailman: its outgoing
+runner; mailhub: its whole process, setup included), which a busy neighbour on the
+machine does not inflate as it does wall time.
 
     .venv/bin/python benchmarks/mailman_baseline.py [--rounds 3] [--members 1000]
         [--bulk-posts MAILMAN MAILHUB] [--personalised-posts MAILMAN MAILHUB]
-    .venv/bin/python benchmarks/mailman_baseline.py --profile   # Mailman personalised, top 10
+    .venv/bin/python benchmarks/mailman_baseline.py --profile   # Mailman personalised, cProfile
 
 Loopback only, and bounded: every round's child is killed after --timeout seconds.
 """
