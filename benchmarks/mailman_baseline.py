@@ -41,7 +41,8 @@ machine does not inflate as it does wall time.
         [--bulk-posts MAILMAN MAILHUB] [--personalised-posts MAILMAN MAILHUB]
     .venv/bin/python benchmarks/mailman_baseline.py --profile   # Mailman personalised, cProfile
 
-Loopback only, and bounded: every round's child is killed after --timeout seconds.
+Loopback only, and bounded: a delivery run stops after --timeout seconds and every child
+is killed soon after.
 """
 
 from __future__ import annotations
