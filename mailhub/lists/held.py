@@ -24,9 +24,18 @@ def wait_days(cfg: ListConfig) -> int:
 
 
 async def hold(
-    ctx: Context, mail: Incoming, cfg: ListConfig, sender: str, reason: str, code: str
+    ctx: Context,
+    mail: Incoming,
+    cfg: ListConfig,
+    sender: str,
+    reason: str,
+    code: str,
+    *,
+    command: str = "",
 ) -> int:
-    """Hold a post for the facilitators and tell the poster; returns the held post's id."""
+    """Hold a post for the facilitators and tell the poster; returns the held post's id.
+    `command`: the member command a post held as administrivia is (its notice says how to
+    send it to the list's request address instead)."""
     held_id = await store.hold_post(
         ctx.tx,
         list_name=cfg.name,
@@ -37,7 +46,9 @@ async def hold(
         raw=mail.raw,
         now=ctx.now(),
     )
-    await notices.answer(ctx, mail, cfg, "posting_held", code=code, days=wait_days(cfg))
+    await notices.answer(
+        ctx, mail, cfg, "posting_held", code=code, days=wait_days(cfg), command=command
+    )
     await review.on_new_item(ctx, cfg)
     return held_id
 

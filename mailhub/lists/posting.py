@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from mailhub import logs
 from mailhub.context import Context, Incoming
 from mailhub.lists import held, notices
+from mailhub.lists.administrivia import member_command, own_text
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.distribution import distribute
 from mailhub.lists.headers import extract_list_ids, list_id
-from mailhub.parsing import addresses, header_values, sender_address
+from mailhub.parsing import addresses, header, header_values, sender_address
 from mailhub.routing import Route
 from mailhub.store import bans
 from mailhub.store import lists as store
@@ -36,6 +37,7 @@ class PostFacts:
     banned: bool = False
     domain: str = ""
     loop_id: str = ""
+    command: str = ""  # the member command the post is only (administrivia), else ""
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Accept:
 @dataclass(frozen=True)
 class Hold:
     reason: str
-    code: str = ""  # non-member | first-posts | size | recipients
+    code: str = ""  # administrivia | non-member | first-posts | size | recipients
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,17 @@ Decision = Accept | Hold | Reject | Discard
 
 
 def decide_post(cfg: ListConfig, member: Member | None, facts: PostFacts) -> Decision:
-    """Mail loops first (never answered), then bans, membership, and the size rules."""
+    """Mail loops first (never answered), then bans, member commands sent to the list by
+    mistake (held for members and non-members alike: nobody should get "unsubscribe"),
+    membership, and the size rules."""
     if list_id(cfg.name, facts.domain) in facts.list_ids:
         return Discard("mail loop: our own List-Id came back")
     if facts.loop_id and facts.loop_id.lower() in (v.lower() for v in facts.x_loops):
         return Discard("mail loop: our own X-Loop came back")
     if facts.banned:
         return Reject("sender is banned from this list", "banned")
+    if facts.command:
+        return Hold(f"a member command ({facts.command})", "administrivia")
     if member is None:
         if cfg.non_member_posts == "reject":
             return Reject("sender is not a member", "non-member")
@@ -99,6 +105,7 @@ def post_facts(mail: Incoming, *, banned: bool, domain: str, loop_id: str) -> Po
         banned=banned,
         domain=domain,
         loop_id=loop_id,
+        command=member_command(header(msg, "subject"), own_text(msg)) or "",
     )
 
 
@@ -121,7 +128,9 @@ async def handle_post(ctx: Context, mail: Incoming, route: Route) -> None:
             await store.count_post(ctx.tx, cfg.name, sender)
         logs.event("list.post", **fields, outcome="accepted", recipients=recipients)
     elif isinstance(decision, Hold):
-        held_id = await held.hold(ctx, mail, cfg, sender, decision.reason, decision.code)
+        held_id = await held.hold(
+            ctx, mail, cfg, sender, decision.reason, decision.code, command=facts.command
+        )
         logs.event("list.post", **fields, outcome="held", held_id=held_id, code=decision.code)
     elif isinstance(decision, Reject):
         await notices.answer(ctx, mail, cfg, "posting_rejected", code=decision.code)

@@ -12,6 +12,7 @@ import re
 
 _WELSH = [
     (re.compile(r"non-member"), "nid yw'n aelod"),
+    (re.compile(r"a member command \(([\w-]+)\)"), r"gorchymyn aelod (\1)"),
     (re.compile(r"too large \((\d+) bytes; limit (\d+)\)"), r"rhy fawr (\1 beit; terfyn \2)"),
     (
         re.compile(r"too many recipients \((\d+); limit (\d+)\)"),

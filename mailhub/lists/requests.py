@@ -71,6 +71,7 @@ _COMMANDS = {
     "gadael": "leave",
     "dad danysgrifio": "leave",
 }
+COMMAND_WORDS = _COMMANDS  # the member command vocabulary (read by lists.administrivia)
 # The commands that change a member's mail (all but help, join and leave).
 SETTINGS = ("digest-on", "digest-off", "nomail", "mail", "own-on", "own-off", "mute")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|ynt|ateb)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
