@@ -21,6 +21,7 @@ TABLE_GROUPS = (
     "mailhub.store.bans",
     "mailhub.store.lists",
     "mailhub.store.membership",
+    "mailhub.store.relay",
     "mailhub.store.conduct",
     "mailhub.store.workers",
 )
