@@ -42,7 +42,7 @@ _LIST = re.compile(r"[a-z0-9](?:[a-z0-9._]|-(?!-))*")
 # The subject personalised copies' mailto carried before LIST-leave+MAC@D existed
 # (`mailto:LIST-leave@D?subject=leave%20MAC`), still honoured: those copies are in
 # people's mailboxes.
-_OLD_SUBJECT = re.compile(r"\s*leave\s+([A-Za-z2-7]{32})\s*")
+_OLD_SUBJECT = re.compile(r"\s*leave\s+([a-z2-7]{32})\s*", re.IGNORECASE)
 
 
 def read_one_click(token: str) -> tuple[str, str] | None:
