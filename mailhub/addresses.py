@@ -90,6 +90,10 @@ SPEC: tuple[Kind, ...] = (
     # token is the From: address's own leave token; otherwise as `{list}-leave`.
     Kind("{list}-leave+{token}", "lists.leave", "one member's own leave address"),
     Kind("{list}-leave", "lists.leave", "unsubscribe request"),
+    # On a list whose addresses are hidden: one poster's private reply address (the token
+    # names the list and the poster; mailhub.lists.reply_relay forwards it from members).
+    Kind("{list}-reply+{token}", "lists.reply",
+         "private reply relay to a poster on a list whose addresses are hidden"),
     Kind("{list}-request", "lists.request", "commands: subscribe, help, digest on/off, ..."),
     Kind("{list}-owner", "lists.owner", "the list's facilitators"),
     Kind("{list}-confirm+{token}", "lists.confirm",

@@ -35,6 +35,8 @@ TABLE = [
     ("LIST-leave+TOKEN", {"list": "data", "token": TOKEN},
      f"data-leave+{TOKEN}@", "lists.leave"),
     ("LIST-leave", {"list": "data"}, "data-leave@", "lists.leave"),
+    ("LIST-reply+TOKEN", {"list": "data", "token": TOKEN},
+     f"data-reply+{TOKEN}@", "lists.reply"),
     ("LIST-request", {"list": "data"}, "data-request@", "lists.request"),
     ("LIST-owner", {"list": "bilingual-services"}, "bilingual-services-owner@", "lists.owner"),
     ("LIST-confirm+TOKEN", {"list": "data", "token": TOKEN},
@@ -115,6 +117,7 @@ def test_reserved_names_and_suffixes_come_from_the_spec():
     assert addresses.reserved_suffixes() == (
         "-join",
         "-leave",
+        "-reply",
         "-request",
         "-owner",
         "-confirm",

@@ -13,7 +13,10 @@ from mailhub.lists.headers import (
 from mailhub.parsing import addresses, body_text, header, parse
 
 D = "cop.example.org"
-LIST = ListConfig(name="green", display_name="Green Team", archive_url="https://a.example/g")
+# These tests are about lists whose addresses are shown (hidden: tests/test_hidden_addresses.py).
+LIST = ListConfig(
+    name="green", display_name="Green Team", archive_url="https://a.example/g", addresses="shown"
+)
 NO_DMARC = DmarcConfig()
 
 PLAIN = (

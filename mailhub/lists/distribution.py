@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import notices
+from mailhub.lists import notices, reply_relay
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import ListAddresses, distribution_copy
 from mailhub.messages import MAX_HOPS, head_fields, hops, new_message_id
@@ -49,6 +49,8 @@ async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
     if not rcpts:
         return 0
     footer = notices.render(ctx, cfg, "posting_footer").body
+    # On a hidden list, replies to a copy go to the poster's private relay address.
+    reply_address = await reply_relay.copy_reply_address(ctx, cfg, sender)
     copy = distribution_copy(
         raw,
         cfg=cfg,
@@ -57,6 +59,7 @@ async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
         footer=footer,
         dmarc=ctx.config.dmarc,
         message_id=message_id,
+        reply_address=reply_address,
     )
     personalised = cfg.delivery == "personalised"
     await ctx.send(

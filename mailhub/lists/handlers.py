@@ -3,7 +3,17 @@ membership side (join, leave, confirm, owner)."""
 
 from __future__ import annotations
 
-from mailhub.lists import bounces, confirm, digest, leaving, owner, posting, requests, subscription
+from mailhub.lists import (
+    bounces,
+    confirm,
+    digest,
+    leaving,
+    owner,
+    posting,
+    reply_relay,
+    requests,
+    subscription,
+)
 
 HANDLERS = {
     "lists.post": posting.handle_post,
@@ -14,4 +24,5 @@ HANDLERS = {
     "lists.leave": leaving.handle_leave,
     "lists.confirm": confirm.handle_confirm,
     "lists.owner": owner.handle_owner,
+    "lists.reply": reply_relay.handle_reply,
 }
