@@ -21,6 +21,8 @@ from mailhub import logs
 from mailhub.context import Context
 from mailhub.lists import notices, tokens
 from mailhub.lists.config import ListConfig
+from mailhub.lists.headers import ListAddresses
+from mailhub.lists.held_view import HeldView, held_view, with_attachments
 from mailhub.lists.reasons import held_reason_cy
 from mailhub.lists.review_commands import ACCEPT, APPROVE, DISCARD, REJECT
 from mailhub.store import lists as list_store
@@ -137,12 +139,31 @@ async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Review
     return items
 
 
-def _entry_vars(number: int, item: ReviewItem) -> dict[str, Any]:
+def hides_addresses(lst: ListConfig) -> bool:
+    """Does the review show people by name only? (A list whose addresses are hidden: "digests
+    and reviews show names, never member addresses".)"""
+    return lst.addresses == "hidden"
+
+
+def attachment_name(held_id: int) -> str:
+    return f"held-{held_id}.eml"
+
+
+def _entry_vars(
+    number: int, item: ReviewItem, hidden: bool, view: HeldView | None = None
+) -> dict[str, Any]:
+    shown = view.excerpt if view is not None else None
     return {
         "number": number,
         "kind": item.kind,
-        "name": item.name,
-        "address": item.address,
+        "hidden": hidden,
+        "name": shown.name if shown is not None else item.name,
+        "address": "" if hidden else item.address,
+        "excerpt": list(shown.lines) if shown is not None else [],
+        "more": shown.more if shown is not None else False,
+        "readable": shown.readable if shown is not None else True,
+        "attachment": attachment_name(item.ref_id) if view and view.attachment is not None else "",
+        "size_kb": (view.size + 1023) // 1024 if view is not None else 0,
         "when": notices.when(item.at),
         "note": item.note,
         "subject": item.subject or "(no subject)",
@@ -185,19 +206,29 @@ async def send_review(
                 review_id=review_id,
             )
             reply_token = token
-    await notices.tell(
-        ctx,
-        lst,
-        recipient,
-        "review",
-        reply_token=reply_token,
-        role=role,
-        entries=[_entry_vars(n, i) for n, i in enumerate(numbered, start=1)],
-        disabled=[_entry_vars(0, i) for i in info],
-        has_requests=any(i.kind == REQUEST for i in numbered),
-        has_held=any(i.kind == HELD for i in numbered),
-        result=result,
-    )
+    hidden = hides_addresses(lst)
+    hide = (lst.display_name, ListAddresses.of(lst.name, ctx.domain).post) if hidden else None
+    views = {i.ref_id: await held_view(ctx.tx, i.ref_id, hide) for i in numbered if i.kind == HELD}
+    variables: dict[str, Any] = {
+        "role": role,
+        "entries": [
+            _entry_vars(n, i, hidden, views.get(i.ref_id) if i.kind == HELD else None)
+            for n, i in enumerate(numbered, start=1)
+        ],
+        "disabled": [_entry_vars(0, i, hidden) for i in info],
+        "has_requests": any(i.kind == REQUEST for i in numbered),
+        "has_held": any(i.kind == HELD for i in numbered),
+        "result": result,
+    }
+    attachments = [
+        (attachment_name(held_id), view.attachment)
+        for held_id, view in views.items()
+        if view.attachment is not None
+    ]
+    if attachments:
+        await _send_with_attachments(ctx, lst, recipient, reply_token, variables, attachments)
+    else:
+        await notices.tell(ctx, lst, recipient, "review", reply_token=reply_token, **variables)
     logs.event(
         "review",
         list=lst.name,
@@ -208,6 +239,30 @@ async def send_review(
         answer=result is not None,
     )
     return review_id
+
+
+async def _send_with_attachments(
+    ctx: Context,
+    lst: ListConfig,
+    recipient: str,
+    reply_token: str,
+    variables: dict[str, Any],
+    attachments: list[tuple[str, bytes]],
+) -> None:
+    """The review as notices.tell sends it, with each held post attached as it arrived."""
+    msg = notices.compose(ctx, lst, "review", recipient, reply_token=reply_token, **variables)
+    # As notices.tell: generated, not a reply, so out-of-office robots do not answer it.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Loop"] = ctx.loop_id
+    raw = with_attachments(msg, attachments)
+    await ctx.send(
+        raw,
+        [recipient],
+        kind=notices.kind("review"),
+        mail_from="",
+        message_id=str(msg["Message-ID"]),
+    )
 
 
 async def send_due_reviews(ctx: Context, lst: ListConfig, *, force: bool = False) -> int:
