@@ -50,6 +50,9 @@ name = "green"
 display_name = "Green {domain}"
 non_member_posts = "accept"
 delivery = "{delivery}"
+# Shown: the loop needs each list's copy to come From: the poster, so that the other list
+# sends it on (a hidden list's copy comes From: the list, which is the other's member).
+addresses = "shown"
 """
 
 
