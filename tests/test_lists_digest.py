@@ -63,7 +63,8 @@ async def test_digest_member_gets_one_mime_digest_per_interval(tmp_path):
 
 
 async def test_digest_embeds_the_stripped_copy_not_the_archived_post(tmp_path):
-    hub = await make_hub(tmp_path)
+    # Shown addresses: the poster's From: is kept (hidden: tests/test_hidden_addresses.py).
+    hub = await make_hub(tmp_path, extra='addresses = "shown"\n')
     try:
         async with hub.service.store.transaction() as tx:
             await store.set_delivery(tx, "green", "bob@example.net", "digest", hub.clock.now())

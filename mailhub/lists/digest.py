@@ -22,9 +22,9 @@ from mailhub import logs
 from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.jobs import Job
-from mailhub.lists import notices
+from mailhub.lists import notices, reply_relay
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.lists.headers import ListAddresses, list_headers, stripped_copy
+from mailhub.lists.headers import ListAddresses, display_name_of, list_headers, stripped_copy
 from mailhub.messages import address, new_message_id, to_bytes
 from mailhub.routing import Route
 from mailhub.store import lists as store
@@ -34,7 +34,7 @@ from mailhub.store.lists import ArchivedPost
 @dataclass(frozen=True)
 class DigestEntry:
     number: int
-    sender: str
+    sender: str  # the address; on a hidden list the poster's name ('': the template's "a member")
     subject: str
     date: str
 
@@ -53,8 +53,12 @@ def build_digest(
     domain: str,
     loop_id: str,
     now: float,
+    reply_addresses: dict[str, str] | None = None,
 ) -> tuple[str, bytes]:
-    """(Message-ID, bytes) of one digest holding `posts`."""
+    """(Message-ID, bytes) of one digest holding `posts`. On a hidden list each post's
+    poster is hidden as in a list copy, replies to their relay address (`reply_addresses`,
+    by sender)."""
+    replies = reply_addresses or {}
     a = ListAddresses.of(cfg.name, domain)
     envelope = EmailMessage(policy=policy.SMTP)
     envelope["From"] = address(cfg.display_name, a.post)
@@ -84,7 +88,10 @@ def build_digest(
     ]
     for post in posts:
         # In a multipart/digest each part is message/rfc822 by default (RFC 2046 §5.1.5).
-        parts += [f"--{inner}".encode(), b"", stripped_copy(post.raw).rstrip(b"\r\n")]
+        embedded = stripped_copy(
+            post.raw, cfg=cfg, domain=domain, reply_address=replies.get(post.sender, "")
+        )
+        parts += [f"--{inner}".encode(), b"", embedded.rstrip(b"\r\n")]
     parts += [f"--{inner}--".encode(), f"--{outer}--".encode(), b""]
     return message_id, b"\r\n".join(parts)
 
@@ -113,7 +120,7 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
             groups.setdefault(ids, []).append(addr)
     by_id = {p.id: p for posts in archive.values() for p in posts}
     for ids, rcpts in groups.items():
-        message_id, raw = _compose(ctx, cfg, [by_id[i] for i in ids])
+        message_id, raw = await _compose(ctx, cfg, [by_id[i] for i in ids])
         await ctx.send(
             raw,
             rcpts,
@@ -125,12 +132,22 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
         logs.event("list.digest", list=cfg.name, posts=len(ids), recipients=len(rcpts))
 
 
-def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[str, bytes]:
-    """(Message-ID, bytes) of the digest of `posts`, its contents page in the list's language."""
+async def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of the digest of `posts`, its contents page in the list's language.
+    On a hidden list the contents name posters, never their addresses."""
+    hidden = cfg.addresses == "hidden"
     entries = [
-        DigestEntry(n, p.sender, p.subject, format_datetime(as_datetime(p.archived_at)))
+        DigestEntry(
+            n,
+            display_name_of(p.raw) if hidden else p.sender,
+            p.subject,
+            format_datetime(as_datetime(p.archived_at)),
+        )
         for n, p in enumerate(posts, 1)
     ]
+    replies: dict[str, str] = {}
+    for sender in dict.fromkeys(p.sender for p in posts):
+        replies[sender] = await reply_relay.copy_reply_address(ctx, cfg, sender)
     text = notices.render(ctx, cfg, "posting_digest", entries=entries)
     return build_digest(
         cfg,
@@ -140,6 +157,7 @@ def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[
         domain=ctx.domain,
         loop_id=ctx.loop_id,
         now=ctx.now(),
+        reply_addresses=replies,
     )
 
 
@@ -184,7 +202,7 @@ async def _digest_now(ctx: Context, mail: Incoming, cfg: ListConfig, who: str) -
     posts = [p for p in posts if p.thread_id not in muted]
     if not posts:
         return "nothing-new"
-    _, raw = _compose(ctx, cfg, posts)
+    _, raw = await _compose(ctx, cfg, posts)
     # ctx.auto_reply takes a message: the digest's bytes, read back. One the email package
     # cannot write again is left for the schedule (which sends bytes), and nothing restarts.
     digest = message_from_bytes(raw, _class=EmailMessage, policy=policy.SMTP)

@@ -202,6 +202,14 @@ def poster_name(name: str, language: str) -> str:
     return name
 
 
+def display_name_of(raw: bytes) -> str:
+    """The From: display name of a post ('' when it gives none, or one holding an address),
+    for a hidden list's pages that name posters (a digest's contents)."""
+    senders = addresses(_head_message(split_raw(raw)[0]), "from")
+    name = clean(senders[0][0]) if senders else ""
+    return "" if "@" in name else name
+
+
 def via(name: str, cfg: ListConfig) -> str:
     """`NAME via LIST` (`NAME drwy LIST`) in the list's leading language."""
     form = _VIA.get(leading_language(cfg.language), _VIA["en"])
