@@ -20,6 +20,7 @@ LIST = {
     "request": "dataviz-request@d",
     "owner": "dataviz-owner@d",
     "conduct": "conduct@d",
+    "addresses": "hidden",
 }
 SITUATIONS = [
     "already_member",

@@ -48,6 +48,7 @@ class ListVars:
     request: str  # the list's request address, or the member's own command address
     owner: str
     conduct: str  # where to report a conduct problem: conduct@D, else the facilitators
+    addresses: str = "hidden"  # whether members see each other's addresses: hidden | shown
 
 
 def when(ts: float | None) -> str:
@@ -70,6 +71,7 @@ def list_vars(ctx: Context, lst: ListConfig, *, request: str = "") -> ListVars:
         conduct=mailhub_address("conduct", ctx.domain)
         if ctx.config.conduct is not None
         else a.owner,
+        addresses=lst.addresses,
     )
 
 
