@@ -202,9 +202,16 @@ async def test_hidden_list_review_names_people_and_holds_no_address(hub):
     ]
 
 
-async def test_hidden_list_request_without_a_name(hub):
+async def test_hidden_list_post_without_a_name_and_the_answer(hub):
     await hub.send(NORA, [f"hidden@{DOMAIN}"], message(sender=NORA, to=f"hidden@{DOMAIN}"))
     got = (await hub.sink.wait_count(FRAN))[0]
     await hub.idle()
     assert '1. Held post from (no name given) "Hello"' in text(got.message)
     assert NORA not in got.raw.decode()
+    # The answer to the facilitator's reply names the post without its poster's address.
+    to = reply_address(got.message)
+    await hub.send(FRAN, [to], message(sender=FRAN, to=to, body="discard 1 off topic\n"))
+    answer = (await hub.sink.wait_count(FRAN, 2))[1]
+    await hub.idle()
+    assert 'discarded 1 held post(s): 1. "Hello"' in text(answer.message)
+    assert NORA not in answer.raw.decode()

@@ -20,6 +20,7 @@ from mailhub.lists.review import (
     HELD,
     REQUEST,
     action_for,
+    hides_addresses,
     pending_items,
     role_of,
     send_review,
@@ -194,7 +195,11 @@ async def _act_on_request(
         outcome.not_found.append(number)
         return
     who_asked = (
-        f"{request.display_name} <{request.address}>" if request.display_name else request.address
+        (request.display_name or "(no name given)")
+        if hides_addresses(lst)
+        else f"{request.display_name} <{request.address}>"
+        if request.display_name
+        else request.address
     )
     label = f"{number}. {who_asked}"
     if action == APPROVE:
@@ -259,7 +264,9 @@ async def _act_on_held(
     if held is None:
         outcome.not_found.append(number)
         return
-    label = f'{number}. {held.sender} "{held.subject}"'
+    # On a list whose addresses are hidden the answer names the post by its subject only.
+    poster = "" if hides_addresses(lst) else f"{held.sender} "
+    label = f'{number}. {poster}"{held.subject}"'
     if action == ACCEPT:
         done = await release_held(ctx, lst, held_id, who)
     else:
