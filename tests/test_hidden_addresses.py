@@ -168,6 +168,7 @@ def test_the_forward_keeps_the_body_and_names_the_sender_only_by_relay():
         sender_addresses=frozenset(POSTER),
         to="bob@example.net",
         loop_id=f"mailhub@{D}",
+        now=0.0,
     )
     for a in POSTER:
         assert a not in head_text(out)
@@ -208,3 +209,21 @@ def test_the_welcome_says_whichever_is_true():
     assert "not shown" not in texts["shown"] and "see your email" not in texts["hidden"]
     # Welsh first on a cy+en list.
     assert texts["hidden"].index("Nid yw eich") < texts["hidden"].index("not shown")
+
+
+def test_the_forward_of_a_malformed_message_still_has_a_date_and_an_identifier():
+    raw = b"From: x@y.example\r\nDate: soon\r\nMessage-ID: not one\r\nSubject: =?x?q?a?=\r\n\r\n"
+    out = forward(
+        raw,
+        cfg=HIDDEN,
+        sender_name="",
+        sender_relay=f"green-reply+{'b' * 32}@{D}",
+        sender_addresses=frozenset({"x@y.example"}),
+        to="bob@example.net",
+        loop_id=f"mailhub@{D}",
+        now=0.0,
+    )
+    msg = parse(out)
+    assert header(msg, "date") == "Thu, 01 Jan 1970 00:00:00 +0000"
+    assert header(msg, "message-id").endswith(f"@{D}>")
+    assert addresses(msg, "from")[0][0] == "A member via Green Team"

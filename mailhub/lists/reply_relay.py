@@ -27,14 +27,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets as random
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
+from email.utils import format_datetime, parsedate_to_datetime
 
 from mailhub import logs
 from mailhub.addresses import address as mailhub_address
 from mailhub.autoreply import may_auto_reply
+from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
 from mailhub.lists import notices
 from mailhub.lists.config import ListConfig, find_list
@@ -143,6 +146,7 @@ def forward(
     sender_addresses: frozenset[str],
     to: str,
     loop_id: str,
+    now: float,
 ) -> bytes:
     """The message as its recipient gets it (pure): the sender's body and MIME header
     fields as they are (`messages.rewrap`), under a header block of ours: From: the
@@ -154,21 +158,32 @@ def forward(
     msg["From"] = address(via(sender_name, cfg), sender_relay)
     msg["To"] = address("", to)
     msg["Subject"] = safe_text(header(parsed, "subject"))
-    date = header(parsed, "date")
-    if date:
-        msg["Date"] = safe_text(date)
-    domain = sender_relay.rpartition("@")[2]
-    message_id = header(parsed, "message-id")
-    if message_id and not names_any(message_id, sender_addresses):
-        msg["Message-ID"] = safe_text(message_id)
-    else:
-        msg["Message-ID"] = new_message_id(domain)
-    for name in ("In-Reply-To", "References"):
-        value = header(parsed, name)
-        if value and not names_any(value, sender_addresses):
-            msg[name] = safe_text(value)
+    msg["Date"] = _date(header(parsed, "date"), now)
+    # The thread's identifiers are kept (replies thread), unless one names the sender.
+    ids = {n: _ids(header(parsed, n), sender_addresses) for n in ("Message-ID", "In-Reply-To")}
+    own = ids["Message-ID"]
+    msg["Message-ID"] = own[0] if own else new_message_id(sender_relay.rpartition("@")[2])
+    if ids["In-Reply-To"]:
+        msg["In-Reply-To"] = ids["In-Reply-To"][0]
+    references = _ids(header(parsed, "references"), sender_addresses)
+    if references:
+        msg["References"] = " ".join(references[-20:])
     msg["X-Loop"] = loop_id
     return rewrap(raw, msg, loop_id=loop_id)
+
+
+def _ids(value: str, hide: frozenset[str]) -> list[str]:
+    """The message identifiers in a header value, but for any that names an address hidden."""
+    return [i for i in re.findall(r"<[^<>\s]+>", safe_text(value)) if not names_any(i, hide)]
+
+
+def _date(value: str, now: float) -> str:
+    """The sender's Date:, as a valid date; now when it is missing or unreadable."""
+    try:
+        when = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError, IndexError):
+        when = None
+    return format_datetime(when if when is not None else as_datetime(now))
 
 
 def _header_message(raw: bytes) -> EmailMessage:
@@ -228,6 +243,7 @@ async def handle_reply(ctx: Context, mail: Incoming, route: Route) -> None:
         sender_addresses=poster_addresses(msg, ctx.domain) | {sender, mail.mail_from.lower()},
         to=target.address,
         loop_id=ctx.loop_id,
+        now=now,
     )
     await ctx.send(
         raw,
