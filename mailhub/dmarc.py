@@ -44,6 +44,8 @@ class DmarcPolicy:
     from_domain: str
     source: str = ""  # the domain whose _dmarc record decided ("" when none did)
     reason: str = ""  # why, in a few words, for the log
+    adkim: str = "r"  # DKIM alignment the record asks for: r (relaxed) or s (strict)
+    malformed: bool = False  # several records, or one without a valid p=: "none" at best
 
 
 @functools.cache
@@ -127,11 +129,16 @@ async def lookup(resolver: Resolver, from_domain: str) -> DmarcPolicy:
         return DmarcPolicy(Disposition.ABSENT, domain, reason="no DMARC record")
     if len(records) > 1:
         # §6.6.3 step 6: several records end the discovery, with no DMARC processing.
-        return DmarcPolicy(Disposition.NONE, domain, source, "several DMARC records")
+        return DmarcPolicy(
+            Disposition.NONE, domain, source, "several DMARC records", malformed=True
+        )
     disposition = policy_of(records[0], subdomain)
     if disposition is None:
-        return DmarcPolicy(Disposition.NONE, domain, source, "malformed DMARC record")
-    return DmarcPolicy(disposition, domain, source)
+        return DmarcPolicy(
+            Disposition.NONE, domain, source, "malformed DMARC record", malformed=True
+        )
+    adkim = "s" if records[0].get("adkim", "r").lower() == "s" else "r"
+    return DmarcPolicy(disposition, domain, source, adkim=adkim)
 
 
 def must_rewrite(policy: DmarcPolicy, strict_domains: Iterable[str], from_domain: str) -> bool:

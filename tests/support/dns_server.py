@@ -35,6 +35,16 @@ import dns.rrset
 Records = dict[tuple[str, str], list[str]]
 
 
+def txt(value: str) -> str:
+    """One TXT record's rdata text for `value`, split into quoted strings of at most 255
+    octets (a DKIM key is longer than one string may be; readers join them again)."""
+    data = value.encode()
+    chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+    return " ".join(
+        '"' + c.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks
+    )
+
+
 def _key(name: str) -> str:
     return name.lower().rstrip(".")
 
