@@ -34,7 +34,7 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import getaddresses
@@ -44,7 +44,7 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy, Relaxed
 
 from mailhub.dmarc import Disposition, DmarcPolicy, lookup, organisational_domain
-from mailhub.messages import clean_raw_value, head_fields
+from mailhub.messages import clean_raw_value, head_fields, raw_fields, split_raw
 from mailhub.resolver import Outcome, Resolver, TxtAnswer
 
 MAX_SIGNATURES = 5
@@ -230,16 +230,42 @@ class BodyHashes:
 # over every whitespace run that does not end its line: quadratic in the line, about a
 # second a megabyte for lines of spaces ending in one letter. The look-behind starts a
 # match only at the start of a run, and a run is replaced only when it is not already one
-# space.
+# space. A bare LF becomes CRLF first, as dkimpy's reading of a message does.
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _TRAILING_WSP = re.compile(rb"(?<![\t ])[\t ]+\r\n")
 _WSP_RUN = re.compile(rb"[\t ]{2,}|\t")
+# A regular expression holds the GIL until it is done: the body is worked through in pieces
+# of about this size, each ending at a line end, so the event loop's thread gets its turns.
+CHUNK_BYTES = 256 * 1024
 
 
-def canonical_body(body: bytes, relaxed: bool) -> bytes:
-    """A CRLF body in DKIM's simple or relaxed canonical form (as dkimpy makes it: empty
-    lines at the end dropped, one CRLF kept or added; a relaxed empty body is empty)."""
-    if relaxed:
-        body = _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
+def _pieces(body: bytes, size: int) -> Iterator[bytes]:
+    start = 0
+    while start < len(body):
+        end = body.find(b"\n", start + size - 1)
+        end = len(body) if end < 0 else end + 1
+        yield body[start:end]
+        start = end
+
+
+def canonical_body(body: bytes, relaxed: bool, chunk: int = CHUNK_BYTES) -> bytes:
+    """A body in DKIM's simple or relaxed canonical form, as dkimpy makes it: bare LFs as
+    CRLF, empty lines at the end dropped, one CRLF kept or added; relaxed, whitespace at a
+    line's end dropped and runs of it made one space, and an empty body empty. The rules
+    are line by line, so pieces cut at line ends give the same result."""
+    parts = []
+    for piece in _pieces(body, chunk):
+        # Each rule only where it has work: a scan by a pattern costs more than a search
+        # for a fixed string (most text has no tab, no double space, no bare LF).
+        if piece.count(b"\n") != piece.count(b"\r\n"):
+            piece = _BARE_LF.sub(b"\r\n", piece)
+        if relaxed:
+            if b" \r\n" in piece or b"\t\r\n" in piece:
+                piece = _TRAILING_WSP.sub(b"\r\n", piece)
+            if b"\t" in piece or b"  " in piece:
+                piece = _WSP_RUN.sub(b" ", piece)
+        parts.append(piece)
+    body = b"".join(parts)
     # Whole CRLF pairs at the end, counted from the end without a backtracking search.
     tail = body[len(body.rstrip(b"\r\n")) :]
     pairs = len(re.match(rb"(?:\n\r)*", tail[::-1]).group()) // 2  # type: ignore[union-attr]
@@ -278,18 +304,20 @@ def _from_domain(fields: list[tuple[str, str]]) -> tuple[str, str]:
 
 
 def _prepare(raw: bytes, max_signatures: int) -> _Prepared:
-    """Read the message once (in a worker thread): its signatures and its From: domain."""
-    fields = head_fields(raw)
+    """Read the message once (in a worker thread): its signatures and its From: domain.
+    dkimpy is given the header block alone: we hash the body ourselves."""
+    head, body = split_raw(raw)
+    fields = raw_fields(head)
     from_domain, from_problem = _from_domain(fields)
     count = sum(1 for n, _ in fields if n.strip().lower() == "dkim-signature")
     try:
-        checker = dkim.DKIM(raw, logger=_DKIMPY_LOG, minkey=MIN_KEY_BITS)
+        checker = dkim.DKIM(head + b"\r\n\r\n", logger=_DKIMPY_LOG, minkey=MIN_KEY_BITS)
     except Exception:  # noqa: BLE001 - a header block dkimpy cannot read: nothing verifies
         problems = [
             _Signature(i, problem="message not readable") for i in range(min(count, max_signatures))
         ]
         return _Prepared(None, problems, from_domain, from_problem)
-    prepared = _Prepared(checker, [], from_domain, from_problem, BodyHashes(checker.body))
+    prepared = _Prepared(checker, [], from_domain, from_problem, BodyHashes(body))
     values = [v for n, v in checker.headers if n.lower() == b"dkim-signature"]
     for index in range(min(len(values), max_signatures)):
         signature = _Signature(index)
