@@ -358,10 +358,14 @@ def _read_signature(checker: dkim.DKIM, index: int, size: int, signature: _Signa
 
 
 def _problem(exc: Exception, default: str) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    # dkimpy's messages quote the offending value; only its first words are kept.
-    text = re.split(r"[(:]", text)[0].strip()
-    return text[:60] if text and text.isascii() else default
+    """A few words for the reason= of a result: dkimpy's own for its field checks and key
+    checks, whose messages start with fixed words and then quote the value after a "(" or
+    ":" (never kept: it is the sender's text); `default` for anything else."""
+    if not isinstance(exc, dkim.ValidationError | dkim.KeyFormatError):
+        return default
+    text = re.split(r"[(:\r\n]", str(exc))[0].strip()
+    text = re.sub(r"b'([a-z]+)'", r"\1", text)  # "missing b'b'=" (a tag name as bytes)
+    return text[:60] if text and re.fullmatch(r"[A-Za-z0-9 =.,'-]+", text) else default
 
 
 def _check(prepared: _Prepared, keys: dict[str, TxtAnswer], done: list[DkimResult]) -> None:
