@@ -501,12 +501,13 @@ async def _verify(
     keys = dict(zip(names, answers, strict=True))
 
     done: list[DkimResult] = []
-    try:
-        await asyncio.wait_for(
-            asyncio.to_thread(_check, prepared, keys, done), max(deadline - loop.time(), 0.01)
-        )
-    except TimeoutError:
-        pass  # what finished is kept; the rest is a temperror below
+    if prepared.signatures:
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(_check, prepared, keys, done), max(deadline - loop.time(), 0.01)
+            )
+        except TimeoutError:
+            pass  # what finished is kept; the rest is a temperror below
     results = list(done)
     for signature in prepared.signatures[len(results) :]:
         results.append(

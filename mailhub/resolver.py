@@ -45,6 +45,9 @@ MAX_NEGATIVE_TTL = 3 * 3600.0
 # the full timeout again (the callers' answer to a failure is the cautious one anyway).
 FAILURE_TTL = 30.0
 CACHE_ENTRIES = 10_000
+# DMARC records and DKIM keys (a 4096-bit RSA key is about 750 bytes) fit well within this;
+# with CACHE_ENTRIES it bounds the cache at about 40 MB however the records are made.
+MAX_CACHED_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,11 @@ class Resolver:
                 answer.response
             )
         records = tuple(b"".join(rdata.strings) for rdata in answer.rrset)
-        return TxtAnswer(Outcome.RECORDS, records), float(min(answer.rrset.ttl, MAX_TTL))
+        # The smallest TTL along a CNAME chain, as dnspython's own cache would keep it.
+        ttl = float(min(answer.chaining_result.minimum_ttl, MAX_TTL))
+        if sum(len(r) for r in records) > MAX_CACHED_BYTES:
+            ttl = 0.0  # returned, not kept: a name with huge records cannot fill the memory
+        return TxtAnswer(Outcome.RECORDS, records), ttl
 
     def _failed(self, key: str, reason: str) -> tuple[TxtAnswer, float]:
         logs.event("dns-failure", logging.WARNING, domain=key, reason=reason)

@@ -167,6 +167,16 @@ async def test_a_zero_ttl_answer_is_not_kept(server):
     assert len(server.queries) == 2
 
 
+async def test_a_huge_answer_is_returned_but_not_kept(server):
+    # 20 different records (an RRset holds each rdata once) of 252 bytes: over 4 KB.
+    server.records[("huge.example.org", "TXT")] = [f'"{n:02d}' + "x" * 250 + '"' for n in range(20)]
+    resolver = resolver_for(server, ManualClock(1000.0))
+    for _ in range(2):
+        answer = await resolver.txt("huge.example.org")
+        assert answer.outcome is Outcome.RECORDS and len(answer.records) == 20
+    assert server.queries.count("huge.example.org") >= 2 * 2  # each time, UDP then TCP
+
+
 async def test_the_cache_is_bounded_and_drops_the_least_recently_used(server):
     for n in range(3):
         server.records[(f"n{n}.example.org", "TXT")] = ['"x"']
