@@ -49,14 +49,14 @@ async def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     key_file = str(path.resolve())
     print(f"wrote {key_file} (RSA 2048, readable by its owner only)")
     print()
-    print("1. publish this DNS record (the zone of the domain):")
+    print("1. publish this DNS record in the domain's zone:")
     print()
     print(f"   {record}")
     others = [d for d in config.server.domains[1:] if d.lower() != domain]
     if domain == config.server.domain and others:
         # The [dkim] key signs for every one of the service's domains.
         print()
-        print("   and the same key under each of the service's other domains:")
+        print("   and the same key for the service's other domains ([dkim] signs for them all):")
         public = _public_key(path)
         for other in others:
             print()
@@ -73,7 +73,8 @@ async def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     print(f"   key_file = {_toml(key_file)}")
     print()
     if domain not in (d.lower() for d in config.server.domains):
-        print(f"note: {domain} is not one of server.domains; mailhub signs only its own mail")
+        print(f"   note: {domain} is not one of server.domains, so nothing is signed with it yet")
+        print()
     print("3. once the record is published, restart mailhub: its mail is signed from then on")
     return 0
 
