@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailhub import dkim_cli
+from mailhub.cli import build_parser
 from mailhub.config import load_config
 from mailhub.errors import ConfigError, UserError
 from mailhub.lists.config import DmarcConfig, ListConfig
@@ -539,8 +540,6 @@ def test_cli_keygen_refuses_to_overwrite(config, capsys, tmp_path):
 
 
 def _wired() -> bool:
-    from mailhub.cli import build_parser
-
     try:
         build_parser().parse_args(["dkim", "keygen", D])
     except SystemExit:
