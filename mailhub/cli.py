@@ -11,13 +11,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from mailhub import __version__, logs
+from mailhub import __version__, dkim_cli, logs
 from mailhub.apps import APPS, load_config
 from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.errors import ConfigError, UserError
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.service import Service, StartError
+from mailhub.signing import missing
 from mailhub.store import Store, inbound, outbound, workers
 from mailhub.web.config import warnings as web_warnings
 
@@ -103,6 +104,17 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
     )
     for warning in web_warnings(web, bool(config.lists)):
         print(f"  warning: {warning}")
+    unsigned = missing(config.server.domains, config.dkim)
+    signed = [d for d in config.server.domains if d not in unsigned]
+    print(f"dkim: {'signs for ' + ', '.join(signed) if signed else 'off'}")
+    for domain in unsigned:
+        print(
+            f"  warning: mail from {domain} goes out unsigned (no DKIM key): large mailbox "
+            f"providers refuse or spam-folder it; make one with: mailhub dkim keygen {domain}"
+        )
+    dns = config.dns
+    where = ", ".join(dns.nameservers) if dns.nameservers else "the system's resolver"
+    print(f"dns: {where} (timeout {dns.timeout:g}s)")
     if not book.lists and not book.conduct:
         print(f"({len(ROUTES)} address patterns known; see README 'Addresses')")
     return 0
@@ -197,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     for app in APPS:
         for register in app.commands:
             register(sub, common)
+    dkim_cli.register(sub, common)
     return parser
 
 

@@ -30,6 +30,8 @@ from mailhub.readers import (
     parse_duration,
     section,
 )
+from mailhub.resolver import DnsConfig, parse_dns
+from mailhub.signing import DkimConfig, parse_dkim
 from mailhub.web.config import WebConfig, parse_web
 
 if TYPE_CHECKING:
@@ -128,6 +130,16 @@ class Config:
     source: Path | None = None
     # [web]: the HTTP side (mailhub.web.config); None when off (no [web] table).
     web: WebConfig | None = None
+    # [dkim]: the keys every outgoing message is signed with (none: mail goes out unsigned).
+    dkim: DkimConfig = DkimConfig()
+    # [dns]: the resolver DMARC policies and posters' DKIM keys are looked up through.
+    dns: DnsConfig = DnsConfig()
+
+    @property
+    def authserv_id(self) -> str:
+        """Who we are in the Authentication-Results we write (RFC 8601 §2.5): this host's
+        name (server.hostname, by default the first domain). The ARC seal carries it."""
+        return self.server.hostname or self.server.domain
 
 
 @dataclass(frozen=True)
@@ -184,6 +196,8 @@ SECTIONS = (
     "autoreply",
     "dmarc",
     "web",
+    "dkim",
+    "dns",
 )
 TOP_KEYS = ("templates",)
 
@@ -350,6 +364,9 @@ def parse_config(
         dmarc=dmarc,
         source=source,
         web=parse_web(raw),
+        # Key files resolve against the working directory, as every other path here does.
+        dkim=parse_dkim(raw.get("dkim"), base),
+        dns=parse_dns(raw.get("dns")),
         **{s.name: s.parse(raw, server) for s in sections},  # type: ignore[arg-type]
     )
     if not config.admins:

@@ -22,6 +22,7 @@ from mailhub.config import Config
 from mailhub.mailbox import mailbox_key
 from mailhub.messages import Templates, new_message_id, to_bytes
 from mailhub.parsing import parse
+from mailhub.resolver import Resolver
 from mailhub.routing import AddressBook
 from mailhub.sealing import conduct_key, is_conduct_kind, seal
 from mailhub.store import Tx, autoreplies, outbound
@@ -203,10 +204,18 @@ class Runtime:
     clock: Clock
     templates: Templates
     book: AddressBook
+    # DNS for preparers (DMARC policies, posters' DKIM keys): one, so its cache is shared.
+    resolver: Resolver = field(default_factory=Resolver)
 
     @classmethod
     def create(cls, config: Config, clock: Clock) -> Runtime:
-        return cls(config, clock, Templates(config.templates_dir), AddressBook.from_config(config))
+        return cls(
+            config,
+            clock,
+            Templates(config.templates_dir),
+            AddressBook.from_config(config),
+            Resolver(config.dns),
+        )
 
     def context(self, tx: Tx, source: str) -> Context:
         return Context(tx, self.config, self.clock, self.templates, self.book, source)

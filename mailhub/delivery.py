@@ -10,6 +10,12 @@ a 5xx, or running out of time, sends one DSN to the envelope sender.
 A message queued with `personalise="SCHEME:ARG"` is sent one recipient at a time, each copy
 made as it is sent by the personaliser an app registered for SCHEME (the lists' VERP and
 member links: "list:NAME"); service.py hands the apps' personalisers in.
+
+Every message is DKIM-signed as it is sent (`[dkim]`; no key for its domain: unsigned), so
+the signature covers each member's own List-Unsubscribe and List-Help, and case mail is
+signed after it is unsealed. A list copy carrying our Authentication-Results is ARC-sealed
+first (RFC 8617). Signing is CPU work: copies are made and signed in a worker thread,
+`SIGN_BATCH` at a time, never on the event loop.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Protocol
 
@@ -29,11 +36,12 @@ from mailhub import logs
 from mailhub.clock import Clock
 from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
-from mailhub.messages import to_bytes
+from mailhub.messages import clean_raw_value, head_fields, to_bytes
 from mailhub.parsing import clean
 from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
 from mailhub.relay import RelayTransport
 from mailhub.sealing import conduct_key, is_conduct_kind, unseal
+from mailhub.signing import Signer
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, is_storage_error, outbound, secrets
 from mailhub.store.batching import GroupCommit
@@ -46,6 +54,12 @@ MAX_BACKOFF = 4 * 3600.0
 UNSEALABLE_RETRY_SECONDS = 300.0
 # How long SIGTERM waits for SMTP transactions in flight.
 DRAIN_SECONDS = 10.0
+# Personalised copies made and signed per trip to a worker thread: enough that the trip's
+# cost is small beside the signatures, few enough that a copy is not held long in memory.
+SIGN_BATCH = 32
+# The kind of a list copy: the only mail whose Authentication-Results is ours (made by
+# distribution_copy, which removes every other), and so the only mail we ARC-seal.
+LIST_POST = "list.post"
 
 
 _STATUS = re.compile(r"\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?")
@@ -70,6 +84,23 @@ def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConf
 # (config, the service's secret, ARG of "SCHEME:ARG", the queued bytes, the one recipient)
 # → (envelope sender, the bytes of that recipient's copy).
 Personalise = Callable[[Config, bytes, str, bytes, str], tuple[str, bytes]]
+
+
+def signing_domain(raw: bytes, mail_from: str, domains: Sequence[str]) -> str:
+    """The d= of a message we send (pure): its From: domain when that is one of ours (every
+    notice, and a list copy From: the list); else its envelope sender's when ours (a copy
+    on a list that shows addresses keeps the poster's From:, and goes from LIST-bounces@D);
+    else the service's domain. d= is always ours: a copy that keeps a poster's From: is then
+    not DMARC-aligned, which is why such a copy's From: is rewritten when the poster's
+    domain publishes p=reject or quarantine."""
+    ours = [d.lower() for d in domains]
+    values = [v for n, v in head_fields(raw) if n.strip().lower() == "from"]
+    pairs = getaddresses([clean_raw_value(v) for v in values[:1]])
+    from_domain = pairs[0][1].rpartition("@")[2].strip().lower() if pairs else ""
+    if from_domain in ours:
+        return from_domain
+    envelope_domain = mail_from.rpartition("@")[2].lower()
+    return envelope_domain if envelope_domain in ours else ours[0]
 
 
 class Transport(Protocol):
@@ -142,10 +173,13 @@ class Delivery:
         on_change: Callable[[], None] = lambda: None,
         load: IntakeLoad | None = None,
         personalisers: Mapping[str, Personalise] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.cfg = config.outbound
+        # The [dkim] keys, read once; with none configured every message goes out as it is.
+        self.signer = signer or Signer(config.dkim, config.server.domains, clock)
         # SCHEME → the app's personaliser (see the module's docstring).
         self.personalisers = dict(personalisers or {})
         self.clock = clock
@@ -272,6 +306,38 @@ class Delivery:
         personalise, arg = found
         return personalise(self.config, self._secret or b"", arg, item.raw, rcpts[0])
 
+    def _domain(self, item: OutboundItem) -> str | None:
+        """The domain the item's copies are signed for; None when it has no key."""
+        domain = signing_domain(item.raw, item.mail_from, self.config.server.domains)
+        return domain if self.signer.key_for(domain) is not None else None
+
+    def _made(
+        self, item: OutboundItem, units: Sequence[list[str]], domain: str | None
+    ) -> list[tuple[str, bytes]]:
+        """Envelope sender and finished bytes for each transaction in `units`: personalised,
+        then (list copies) ARC-sealed, then DKIM-signed. CPU work: run in a worker thread
+        when there is signing to do. The signer never raises (unsignable mail goes out
+        unsigned, logged)."""
+        made = [self._envelope(item, rcpts) for rcpts in units]
+        if domain is None:
+            return made
+        raws = [raw for _, raw in made]
+        if item.kind == LIST_POST:
+            raws = self.signer.seal_many(raws, domain, self.config.authserv_id)
+        raws = self.signer.sign_many(raws, domain)
+        return [(mail_from, raw) for (mail_from, _), raw in zip(made, raws, strict=True)]
+
+    async def _copies(self, item: OutboundItem, units: list[list[str]]) -> list[tuple[str, bytes]]:
+        """`_made` for a slice of an item's transactions, off the event loop when signing."""
+        domain = self._domain(item)
+        if domain is None:
+            return self._made(item, units, None)  # as before signing: personalising only
+        if self._personaliser(item) is None:
+            # One copy for every transaction: signed once.
+            (made,) = await asyncio.to_thread(self._made, item, units[:1], domain)
+            return [made] * len(units)
+        return await asyncio.to_thread(self._made, item, units, domain)
+
     async def _unsealed(self, item: OutboundItem) -> OutboundItem | None:
         """The item with its raw opened (relay and Maildir alike get the plain message), or
         None when it is sealed with a key that is not configured: it then stays queued,
@@ -307,10 +373,13 @@ class Delivery:
                 async with self.store.transaction() as tx:
                     await self._settle(tx, item, (), self.clock.now())
             attempts: list[Attempt] = []
+            made: list[tuple[str, bytes]] = []
             for i, rcpts in enumerate(units):
                 if self.stopping:
                     return  # the rest stays pending, due at once after a restart
-                mail_from, raw = self._envelope(item, rcpts)
+                if i % SIGN_BATCH == 0:
+                    made = await self._copies(item, units[i : i + SIGN_BATCH])
+                mail_from, raw = made[i % SIGN_BATCH]
                 results = await transport.send(mail_from, rcpts, raw, item)
                 last = i == len(units) - 1
                 attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)

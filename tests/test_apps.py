@@ -84,7 +84,12 @@ def test_an_app_record_cannot_be_changed():
 
 def test_each_app_brings_its_jobs_preparers_and_delivery_hook():
     assert app.jobs(APPS) == [*LISTS.jobs, *CONDUCT.jobs]  # in the order of APPS
-    assert set(app.route_preparers(APPS)) == {"conduct.new", "conduct.reporter", "conduct.direct"}
+    assert set(app.route_preparers(APPS)) == {
+        "lists.post",
+        "conduct.new",
+        "conduct.reporter",
+        "conduct.direct",
+    }
     assert set(app.personalisers(APPS)) == {"list"}
 
 

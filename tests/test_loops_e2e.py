@@ -24,7 +24,7 @@ from mailhub.clock import ManualClock
 from mailhub.messages import MAX_HOPS
 from mailhub.service import Service
 from mailhub.store import lists as store
-from tests.support.hub import Hub
+from tests.support.hub import DNS_CONFIG, Hub, empty_dns
 from tests.support.sink import Sink
 
 CONFIG = """
@@ -114,6 +114,7 @@ async def start(tmp_path: Path, domain: str, other: str, sink: Sink, delivery: s
                 delivery=delivery,
             )
         )
+        + DNS_CONFIG.format(address=empty_dns())
     )
     clock = ManualClock()
     service = Service(load_config(path), clock, run_scheduler=False)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailhub import dkim_cli
 from mailhub.cli import build_parser
-from mailhub.config import load_config
+from mailhub.apps import load_config
 from mailhub.errors import ConfigError, UserError
 from mailhub.lists.config import DmarcConfig, ListConfig
 from mailhub.lists.headers import distribution_copy

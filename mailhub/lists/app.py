@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailhub.app import App
 from mailhub.config import Section
-from mailhub.lists import archive_cli, cli, one_click, verp
+from mailhub.lists import archive_cli, authenticity, cli, one_click, verp
 from mailhub.lists.config import parse_lists
 from mailhub.lists.handlers import HANDLERS
 from mailhub.lists.jobs import JOBS
@@ -12,6 +12,9 @@ from mailhub.lists.jobs import JOBS
 LISTS = App(
     name="lists",
     handlers=HANDLERS,
+    # A post's authenticity (for the ARC seal) and its poster's DMARC policy, found by DNS
+    # before its transaction.
+    preparers={"lists.post": authenticity.prepare},
     jobs=tuple(JOBS),
     sections=(Section("lists", parse_lists),),
     commands=(cli.register, archive_cli.register),

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from mailhub import logs
 from mailhub.context import Context, Incoming
 from mailhub.lists import notices, reply_relay
+from mailhub.lists.authenticity import Authenticity, rewrite_from
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import ListAddresses, distribution_copy
 from mailhub.messages import MAX_HOPS, head_fields, hops, new_message_id
@@ -17,11 +18,16 @@ from mailhub.parsing import header, sender_address
 from mailhub.store import lists as store
 
 
-async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
+async def distribute(
+    ctx: Context, cfg: ListConfig, raw: bytes, authenticity: Authenticity | None = None
+) -> int:
     """Archive the post and queue it for every member who takes each post. Returns the
     number of recipients. A post past the hop limit is a loop (two lists, or a list and a
     forwarder, sending to each other with something between them that drops X-Loop and
-    List-Id): it is neither archived nor sent, with one log line."""
+    List-Id): it is neither archived nor sent, with one log line.
+
+    `authenticity` (found by the lists.post preparer): the Authentication-Results the copies
+    carry, for delivery's ARC seal, and the poster's DMARC policy, which decides From:."""
     fields = head_fields(raw)
     if hops(fields) + 1 > MAX_HOPS:
         logs.event("list.post", list=cfg.name, outcome="loop discarded", hops=hops(fields))
@@ -60,6 +66,8 @@ async def distribute(ctx: Context, cfg: ListConfig, raw: bytes) -> int:
         dmarc=ctx.config.dmarc,
         message_id=message_id,
         reply_address=reply_address,
+        rewrite_from=rewrite_from(cfg, authenticity, ctx.config.dmarc.strict_domains),
+        authentication_results=authenticity.results if authenticity else None,
     )
     personalised = cfg.delivery == "personalised"
     await ctx.send(

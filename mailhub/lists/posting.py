@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import held, notices
+from mailhub.lists import authenticity, held, notices
 from mailhub.lists.administrivia import member_command, own_text
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.distribution import distribute
@@ -123,7 +123,7 @@ async def handle_post(ctx: Context, mail: Incoming, route: Route) -> None:
     decision = decide_post(cfg, member, facts)
     fields = {"queue_id": mail.queue_id, "list": cfg.name, "sender": sender}
     if isinstance(decision, Accept):
-        recipients = await distribute(ctx, cfg, mail.raw)
+        recipients = await distribute(ctx, cfg, mail.raw, authenticity.of(mail))
         if member is not None:
             await store.count_post(ctx.tx, cfg.name, sender)
         logs.event("list.post", **fields, outcome="accepted", recipients=recipients)

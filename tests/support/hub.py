@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ import aiosmtplib
 from mailhub.apps import load_config
 from mailhub.clock import ManualClock
 from mailhub.service import Service
+from tests.support.dns_server import DnsServer
 from tests.support.sink import Sink
 
 DOMAIN = "cop.example.org"
@@ -41,6 +45,38 @@ addresses = ["admin@example.net"]
 handlers = ["helper@example.net"]
 language = "{language}"
 """
+
+# Every hub looks names up (posters' DMARC policies) on loopback, never through the host's
+# resolver: a test that needs records passes its own [dns] table in `extra`.
+DNS_CONFIG = """
+[dns]
+nameservers = ["{address}"]
+timeout = 2
+"""
+
+
+@functools.cache
+def empty_dns() -> str:
+    """The address of a loopback DNS server that knows no names (every answer NXDOMAIN: no
+    DMARC record, so copies keep the poster's From: as before DMARC was looked up). One for
+    the whole test run, on its own thread and event loop, so it outlives each test's loop."""
+    ready = threading.Event()
+    box: dict[str, str] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            server = DnsServer()
+            await server.start()
+            box["address"] = server.address
+            ready.set()
+            await asyncio.Event().wait()  # until the process ends (a daemon thread)
+
+        asyncio.run(main())
+
+    threading.Thread(target=serve, name="empty-dns", daemon=True).start()
+    if not ready.wait(10):
+        raise RuntimeError("the loopback DNS server did not start")
+    return box["address"]
 
 
 @dataclass
@@ -103,6 +139,8 @@ async def start_hub(
         max_connections=max_connections,
         max_message_bytes=max_message_bytes,
     )
+    if "[dns]" not in extra:
+        text += DNS_CONFIG.format(address=empty_dns())
     path = tmp_path / "mailhub.toml"
     # `top`: top-level keys, which TOML needs before the first table.
     path.write_text(textwrap.dedent(top) + text + textwrap.dedent(extra))
