@@ -9,6 +9,11 @@ memory of the service process.
 
     .venv/bin/python benchmarks/fanout.py [--members 1000] [--posts 200] [--mode both]
     .venv/bin/python benchmarks/fanout.py --profile personalised   # cProfile, top 25
+    .venv/bin/python benchmarks/fanout.py --mode personalised --dkim both --posts 20
+        # without and with a DKIM key (DKIM on every copy, ARC on list copies), side by side
+
+With a key, posts are looked up on a DNS server on loopback (no DMARC record), as the
+lists.post preparer does for every post.
 
 Loopback only, and bounded: each mode stops after --timeout seconds.
 """
@@ -33,7 +38,9 @@ import aiosmtplib  # noqa: E402
 from mailhub.apps import load_config  # noqa: E402
 from mailhub.clock import SystemClock  # noqa: E402
 from mailhub.service import Service  # noqa: E402
+from mailhub.signing import keygen  # noqa: E402
 from mailhub.store import lists as store  # noqa: E402
+from tests.support.dns_server import DnsServer  # noqa: E402
 
 DOMAIN = "cop.example.org"
 CONFIG = """
@@ -58,6 +65,15 @@ name = "bench"
 display_name = "Bench"
 non_member_posts = "accept"
 delivery = "{mode}"
+"""
+SIGNING = """
+[dkim]
+selector = "mailhub"
+key_file = "{key_file}"
+
+[dns]
+nameservers = ["{dns}"]
+timeout = 2
 """
 
 POST = (
@@ -143,19 +159,25 @@ def run_sink(port_out, count, last) -> None:  # noqa: ANN001
 # --- the benchmark -------------------------------------------------------------------
 
 
-async def run_mode(mode: str, args: argparse.Namespace, sink_port: int, count, last) -> dict:  # noqa: ANN001
+async def run_mode(  # noqa: ANN001
+    mode: str, args: argparse.Namespace, sink_port: int, count, last, signed: bool = False
+) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"fanout-{mode}-"))
     path = tmp / "mailhub.toml"
-    path.write_text(
-        CONFIG.format(
-            domain=DOMAIN,
-            db=tmp / "mailhub.db",
-            sink_port=sink_port,
-            mode=mode,
-            batch_size=args.batch_size,
-            connections=args.connections,
-        )
+    text = CONFIG.format(
+        domain=DOMAIN,
+        db=tmp / "mailhub.db",
+        sink_port=sink_port,
+        mode=mode,
+        batch_size=args.batch_size,
+        connections=args.connections,
     )
+    dns = DnsServer()  # knows no names: no DMARC record, no poster key
+    await dns.start()
+    if signed:
+        key_file, _ = keygen(DOMAIN, "mailhub", tmp / "dkim")
+        text += SIGNING.format(key_file=key_file, dns=dns.address)
+    path.write_text(text)
     config = load_config(path)
     service = Service(config, SystemClock(), run_scheduler=False)
     await service.start()
@@ -181,7 +203,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink_port: int, count, l
         delivered = count.value
         elapsed = max(1e-9, last.value - first_accepted)
         return {
-            "mode": mode,
+            "mode": mode + (" signed" if signed else ""),
             "delivered": delivered,
             "expected": expected,
             "seconds": elapsed,
@@ -190,6 +212,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink_port: int, count, l
         }
     finally:
         await service.stop()
+        await dns.stop()
 
 
 def peak_rss_mb() -> float:
@@ -205,6 +228,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8, help="[outbound] connections")
     parser.add_argument("--timeout", type=float, default=300.0, help="per mode, seconds")
     parser.add_argument("--profile", action="store_true", help="cProfile the service process")
+    parser.add_argument(
+        "--dkim",
+        choices=["off", "on", "both"],
+        default="off",
+        help="sign with a DKIM key (list copies ARC-sealed too); both: without, then with",
+    )
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -214,12 +243,13 @@ def main() -> int:
     sink.start()
     sink_port = receiver.recv()
     modes = ["bulk", "personalised"] if args.mode == "both" else [args.mode]
+    signing = {"off": [False], "on": [True], "both": [False, True]}[args.dkim]
     profiler = cProfile.Profile() if args.profile else None
     try:
-        for mode in modes:
+        for mode, signed in [(m, s) for m in modes for s in signing]:
             if profiler:
                 profiler.enable()
-            result = asyncio.run(run_mode(mode, args, sink_port, count, last))
+            result = asyncio.run(run_mode(mode, args, sink_port, count, last, signed))
             if profiler:
                 profiler.disable()
             print(

@@ -41,7 +41,7 @@ from mailhub.parsing import clean
 from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
 from mailhub.relay import RelayTransport
 from mailhub.sealing import conduct_key, is_conduct_kind, unseal
-from mailhub.signing import Signer
+from mailhub.signing import PER_COPY, Signer
 from mailhub.smtp import IntakeLoad
 from mailhub.store import Store, Tx, is_storage_error, outbound, secrets
 from mailhub.store.batching import GroupCommit
@@ -60,6 +60,11 @@ SIGN_BATCH = 32
 # The kind of a list copy: the only mail whose Authentication-Results is ours (made by
 # distribution_copy, which removes every other), and so the only mail we ARC-seal.
 LIST_POST = "list.post"
+# The headers a personaliser changes in each copy (mailhub.lists.verp). When the ARC
+# signature leaves all of them out (signing.PER_COPY), one ARC set, made for an item's
+# first copy, is valid on all its copies: two RSA signatures per post instead of per member.
+PERSONALISED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-help"})
+ONE_SEAL_PER_ITEM = set(PER_COPY) >= PERSONALISED
 
 
 _STATUS = re.compile(r"\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?")
@@ -180,6 +185,8 @@ class Delivery:
         self.cfg = config.outbound
         # The [dkim] keys, read once; with none configured every message goes out as it is.
         self.signer = signer or Signer(config.dkim, config.server.domains, clock)
+        # Outbound id → the ARC set of its copies, while it is being delivered.
+        self._arc_sets: dict[int, bytes] = {}
         # SCHEME → the app's personaliser (see the module's docstring).
         self.personalisers = dict(personalisers or {})
         self.clock = clock
@@ -323,9 +330,21 @@ class Delivery:
             return made
         raws = [raw for _, raw in made]
         if item.kind == LIST_POST:
-            raws = self.signer.seal_many(raws, domain, self.config.authserv_id)
+            raws = self._sealed(item, raws, domain)
         raws = self.signer.sign_many(raws, domain)
         return [(mail_from, raw) for (mail_from, _), raw in zip(made, raws, strict=True)]
+
+    def _sealed(self, item: OutboundItem, raws: list[bytes], domain: str) -> list[bytes]:
+        """The copies with their ARC set on top (none when no Authentication-Results of ours
+        is on them). One set per item when it fits every copy (ONE_SEAL_PER_ITEM), else one
+        per run of copies with the same sealed content (seal_many)."""
+        srv_id = self.config.authserv_id
+        if not ONE_SEAL_PER_ITEM:
+            return self.signer.seal_many(raws, domain, srv_id)
+        arc = self._arc_sets.get(item.id)
+        if arc is None:
+            arc = self._arc_sets[item.id] = self.signer.arc_set(raws[0], domain, srv_id)
+        return [arc + raw for raw in raws]
 
     async def _copies(self, item: OutboundItem, units: list[list[str]]) -> list[tuple[str, bytes]]:
         """`_made` for a slice of an item's transactions, off the event loop when signing."""
@@ -409,6 +428,7 @@ class Delivery:
                 async with self.store.transaction() as tx:
                     await outbound.settle(tx, item.id, retry_at or now)
         finally:
+            self._arc_sets.pop(item.id, None)
             self._slots.put_nowait(transport)
             self.in_flight.discard(item.id)
             self.wake.set()
