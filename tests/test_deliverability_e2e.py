@@ -20,6 +20,7 @@ from pathlib import Path
 import dkim
 import dns.resolver
 import pytest
+from cryptography.fernet import Fernet
 
 from mailhub.parsing import addresses, header
 from mailhub.signing import keygen, split_message
@@ -58,6 +59,18 @@ KEYS = """
 selector = "mailhub"
 key_file = "{key_file}"
 trusted_authserv_ids = ["{trusted}"]
+"""
+CONDUCT = """
+[conduct]
+fallback = "board@example.net"
+release_after = "0"
+key_file = "{key_file}"
+[[conduct.committee]]
+name = "Ada Jones"
+addresses = ["ada@example.net"]
+[[conduct.committee]]
+name = "Bryn Hughes"
+addresses = ["bryn@example.net"]
 """
 DNS = """
 [dns]
@@ -286,6 +299,32 @@ async def test_without_a_key_mail_goes_out_unsigned_and_unsealed(tmp_path, keys,
         for r in await copies(hub):
             assert not fields(r.raw, b"dkim-signature") and not fields(r.raw, b"arc-seal")
             assert not fields(r.raw, b"authentication-results")  # nothing would seal it
+
+
+async def test_case_mail_sealed_at_rest_is_signed_as_it_is_sent(tmp_path, keys, dns_server):
+    """Conduct mail rests sealed (Fernet) in the queue; it is signed after it is unsealed, at
+    send time, so the signature is over what the committee member reads."""
+    fernet_key = tmp_path / "conduct.key"
+    fernet_key.write_bytes(Fernet.generate_key())
+    extra = DNS.format(address=dns_server.address, timeout=2)
+    extra += KEYS.format(key_file=keys.ours, trusted=TRUSTED)
+    extra += CONDUCT.format(key_file=fernet_key)
+    async with running_hub(tmp_path, extra=extra) as hub:
+        report = crlf(
+            f"From: Rhian <rhian@reporter.example>\nTo: conduct@{DOMAIN}\n"
+            "Subject: Something happened\n\nWhat happened, in detail.\n"
+        )
+        assert (await hub.send("rhian@reporter.example", [f"conduct@{DOMAIN}"], report))[0] == 250
+        (ack,) = await hub.sink.wait_count("rhian@reporter.example")
+        (case_mail, *_) = await hub.sink.wait_count("ada@example.net")
+        async with hub.service.store.read() as tx:
+            cur = await tx.execute("SELECT COUNT(*) FROM outbound WHERE sealed != 0")
+            (sealed,) = await cur.fetchone()
+        assert sealed  # it rested sealed: what went out was unsealed, then signed
+        for r in (ack, case_mail):
+            assert b"What happened" in r.raw or r is ack
+            assert our_signature(r.raw)[b"d"] == DOMAIN.encode()
+            assert await verifies(r.raw, dns_server), r.rcpt
 
 
 # --- DMARC by DNS --------------------------------------------------------------------------
