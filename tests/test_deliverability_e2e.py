@@ -22,6 +22,10 @@ import dns.resolver
 import pytest
 from cryptography.fernet import Fernet
 
+from mailhub.delivery import signing_domain
+from mailhub.dmarc import Disposition, DmarcPolicy
+from mailhub.lists.authenticity import Authenticity, relabelled, rewrite_from
+from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, header
 from mailhub.signing import keygen, split_message
 from mailhub.store import lists as store
@@ -448,3 +452,57 @@ def test_dkim_keygen_through_the_command_line_prints_the_record(tmp_path):
     assert re.fullmatch(rf's\._domainkey\.{re.escape(DOMAIN)}\. IN TXT \( ("[^"]+" ?)+ \)', record)
     assert record_value(record).startswith("v=DKIM1; k=rsa; p=")
     assert (tmp_path / "var" / "dkim" / f"{DOMAIN}.s.key").exists()
+
+
+# --- the decisions, one line each ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, mail_from, domain",
+    [
+        (b"From: enquiries@other.example.org\r\n\r\n", "", "other.example.org"),  # ours
+        (
+            b"From: ann@example.net\r\n\r\n",
+            "green-bounces+x@other.example.org",
+            "other.example.org",
+        ),
+        (b"From: ann@example.net\r\n\r\n", "ann@example.net", DOMAIN),  # neither: the service's
+        (b"Subject: no From\r\n\r\n", "", DOMAIN),
+        (b'From: "A via G" <green@COP.example.org>\r\n\r\n', "", DOMAIN),
+    ],
+)
+def test_the_signing_domain_is_always_ours(raw, mail_from, domain):
+    assert signing_domain(raw, mail_from, (DOMAIN, "other.example.org")) == domain
+
+
+def test_a_trusted_mtas_results_are_relabelled_with_our_id():
+    assert relabelled("mx.example 1; spf=pass smtp.mailfrom=a@b.example", "us.example") == (
+        "us.example; spf=pass smtp.mailfrom=a@b.example"
+    )
+    assert relabelled("mx.example; none", "us.example") == "us.example; none"
+    assert relabelled("mx.example", "us.example") == "us.example; none"
+
+
+@pytest.mark.parametrize(
+    "setting, outcome, strict, expected",
+    [
+        ("auto", Disposition.REJECT, (), True),
+        ("auto", Disposition.QUARANTINE, (), True),
+        ("auto", Disposition.UNKNOWN, (), True),  # DNS failed: the safe side
+        ("auto", Disposition.NONE, (), False),
+        ("auto", Disposition.ABSENT, (), False),
+        ("auto", Disposition.ABSENT, ("example.net",), True),
+        ("never", Disposition.REJECT, (), False),
+        ("always", Disposition.ABSENT, (), True),
+    ],
+)
+def test_the_rewrite_decision(setting, outcome, strict, expected):
+    cfg = ListConfig(name="green", display_name="Green", dmarc_rewrite=setting)
+    found = Authenticity(None, DmarcPolicy(outcome, "mail.example.net"), "mail.example.net")
+    assert rewrite_from(cfg, found, frozenset(strict)) is expected
+
+
+def test_without_a_lookup_the_list_falls_back_to_strict_domains():
+    cfg = ListConfig(name="green", display_name="Green")
+    assert rewrite_from(cfg, None, frozenset()) is None
+    assert rewrite_from(cfg, Authenticity("x; none", None), frozenset()) is None

@@ -31,7 +31,8 @@ from mailhub.authentication import TIME_LIMIT, trusted_results, verify
 from mailhub.context import Incoming, Runtime
 from mailhub.dmarc import Disposition, DmarcPolicy, lookup, must_rewrite
 from mailhub.lists.config import ListConfig, find_list
-from mailhub.parsing import header_values, sender_address
+from mailhub.messages import split_raw
+from mailhub.parsing import header_values, parse, sender_address
 from mailhub.routing import resolve
 from mailhub.signing import missing
 
@@ -102,15 +103,18 @@ def budget(runtime: Runtime) -> float:
 
 async def prepare(runtime: Runtime, mail: Incoming) -> None:
     config = runtime.config
+    # The header block alone, read as the handler reads it (From: as distribution sees it),
+    # without parsing the body a second time.
+    head = parse(split_raw(mail.raw)[0] + b"\r\n\r\n")
     loop_id = f"mailhub@{config.server.domain}".lower()
-    if any(v.strip().lower() == loop_id for v in header_values(mail.message, "x-loop")):
+    if any(v.strip().lower() == loop_id for v in header_values(head, "x-loop")):
         return  # our own mail coming back: the handler discards it, nothing to look up
     lists = _lists(runtime, mail)
     want_results = bool(lists) and not missing([config.server.domain], config.dkim)
     want_policy = any(c.addresses == "shown" and c.dmarc_rewrite == "auto" for c in lists)
     if not want_results and not want_policy:
         return
-    from_domain = sender_address(mail.message).rpartition("@")[2]
+    from_domain = sender_address(head).rpartition("@")[2]
     try:
         async with asyncio.timeout(budget(runtime)):
             found = await _find(runtime, mail, from_domain, want_results, want_policy)
