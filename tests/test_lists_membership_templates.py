@@ -36,6 +36,15 @@ SITUATIONS = [
     "rejected",
     "expired",
 ]
+# What the review shows of an entry besides its facts (mailhub.lists.review._entry_vars).
+SHOWN = {
+    "hidden": False,
+    "excerpt": [],
+    "more": False,
+    "readable": True,
+    "attachment": "",
+    "size_kb": 0,
+}
 ENTRIES = [
     {
         "number": 1,
@@ -47,6 +56,7 @@ ENTRIES = [
         "subject": "",
         "reason": "",
         "reason_cy": "",
+        **SHOWN,
     },
     {
         "number": 2,
@@ -58,6 +68,10 @@ ENTRIES = [
         "subject": "A map",
         "reason": "non-member",
         "reason_cy": "nid yw'n aelod",
+        **SHOWN,
+        "excerpt": ["A map I made.", "", "> quoted"],
+        "more": True,
+        "attachment": "held-2.eml",
     },
 ]
 RESULT = {
