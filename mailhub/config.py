@@ -106,9 +106,10 @@ class EnquiriesConfig:
 
 @dataclass(frozen=True)
 class DmarcConfig:
-    """Domains known to publish p=reject or p=quarantine (no DNS lookups: a local list).
-    A fact about senders' domains, not about any one app: read by the core, consulted by
-    the lists as they post."""
+    """Domains whose posts are always sent From: the list: the administrators' override on
+    top of the DMARC policy looked up in DNS (mailhub.dmarc), and what decides alone when
+    no lookup was made. A fact about senders' domains, not about any one app: read by the
+    core, consulted by the lists as they post."""
 
     strict_domains: frozenset[str] = frozenset()
 
