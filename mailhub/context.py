@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from functools import cached_property
 
-from mailhub import logs
+from mailhub import dates, logs
 from mailhub.autoreply import may_auto_reply, reply_headers
 from mailhub.clock import Clock
 from mailhub.config import Config
@@ -209,10 +209,13 @@ class Runtime:
 
     @classmethod
     def create(cls, config: Config, clock: Clock) -> Runtime:
+        templates = Templates(config.templates_dir)
+        # Every template may write dates in its own language: {{ ts | date(language) }}.
+        dates.install(templates.env)
         return cls(
             config,
             clock,
-            Templates(config.templates_dir),
+            templates,
             AddressBook.from_config(config),
             Resolver(config.dns),
         )
