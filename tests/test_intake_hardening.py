@@ -8,8 +8,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 
 from mailhub import logs
 from mailhub.logs import LIBRARY_LINES, LIBRARY_LINES_PER_MINUTE, LibraryLines
@@ -225,12 +224,16 @@ def test_library_lines_are_limited_per_minute_then_summed_up():
 # --- an unwritable database -------------------------------------------------------------
 
 
-@contextmanager
-def write_lock(hub) -> Iterator[None]:
-    """Another process's write transaction (a backup, a CLI command) on the same file."""
-    other = sqlite3.connect(hub.service.config.storage.path, isolation_level=None, timeout=5)
+@asynccontextmanager
+async def write_lock(hub) -> AsyncIterator[None]:
+    """Another process's write transaction (a backup, a CLI command) on the same file. Taken
+    in a thread: blocking the event loop while the service finishes a write of its own
+    would wait on ourselves."""
+    other = sqlite3.connect(
+        hub.service.config.storage.path, isolation_level=None, timeout=30, check_same_thread=False
+    )
     try:
-        other.execute("BEGIN IMMEDIATE")
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         yield
         other.execute("ROLLBACK")
     finally:
@@ -245,7 +248,7 @@ async def short_busy_timeout(hub) -> None:
 
 async def test_a_locked_database_answers_451_to_every_waiting_session(hub):
     await short_busy_timeout(hub)
-    with write_lock(hub):
+    async with write_lock(hub):
         results = await asyncio.gather(
             *(hub.send("sam@example.net", [ENQ], message(subject=f"s{i}")) for i in range(5))
         )
@@ -254,7 +257,7 @@ async def test_a_locked_database_answers_451_to_every_waiting_session(hub):
     # The lock gone, the same session goes on and the next try is stored.
     client = await greeted(hub.port)
     await client.command(b"EHLO client.example.net")
-    with write_lock(hub):
+    async with write_lock(hub):
         assert (await client.command(b"MAIL FROM:<sam@example.net>")).startswith(b"250")
         assert (await client.command(f"RCPT TO:<{ENQ}>".encode())).startswith(b"250")
         assert (await client.command(b"DATA")).startswith(b"354")
@@ -276,7 +279,7 @@ async def test_a_locked_database_answers_451_once_per_lmtp_recipient(tmp_path):
         for rcpt in (ENQ, f"postmaster@{DOMAIN}"):
             assert (await client.command(f"RCPT TO:<{rcpt}>".encode())).startswith(b"250")
         assert (await client.command(b"DATA")).startswith(b"354")
-        with write_lock(hub):
+        async with write_lock(hub):
             client.writer.write(crlf(message()) + b".\r\n")
             first, second = await client.reply(), await client.reply()
         assert first.startswith(b"451 4.3.0") and second.startswith(b"451 4.3.0")
