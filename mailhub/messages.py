@@ -74,9 +74,25 @@ class Templates:
         if len(parts) == 1:
             return parts[0]
         return Rendered(
-            " / ".join(p.subject for p in parts),
+            bilingual_subject([p.subject for p in parts]),
             SEPARATOR.join(p.body.rstrip() for p in parts) + "\n",
         )
+
+
+# A subject longer than this is cut off on a phone's list of mail (and folded by a mailer).
+SUBJECT_WIDTH = 78
+_TAG = re.compile(r"\[[^\]]{1,40}\] ")
+
+
+def bilingual_subject(subjects: list[str]) -> str:
+    """`Cymraeg / English` when both fit in SUBJECT_WIDTH, else the first language's alone
+    (the body has both). A tag both start with (`[C-1234-AB] `, `[List] `) is written once."""
+    tag = _TAG.match(subjects[0])
+    rest = list(subjects)
+    if tag and all(s.startswith(tag.group(0)) for s in subjects):
+        rest = [subjects[0]] + [s[tag.end() :] for s in subjects[1:]]
+    joined = " / ".join(rest)
+    return joined if len(joined) <= SUBJECT_WIDTH else subjects[0]
 
 
 # --- header values from incoming mail -----------------------------------------------------
@@ -294,9 +310,33 @@ def to_bytes(msg: EmailMessage) -> bytes:
         except UnicodeEncodeError:
             out = msg.as_bytes(policy=policy.SMTPUTF8)
     end = out.find(b"\r\n\r\n")
-    if field_count(out[: end if end >= 0 else len(out)]) != len(msg.keys()):
+    head = out[: end if end >= 0 else len(out)]
+    if field_count(head) != len(msg.keys()):
         raise HeaderInjection("a header value broke into more fields than were set")
+    if _EMPTY_FIRST_LINE.search(head):
+        out = refold_empty_first_lines(head) + out[len(head) :]
     return out
+
+
+# A field whose first line holds only its name: the email package writes a value that does
+# not fit after the name but fits on a line of its own that way (a 70-78 character
+# subject), and mail clients show the line break as a leading space ("Re:  [C-…]").
+_EMPTY_FIRST_LINE = re.compile(rb"^[!-9;-~]+:[ \t]*\r\n[ \t]", re.MULTILINE)
+
+
+def refold_empty_first_lines(head: bytes) -> bytes:
+    """A header block with every field whose first line is empty folded again by `fold`
+    (the value starts on the name's line); other fields are kept byte for byte."""
+    out: list[bytes] = []
+    for field in re.split(rb"\r\n(?![ \t])", head):
+        if _EMPTY_FIRST_LINE.match(field):
+            name, _, value = field.partition(b":")
+            text = re.sub(rb"\r\n(?=[ \t])", b"", value).decode("utf-8", "surrogateescape")
+            folded = fold(name.decode("ascii"), text)
+            if folded is not None:
+                field = folded
+        out.append(field)
+    return b"\r\n".join(out)
 
 
 # --- loop trace ----------------------------------------------------------------------------
