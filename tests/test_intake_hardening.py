@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mailhub import logs
