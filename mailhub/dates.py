@@ -86,13 +86,41 @@ def format_datetime(ts: float, language: str, *, sentence_start: bool = False) -
     return f"{format_date(ts, language, sentence_start=sentence_start)}, {when:%H:%M} UTC"
 
 
-def _date_filter(ts: float | None, language: str, sentence_start: bool = False) -> str:
-    # A missing time (a request never reminded, say) reads as a dash, not as 1970.
-    return "-" if ts is None else format_date(ts, language, sentence_start=sentence_start)
+class Moment(str):
+    """A time handed to templates: where text is expected (a log line, an f-string, a
+    template that does not use the filters) it reads "2026-12-07 14:05 UTC", the same in
+    every language; through the `date`/`datetime` filters it reads in the half's language.
+    So callers can pass one value to a bilingual render."""
+
+    ts: float
+
+    def __new__(cls, ts: float) -> Moment:
+        moment = super().__new__(
+            cls, datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        )
+        moment.ts = ts
+        return moment
 
 
-def _datetime_filter(ts: float | None, language: str, sentence_start: bool = False) -> str:
-    return "-" if ts is None else format_datetime(ts, language, sentence_start=sentence_start)
+def _when(value: float | str | None, language: str, sentence_start: bool, full: bool) -> str:
+    # A missing time (a request never reminded, say) reads as a dash, not as 1970; text
+    # that is already words ("soon", a date someone wrote) is shown as it is.
+    if value is None:
+        return "-"
+    if isinstance(value, Moment):
+        value = value.ts
+    elif isinstance(value, str):
+        return value
+    fmt = format_datetime if full else format_date
+    return fmt(value, language, sentence_start=sentence_start)
+
+
+def _date_filter(value: float | str | None, language: str, sentence_start: bool = False) -> str:
+    return _when(value, language, sentence_start, full=False)
+
+
+def _datetime_filter(value: float | str | None, language: str, sentence_start: bool = False) -> str:
+    return _when(value, language, sentence_start, full=True)
 
 
 def install(env: jinja2.Environment) -> None:

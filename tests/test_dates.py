@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import jinja2
 import pytest
 
-from mailhub.dates import format_date, format_datetime, install
+from mailhub.dates import Moment, format_date, format_datetime, install
 
 # Monday 7 December 2026, 14:05 UTC
 MONDAY = datetime(2026, 12, 7, 14, 5, tzinfo=UTC).timestamp()
@@ -76,4 +76,15 @@ def test_template_filters_render_each_half_in_its_language() -> None:
     )
     assert template.render(ts=MONDAY, language="en", none=None).startswith(
         "erbyn Monday 7 December"
+    )
+
+
+def test_a_moment_reads_as_plain_text_and_in_the_language_through_the_filter() -> None:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    install(env)
+    moment = Moment(MONDAY)
+    assert f"{moment}" == "2026-12-07 14:05 UTC"
+    template = env.from_string("{{ t | datetime(language) }} / {{ s | date(language) }}")
+    assert template.render(t=moment, s="soon", language="cy") == (
+        "dydd Llun 7 Rhagfyr 2026, 14:05 UTC / soon"
     )
