@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -220,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         func: Command = args.func
-        return asyncio.run(func(args, config))
+        status = asyncio.run(func(args, config))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except ConfigError as exc:
         print(f"mailhub: config error: {exc}", file=sys.stderr)
         return 2
@@ -232,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
         print(f"mailhub: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _reader_went_away() -> int:
+    """Whoever read our output stopped (`mailhub cases show REF | head`): end quietly, with
+    the status of a command ended by SIGPIPE, never a traceback or an "Exception ignored"
+    line. stdout is pointed at /dev/null so the interpreter's last flush cannot fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
 
 
 if __name__ == "__main__":
