@@ -74,6 +74,8 @@ SPEC: tuple[Kind, ...] = (
     Kind("postmaster", "admin", "the administrators (RFC 2142)"),
     Kind("abuse", "admin", "the administrators (RFC 2142)"),
     Kind("enquiries", "enquiries", "general enquiries, acknowledged"),
+    # The Reply-To of one enquiry's acknowledgement: a reply joins that enquiry's thread.
+    Kind("enquiries+{token}", "enquiries", "replies to one enquiry's acknowledgement"),
     Kind("conduct", "conduct.new", "a new code-of-conduct case (or a reply with a case tag)"),
     # The personal forms carry the reply token of one person's copy (a capability).
     Kind("conduct+{ref}-committee+{token}", "conduct.committee",

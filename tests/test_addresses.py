@@ -23,6 +23,7 @@ TABLE = [
     ("postmaster", {}, "postmaster@", "admin"),
     ("abuse", {}, "abuse@", "admin"),
     ("enquiries", {}, "enquiries@", "enquiries"),
+    ("enquiries+TOKEN", {"token": TOKEN}, f"enquiries+{TOKEN}@", "enquiries"),
     ("conduct", {}, "conduct@", "conduct.new"),
     ("conduct+REF-committee+TOKEN", {"ref": REF, "token": TOKEN},
      f"conduct+{REF}-committee+{TOKEN}@", "conduct.committee"),
