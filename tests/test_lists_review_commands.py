@@ -10,8 +10,13 @@ from mailhub.lists.replies import reply_text
 from mailhub.lists.review_commands import (
     APPROVE,
     DISCARD,
+    NO_NUMBER,
+    RANGE,
     REJECT,
+    UNCLEAR,
+    UNKNOWN,
     Command,
+    Problem,
     parse_line,
     parse_reply,
 )
@@ -63,7 +68,45 @@ def test_prose_is_not_a_command_and_bad_numbers_are_problems():
     assert reply.commands == ()
     assert len(reply.problems) == 4
     assert parse_line("approval pending") is None
-    assert parse_line("approve 12abc") == "no entry number after the command word"
+    assert parse_line("approve 12abc") == Problem("approve 12abc", NO_NUMBER)
+    assert [p.code for p in reply.problems] == [NO_NUMBER, NO_NUMBER, UNCLEAR, RANGE]
+    assert reply.problems[3].detail == "1-9999"
+
+
+def test_a_mistyped_command_is_never_acted_on_and_the_closest_is_suggested():
+    reply = parse_reply("aprove 1\nrejetc 2 not in the sector\ncymeradwyio 3\naprove all\n")
+    assert reply.commands == ()
+    assert [(p.line, p.code) for p in reply.problems] == [
+        ("aprove 1", UNKNOWN),
+        ("rejetc 2 not in the sector", UNKNOWN),
+        ("cymeradwyio 3", UNKNOWN),
+        ("aprove all", UNKNOWN),
+    ]
+    assert [(p.suggestion("en"), p.suggestion("cy")) for p in reply.problems] == [
+        ("approve 1", "cymeradwyo 1"),
+        ("reject 2 not in the sector", "gwrthod 2 not in the sector"),
+        ("approve 3", "cymeradwyo 3"),
+        ("approve all", "cymeradwyo'r cyfan"),
+    ]
+    # Prose that merely starts like a command word has no entry number: left alone.
+    assert parse_reply("Approval is up to you\nThanks 2 you\nappreciate 1 thing").problems == ()
+
+
+def test_welsh_all_forms():
+    expected = [(APPROVE, (), True, "")]
+    for line in (
+        "cymeradwyo'r cyfan",
+        "cymeradwyo\u2019r cyfan",
+        "cymeradwyo y cwbl",
+        "cymeradwyo pawb",
+        "cymeradwyo pob un",
+        "cymeradwyo pob",
+        "approve all",
+    ):
+        assert cmds(line) == expected, line
+    assert cmds("derbyn pob un") == [("accept", (), True, "")]
+    assert cmds("taflu'r cyfan sbam") == [(DISCARD, (), True, "sbam")]
+    assert cmds("gwrthod y cyfan dim lle") == [(REJECT, (), True, "dim lle")]
 
 
 def test_parse_line_returns_command():
