@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mailhub.lists.review_commands import parse_reply
+from mailhub import dates
+from mailhub.lists.review_commands import UNKNOWN, Problem, parse_reply
 from mailhub.messages import Templates
 
 TEMPLATES = Templates(Path(__file__).resolve().parent.parent / "templates")
+dates.install(TEMPLATES.env)  # as Runtime.create does
 LIST = {
     "name": "dataviz",
     "display_name": "Data Visualisation",
@@ -52,7 +54,9 @@ ENTRIES = [
         "name": "Sam",
         "address": "sam@x",
         "when": "2025-01-01",
+        "at": 1735732800.0,
         "note": "hi",
+        "intro": ["hi"],
         "subject": "",
         "reason": "",
         "reason_cy": "",
@@ -64,7 +68,9 @@ ENTRIES = [
         "name": "",
         "address": "nora@x",
         "when": "2025-01-01",
+        "at": 1735732800.0,
         "note": "",
+        "intro": [],
         "subject": "A map",
         "reason": "non-member",
         "reason_cy": "nid yw'n aelod",
@@ -75,19 +81,20 @@ ENTRIES = [
     },
 ]
 RESULT = {
-    "approved": ["1. Sam <sam@x>"],
+    "approved": [{"number": 1, "name": "Sam", "address": "sam@x"}],
     "rejected": [],
     "accepted": [],
-    "discarded": ["2. x"],
+    "discarded": [{"number": 2, "name": "", "address": "", "subject": "x"}],
     "already": [
-        {"number": 3, "state": "approved", "by": "f@x", "when": "2025-01-01"},
-        {"number": 4, "state": "expired", "by": "", "when": "2025-01-01"},
+        {"number": 3, "name": "Tom", "address": "", "state": "approved", "by": "f@x", "at": 0.0},
+        {"number": 4, "name": "", "address": "", "state": "expired", "by": "", "at": 0.0},
     ],
     "not_found": [9],
-    "not_allowed": [],
-    "problems": ['"approve x": no entry number'],
+    "not_allowed": [{"number": 5, "name": "Bo", "address": "", "banned": True, "until": "-"}],
+    "problems": [Problem("aprove 1", UNKNOWN, suggest_en="approve 1", suggest_cy="cymeradwyo 1")],
     "acted": True,
 }
+SUBJECTS = {"en": "[Data Visualisation] 1 request", "cy": "[Delweddu Data] 1 cais"}
 
 
 def render(name: str, language: str, **kw):  # noqa: ANN003, ANN201
@@ -135,6 +142,10 @@ def test_all_membership_templates_render(language):
     assert len([ln for ln in text.body.splitlines() if ln.startswith("- ")]) == len(changes) * (
         2 if language == "en+cy" else 1
     )
+
+
+@pytest.mark.parametrize("language", ["en", "cy", "en+cy", "cy+en"])
+def test_review_templates_render_in_lines_a_phone_shows(language):
     for role in ("facilitator", "champion"):
         for result in (None, RESULT):
             for entries in ([], ENTRIES):
@@ -147,10 +158,17 @@ def test_all_membership_templates_render(language):
                     has_requests=True,
                     has_held=True,
                     result=result,
+                    subjects=SUBJECTS,
+                    name_cy="Delweddu Data",
                 )
                 assert text.subject
+                assert all(len(line) <= 72 for line in text.body.splitlines())
+    problems = RESULT["problems"]
     for reason in ("sender", "used", "expired", "not-moderator", "no-commands", "unknown"):
-        assert render("review_refused", language, reason=reason, problems=["x"]).body
+        text = render(
+            "review_refused", language, reason=reason, problems=problems, name_cy="Delweddu Data"
+        )
+        assert text.body and all(len(line) <= 72 for line in text.body.splitlines())
 
 
 def test_review_instructions_never_start_a_line_with_a_command():
@@ -165,15 +183,18 @@ def test_review_instructions_never_start_a_line_with_a_command():
             has_requests=True,
             has_held=True,
             result=RESULT,
+            subjects=SUBJECTS,
+            name_cy="Delweddu Data",
         )
         assert parse_reply(text.body).commands == ()
 
 
 def test_welsh_review_says_why_a_post_was_held_in_welsh():
     kw = dict(role="facilitator", entries=ENTRIES, disabled=[], has_requests=True, has_held=True)
+    kw |= dict(subjects=SUBJECTS, name_cy="Delweddu Data")
     welsh = render("review", "cy", result=None, **kw).body
     english = render("review", "en", result=None, **kw).body
-    assert "(rheswm: nid yw'n aelod)" in welsh and "non-member" not in welsh
+    assert "Rheswm ei dal: nid yw'n aelod" in welsh and "non-member" not in welsh
     assert "non-member" in english
 
 

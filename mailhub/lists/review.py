@@ -9,11 +9,14 @@ A review token is single use: after one reply has acted, the answer itself is th
 next review (with fresh numbers and a fresh token) when entries remain. Champions
 get held posts only, and may only accept or discard them.
 
-(The mail itself still says "digest" in places; its wording is another issue's.)
+The review is read on phones: its lines are at most 72 characters, each entry is a block
+with the person's name, their own words (the introduction from their confirmation reply)
+and the exact line to reply with; its subject is short (`[List] 3 requests, 1 held post`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,8 @@ from mailhub.store import lists as list_store
 from mailhub.store import membership as store
 
 DAY = 86400.0
+# An introduction is quoted in the review as "   > text": 66 + 5 stays within 72.
+INTRO_WIDTH = 66
 FACILITATOR = "facilitator"
 CHAMPION = "champion"
 REQUEST = "request"
@@ -66,6 +71,43 @@ def review_due(
     new = keys - frozenset(last.signature.split())
     elapsed = now - last.sent_at
     return elapsed >= interval if new else elapsed >= DAY
+
+
+def next_due_at(
+    keys: frozenset[str], last: store.Review | None, now: float, interval: float
+) -> float | None:
+    """When `review_due` will next say yes, as things stand (None: nothing waits). Pure."""
+    if not keys:
+        return None
+    if last is None:
+        return now
+    new = keys - frozenset(last.signature.split())
+    return last.sent_at + (interval if new else DAY)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What waits on a list, for `mailhub review send` to say when it sends nothing."""
+
+    requests: int
+    held: int
+    next_due: float | None  # the soonest review due to any reviewer; None: none waits
+
+
+async def waiting(ctx: Context, lst: ListConfig) -> Waiting:
+    requests = held = 0
+    due: list[float] = []
+    for recipient, role in reviewers(lst):
+        items = await pending_items(ctx, lst, role)
+        # Every facilitator sees every request, champions none: the largest count is the list's.
+        requests = max(requests, sum(1 for i in items if i.kind == REQUEST))
+        held = max(held, sum(1 for i in items if i.kind == HELD))
+        keys = frozenset(i.key for i in items)
+        last = await store.last_review(ctx.tx, lst.name, recipient)
+        at = next_due_at(keys, last, ctx.now(), lst.digest_interval)
+        if at is not None:
+            due.append(at)
+    return Waiting(requests, held, min(due) if due else None)
 
 
 def role_of(lst: ListConfig, address: str) -> str | None:
@@ -139,6 +181,55 @@ async def pending_items(ctx: Context, lst: ListConfig, role: str) -> list[Review
     return items
 
 
+def intro_lines(note: str, width: int = INTRO_WIDTH) -> list[str]:
+    """A would-be member's introduction as the review quotes it: their lines, each wrapped
+    to `width`, blank lines between paragraphs kept (once). Pure."""
+    out: list[str] = []
+    for paragraph in note.split("\n"):
+        paragraph = paragraph.strip()
+        if not paragraph:
+            if out and out[-1]:
+                out.append("")
+            continue
+        out.extend(textwrap.wrap(paragraph, width, break_long_words=True) or [paragraph])
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def welsh_name(lst: ListConfig) -> str:
+    """The list's name in Welsh, or its only name while it has none."""
+    return getattr(lst, "display_name_cy", "") or lst.display_name
+
+
+def _count_en(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def review_subjects(
+    name_en: str, name_cy: str, requests: int, held: int, *, done: bool
+) -> dict[str, str]:
+    """The review's subject in each language: `[Bilingual services] 3 requests, 1 held
+    post`, `[Gwasanaethau dwyieithog] 3 cais, 1 neges wedi'i dal`; the answer to a reply
+    says "Done; 2 still waiting" / "Wedi'i wneud; 2 yn dal i aros". Short, so a phone shows all of it. Pure."""
+    en = [_count_en(requests, "request", "requests")] if requests else []
+    if held:
+        en.append(_count_en(held, "held post", "held posts"))
+    # Welsh counts take the singular noun: "3 cais", "2 neges wedi'u dal".
+    cy = [f"{requests} cais"] if requests else []
+    if held:
+        cy.append(f"{held} neges wedi'{'i' if held == 1 else 'u'} dal")
+    if done:
+        # After a reply, how many remain is enough: the body lists them.
+        left = requests + held
+        what_en = f"Done; {left} still waiting" if left else "Done; nothing waiting"
+        what_cy = f"Wedi'i wneud; {left} yn dal i aros" if left else "Wedi'i wneud; dim yn aros"
+    else:
+        what_en = ", ".join(en) or "Nothing waiting"
+        what_cy = ", ".join(cy) or "Dim yn aros"
+    return {"en": f"[{name_en}] {what_en}", "cy": f"[{name_cy}] {what_cy}"}
+
+
 def hides_addresses(lst: ListConfig) -> bool:
     """Does the review show people by name only? (A list whose addresses are hidden: "digests
     and reviews show names, never member addresses".)"""
@@ -165,7 +256,9 @@ def _entry_vars(
         "attachment": attachment_name(item.ref_id) if view and view.attachment is not None else "",
         "size_kb": (view.size + 1023) // 1024 if view is not None else 0,
         "when": notices.when(item.at),
+        "at": item.at,
         "note": item.note,
+        "intro": intro_lines(item.note),
         "subject": item.subject or "(no subject)",
         "reason": item.reason,
         "reason_cy": held_reason_cy(item.reason),
@@ -209,7 +302,16 @@ async def send_review(
     hidden = hides_addresses(lst)
     hide = (lst.display_name, ListAddresses.of(lst.name, ctx.domain).post) if hidden else None
     views = {i.ref_id: await held_view(ctx.tx, i.ref_id, hide) for i in numbered if i.kind == HELD}
+    requests = sum(1 for i in numbered if i.kind == REQUEST)
     variables: dict[str, Any] = {
+        "subjects": review_subjects(
+            lst.display_name,
+            welsh_name(lst),
+            requests,
+            len(numbered) - requests,
+            done=result is not None,
+        ),
+        "name_cy": welsh_name(lst),
         "role": role,
         "entries": [
             _entry_vars(n, i, hidden, views.get(i.ref_id) if i.kind == HELD else None)

@@ -24,8 +24,9 @@ from mailhub.lists.review import (
     pending_items,
     role_of,
     send_review,
+    welsh_name,
 )
-from mailhub.lists.review_commands import ACCEPT, APPROVE, REJECT, Command, parse_reply
+from mailhub.lists.review_commands import ACCEPT, APPROVE, REJECT, Command, Problem, parse_reply
 from mailhub.parsing import sender_address
 from mailhub.store import bans
 from mailhub.store import lists as list_store
@@ -34,14 +35,18 @@ from mailhub.store import membership as store
 
 @dataclass
 class Outcome:
-    approved: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
-    discarded: list[str] = field(default_factory=list)
+    """What a reply did, entry by entry. Each acted-on entry is a dict the templates name
+    in their own language: `number`, `name` (a person; "" when none was given),
+    `address` ("" on a list whose addresses are hidden), `subject` (a held post)."""
+
+    approved: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    discarded: list[dict[str, Any]] = field(default_factory=list)
     already: list[dict[str, Any]] = field(default_factory=list)
     not_found: list[int] = field(default_factory=list)
-    not_allowed: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    not_allowed: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     def as_vars(self) -> dict[str, Any]:
         return {
@@ -90,7 +95,9 @@ async def handle_reply(ctx: Context, mail: Incoming, lst: ListConfig, token: sto
     if not sent_by(mail, who):
         # Someone holding a facilitator's token is not that facilitator: nothing changes.
         _log_reply(lst, token, mail, "refused", mail.mail_from, reason="sender")
-        await notices.answer(ctx, mail, lst, "review_refused", reason="sender")
+        await notices.answer(
+            ctx, mail, lst, "review_refused", reason="sender", name_cy=welsh_name(lst)
+        )
         return
     role = role_of(lst, who)
     problem = tokens.token_problem(token, lst.name, now)
@@ -98,7 +105,7 @@ async def handle_reply(ctx: Context, mail: Incoming, lst: ListConfig, token: sto
         problem = "not-moderator"
     if problem is not None:
         _log_reply(lst, token, mail, "refused", who, reason=problem)
-        await notices.tell(ctx, lst, who, "review_refused", reason=problem)
+        await notices.tell(ctx, lst, who, "review_refused", reason=problem, name_cy=welsh_name(lst))
         if role is not None:
             items = await pending_items(ctx, lst, role)
             if any(i.kind in (REQUEST, HELD) for i in items):
@@ -116,10 +123,13 @@ async def handle_reply(ctx: Context, mail: Incoming, lst: ListConfig, token: sto
             "review_refused",
             reason="no-commands",
             problems=list(parsed.problems),
+            name_cy=welsh_name(lst),
         )
         return
     if not await store.use_token(tx, token.id, now):
-        await notices.tell(ctx, lst, who, "review_refused", reason=tokens.USED)
+        await notices.tell(
+            ctx, lst, who, "review_refused", reason=tokens.USED, name_cy=welsh_name(lst)
+        )
         return
     entries = await store.review_entries(tx, token.review_id or 0)
     outcome = Outcome(problems=list(parsed.problems))
@@ -170,7 +180,7 @@ async def _apply(
         action = action_for(command.verb, entry.kind)
         if entry.kind == REQUEST:
             if role != FACILITATOR:
-                outcome.not_allowed.append(f"{number}")
+                outcome.not_allowed.append({"number": number, "name": "", "address": ""})
                 continue
             await _act_on_request(
                 ctx, lst, who, number, entry.ref_id, action, command.reason, outcome
@@ -194,27 +204,23 @@ async def _act_on_request(
     if request is None:
         outcome.not_found.append(number)
         return
-    who_asked = (
-        (request.display_name or "(no name given)")
-        if hides_addresses(lst)
-        else f"{request.display_name} <{request.address}>"
-        if request.display_name
-        else request.address
-    )
-    label = f"{number}. {who_asked}"
+    # On a list whose addresses are hidden the answer names people, never their address.
+    label: dict[str, Any] = {
+        "number": number,
+        "name": request.display_name,
+        "address": "" if hides_addresses(lst) else request.address,
+    }
     if action == APPROVE:
         ban = await bans.active(tx, request.address, lst.name, now)
         if ban is not None and request.state == store.PENDING:
             outcome.not_allowed.append(
-                f"{label} (banned until {notices.when(ban.ends_at)})"
-                if ban.ends_at
-                else f"{label} (banned)"
+                {**label, "banned": True, "until": notices.when(ban.ends_at)}
             )
             return
     state = store.APPROVED if action == APPROVE else store.REJECTED
     if not await store.settle_request(tx, request_id, state=state, by=who, now=now, reason=reason):
         outcome.already.append(
-            _already(number, request.state, request.handled_by, request.handled_at)
+            {**label, **_already(number, request.state, request.handled_by, request.handled_at)}
         )
         return
     await action_log.record(
@@ -247,6 +253,7 @@ def _already(number: int, state: str, by: str, at: float | None) -> dict[str, An
         "state": state if state in known else "handled",
         "by": by,
         "when": notices.when(at),
+        "at": at,
     }
 
 
@@ -265,15 +272,21 @@ async def _act_on_held(
         outcome.not_found.append(number)
         return
     # On a list whose addresses are hidden the answer names the post by its subject only.
-    poster = "" if hides_addresses(lst) else f"{held.sender} "
-    label = f'{number}. {poster}"{held.subject}"'
+    label: dict[str, Any] = {
+        "number": number,
+        "name": "",
+        "address": "" if hides_addresses(lst) else held.sender,
+        "subject": held.subject or "",
+    }
     if action == ACCEPT:
         done = await release_held(ctx, lst, held_id, who)
     else:
         done = await discard_held(ctx, lst, held_id, who, reason)
     if not done:
         after = await list_store.get_held(ctx.tx, held_id) or held
-        outcome.already.append(_already(number, after.state, after.handled_by, after.handled_at))
+        outcome.already.append(
+            {**label, **_already(number, after.state, after.handled_by, after.handled_at)}
+        )
         return
     await action_log.record(
         ctx, lst, who, action, HELD, ref_id=held_id, subject_address=held.sender, detail=reason
