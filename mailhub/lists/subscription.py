@@ -36,9 +36,27 @@ from mailhub.store.bans import Ban
 from mailhub.store.lists import Member
 from mailhub.store.membership import Invitation, MembershipRequest
 
-NOTE_LENGTH = 300
-# Words people write when the address itself is the command: not a note for facilitators.
-_COMMAND_WORDS = {"subscribe", "join", "yes", "ok", "confirm", "ymuno", "ie", "iawn", "cadarnhau"}
+NOTE_LENGTH = 1000  # an introduction of a few paragraphs; the rest is a letter
+# Words people write when the address itself is the command (or a greeting on its own):
+# not an introduction for the facilitators.
+_COMMAND_WORDS = {
+    "subscribe",
+    "join",
+    "yes",
+    "ok",
+    "confirm",
+    "hello",
+    "hi",
+    "thanks",
+    "thank you",
+    "ymuno",
+    "ie",
+    "iawn",
+    "cadarnhau",
+    "helo",
+    "shwmae",
+    "diolch",
+}
 REQUEST = "request"
 MEMBER = "member"
 
@@ -127,13 +145,26 @@ def next_step(
 
 
 def note_from(mail: Incoming) -> str:
-    """What the requester wrote for the facilitators: new lines only, one line, short."""
+    """What the requester wrote for the facilitators (their introduction): the new lines
+    of their mail, each cleaned, without the words people write when the address itself
+    is the command ("yes", "subscribe"), at most NOTE_LENGTH characters."""
     lines = [
-        ln
+        clean(ln)
         for ln in new_lines(reply_text(mail.message))
-        if ln.lower().strip(" .!") not in _COMMAND_WORDS
+        if ln.lower().strip(" .!,") not in _COMMAND_WORDS
     ]
-    return clean(" ".join(lines))[:NOTE_LENGTH]
+    return "\n".join(ln for ln in lines if ln)[:NOTE_LENGTH].strip()
+
+
+def introduction(first: str, reply: str) -> str:
+    """What the review shows as a would-be member's own words: their confirmation reply
+    (the confirmation asks them to say who they are), after what their first mail said
+    when that was something else. Pure."""
+    if not first or first in reply:
+        return reply[:NOTE_LENGTH] or first
+    if not reply or reply in first:
+        return first
+    return f"{first}\n\n{reply}"[:NOTE_LENGTH].strip()
 
 
 def display_name_of(mail: Incoming, addr: str) -> str:
@@ -270,7 +301,8 @@ async def confirm_join(ctx: Context, mail: Incoming, lst: ListConfig, token: sto
             ctx, lst, who, "membership_status", situation=step.situation, **_status(step)
         )
     elif isinstance(step, AskFacilitators):
-        await store.confirm_request(tx, request.id, store.PENDING, note_from(mail), now)
+        intro = introduction(request.note, note_from(mail))
+        await store.confirm_request(tx, request.id, store.PENDING, intro, now)
         await action_log.record(
             ctx, lst, who, "join-confirmed", REQUEST, ref_id=request.id, subject_address=who
         )

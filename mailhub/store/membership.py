@@ -251,11 +251,12 @@ async def count_pending(tx: Tx, list_name: str) -> int:
 
 
 async def confirm_request(tx: Tx, request_id: int, state: str, note: str, now: float) -> bool:
-    """unconfirmed → `state` (pending or joined). False if it was not unconfirmed any more."""
+    """unconfirmed → `state` (pending or joined), with the requester's introduction
+    (`note`, "" to keep the one stored). False if it was not unconfirmed any more."""
     cur = await tx.execute(
         "UPDATE membership_requests SET state = ?, confirmed_at = ?,"
-        " note = CASE WHEN note = '' THEN ? ELSE note END WHERE id = ? AND state = ?",
-        (state, now, note, request_id, UNCONFIRMED),
+        " note = CASE WHEN ? = '' THEN note ELSE ? END WHERE id = ? AND state = ?",
+        (state, now, note, note, request_id, UNCONFIRMED),
     )
     return cur.rowcount == 1
 
