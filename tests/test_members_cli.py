@@ -156,13 +156,13 @@ def test_invite_records_and_mails_an_invitation(config, capsys):
 
 def test_digests_send(config, capsys):
     assert run(config, "digests", "send") == 0
-    assert "queued 0 digest(s)" in capsys.readouterr().out
+    assert "queued 0 review(s)" in capsys.readouterr().out
     assert run(config, "digests", "send", "nosuch") == 1
 
 
 def test_review_send_is_the_name_and_now_sends_what_is_not_due(config, capsys):
     assert run(config, "review", "send") == 0
-    assert "queued 0 digest(s)" in capsys.readouterr().out
+    assert "queued 0 review(s)" in capsys.readouterr().out
     assert run(config, "review", "send", "--now") == 0
     assert run(config, "review", "send", "nosuch", "--now") == 1
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailhub.clock import SystemClock
+from mailhub.clock import SystemClock, as_datetime
 from mailhub.config import Config
 from mailhub.context import Context, Runtime
 from mailhub.errors import UserError
@@ -349,19 +349,47 @@ async def _import(args: argparse.Namespace, config: Config, lst: ListConfig) -> 
     return 1 if bad else 0
 
 
+def waiting_line(name: str, w: review.Waiting, now: float) -> str:
+    """What `review send` says of a list it sent nothing for. Pure."""
+    if not w.requests and not w.held:
+        return f"{name}: nothing waiting"
+    parts = [f"{w.requests} request{'' if w.requests == 1 else 's'}"] if w.requests else []
+    if w.held:
+        parts.append(f"{w.held} held post{'' if w.held == 1 else 's'}")
+    line = f"{name}: {', '.join(parts)} waiting"
+    if w.next_due is not None:
+        when = "now" if w.next_due <= now else short_datetime(w.next_due)
+        line += f"; next review due {when}"
+    return line + "; use --now to send it now"
+
+
+def short_datetime(ts: float) -> str:
+    """ "Tue 1 Dec 09:00 UTC": a time an administrator reads at a glance."""
+    when = as_datetime(ts)
+    return f"{when:%a} {when.day} {when:%b %H:%M} UTC"
+
+
 async def cmd_review(args: argparse.Namespace, config: Config) -> int:
     lists = [_list(config, args.list)] if args.list else list(config.lists)
     if not lists:
         raise UserError("no lists configured")
     store = await Store.open(config.storage.path)
     sent = 0
+    quiet: list[str] = []
     try:
         async with store.transaction() as tx:
             ctx = _context(tx, config, SystemClock(), "cli:review")
             for lst in lists:
                 await jobs.expire(ctx, lst)
-                sent += await review.send_due_reviews(ctx, lst, force=args.all)
+                queued = await review.send_due_reviews(ctx, lst, force=args.all)
+                sent += queued
+                if not queued:
+                    # Nothing was due: say what waits and when its review will go, so
+                    # "queued 0" is never the whole answer while people wait.
+                    quiet.append(waiting_line(lst.name, await review.waiting(ctx, lst), ctx.now()))
     finally:
         await store.close()
-    print(f"queued {sent} digest(s); the running server delivers them")
+    for line in quiet:
+        print(line)
+    print(f"queued {sent} review(s); the running server delivers them")
     return 0
