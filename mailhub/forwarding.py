@@ -54,12 +54,23 @@ def forward_headers(
 
 
 async def forward(
-    ctx: Context, mail: Incoming, *, via: str, to: list[str], label: str, kind: str
-) -> bool:
-    """Queue a forward of `mail` to `to`. False (and nothing sent) for our own mail looping."""
+    ctx: Context,
+    mail: Incoming,
+    *,
+    via: str,
+    to: list[str],
+    label: str,
+    kind: str,
+    subject: str = "",
+    thread: tuple[str, ...] = (),
+) -> str:
+    """Queue a forward of `mail` to `to`; returns its Message-ID ('', and nothing sent, for
+    our own mail looping). `subject` replaces the original's; `thread` (Message-IDs, the
+    first of the thread first) makes it a reply to the last of them in the recipients'
+    mailboxes (In-Reply-To and References)."""
     if any(v.lower() == ctx.loop_id.lower() for v in header_values(mail.message, "x-loop")):
         logs.event("forward", queue_id=mail.queue_id, kind=kind, outcome="loop discarded")
-        return False
+        return ""
     fields = head_fields(mail.raw)
     if too_many_hops(fields):
         logs.event(
@@ -69,10 +80,16 @@ async def forward(
             outcome="loop discarded",
             reason=f"hop limit: {hops(fields)} hops (limit {MAX_HOPS})",
         )
-        return False
+        return ""
     envelope = forward_headers(
         mail, via=via, to=to, label=label, now_header=format_datetime(as_datetime(ctx.now()))
     )
+    if subject:
+        del envelope["Subject"]
+        envelope["Subject"] = safe_text(subject)
+    if thread:
+        envelope["In-Reply-To"] = thread[-1]
+        envelope["References"] = " ".join(dict.fromkeys(thread))
     envelope["Message-ID"] = message_id = new_message_id(ctx.domain)
     await ctx.send(
         rewrap(mail.raw, envelope, loop_id=ctx.loop_id, received=True, fields=fields),
@@ -81,4 +98,4 @@ async def forward(
         message_id=message_id,
         mail_from=mailhub_address("postmaster", ctx.domain),
     )
-    return True
+    return message_id

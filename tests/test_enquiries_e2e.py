@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from tests.support.hub import DOMAIN, message
 
 
@@ -14,7 +16,7 @@ async def test_enquiry_reaches_handlers_and_sender_is_acknowledged(hub):
     await hub.sink.wait_count("sam@example.net")
     fwd = hub.sink.to("helper@example.net")[0].message
     assert "sam@example.net" in str(fwd["Reply-To"])
-    assert fwd["Subject"] == "Can I join?"
+    assert re.fullmatch(r"\[E-[0-9A-Z]{4}-[0-9A-Z]{2}\] Can I join\?", fwd["Subject"])
     assert "Please tell me more." in fwd.get_content()
     ack = hub.sink.to("sam@example.net")[0]
     assert ack.mail_from == ""

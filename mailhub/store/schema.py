@@ -23,6 +23,7 @@ TABLE_GROUPS = (
     "mailhub.store.membership",
     "mailhub.store.relay",
     "mailhub.store.conduct",
+    "mailhub.store.enquiries",
     "mailhub.store.workers",
 )
 
