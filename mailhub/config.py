@@ -101,7 +101,7 @@ class AutoReplyConfig:
 @dataclass(frozen=True)
 class EnquiriesConfig:
     handlers: tuple[str, ...] = ()
-    language: str = "en"
+    language: str = "cy+en"  # Welsh first unless configured otherwise
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,14 @@ def get_bool(table: dict[str, Any], name: str, key: str, default: bool) -> bool:
     return value
 
 
-def get_language(table: dict[str, Any], name: str, key: str, default: str = "en") -> str:
+# Welsh first unless a table says otherwise (the Welsh Language Standards: Welsh is not
+# to be treated less favourably than English).
+DEFAULT_LANGUAGE = "cy+en"
+
+
+def get_language(
+    table: dict[str, Any], name: str, key: str, default: str = DEFAULT_LANGUAGE
+) -> str:
     value = get_str(table, name, key, default)
     if value not in LANGUAGES:
         raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(LANGUAGES)}, got {value!r}")

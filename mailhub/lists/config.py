@@ -34,7 +34,9 @@ ADDRESSES = ("hidden", "shown")
 LIST_KEYS = (
     "name",
     "display_name",
+    "display_name_cy",
     "description",
+    "description_cy",
     "language",
     "subscription",
     "non_member_posts",
@@ -68,7 +70,12 @@ class ListConfig:
     name: str
     display_name: str
     description: str = ""
-    language: str = "en"
+    # The list's name and purpose in Welsh, for the Welsh half of its mail; without them
+    # the Welsh half uses the (English) display name and leaves the purpose to the English.
+    display_name_cy: str = ""
+    description_cy: str = ""
+    # Welsh first by default: our communities work under the Welsh Language Standards.
+    language: str = "cy+en"
     subscription: str = "confirm"  # open | confirm | approve | invite
     non_member_posts: str = "hold"  # hold | reject | accept
     hold_first_posts: int = 0  # a new member's first N posts are held (0: off)
@@ -114,6 +121,8 @@ def parse_list(t: dict[str, Any], key: str) -> ListConfig:
         name=name,
         display_name=get_str(t, "display_name", key, name),
         description=get_str(t, "description", key, ""),
+        display_name_cy=get_str(t, "display_name_cy", key, ""),
+        description_cy=get_str(t, "description_cy", key, ""),
         language=get_language(t, "language", key),
         subscription=_choice(t, "subscription", key, "confirm", SUBSCRIPTION),
         non_member_posts=_choice(t, "non_member_posts", key, "hold", NON_MEMBER_ACTIONS),

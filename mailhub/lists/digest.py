@@ -141,7 +141,7 @@ async def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> 
             n,
             display_name_of(p.raw) if hidden else p.sender,
             p.subject,
-            format_datetime(as_datetime(p.archived_at)),
+            notices.when(p.archived_at),  # in each half's language, through the filter
         )
         for n, p in enumerate(posts, 1)
     ]

@@ -47,7 +47,14 @@ async def hold(
         now=ctx.now(),
     )
     await notices.answer(
-        ctx, mail, cfg, "posting_held", code=code, days=wait_days(cfg), command=command
+        ctx,
+        mail,
+        cfg,
+        "posting_held",
+        code=code,
+        days=wait_days(cfg),
+        expires=notices.when(ctx.now() + cfg.request_expiry),
+        command=command,
     )
     await review.on_new_item(ctx, cfg)
     return held_id

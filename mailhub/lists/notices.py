@@ -24,11 +24,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from mailhub.addresses import address as mailhub_address
-from mailhub.clock import as_datetime
 from mailhub.context import Context, Incoming
+from mailhub.dates import Moment
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import ListAddresses
-from mailhub.messages import Rendered, address, build_message
+from mailhub.messages import SEPARATOR, Rendered, address, build_message
 
 OWNER = "owner"
 REQUEST = "request"
@@ -49,11 +49,17 @@ class ListVars:
     owner: str
     conduct: str  # where to report a conduct problem: conduct@D, else the facilitators
     addresses: str = "hidden"  # whether members see each other's addresses: hidden | shown
+    # The Welsh half's names: the Welsh display name, else the display name as it is; the
+    # Welsh description, else "" (the Welsh half then does not pass English off as Welsh).
+    display_name_cy: str = ""
+    description_cy: str = ""
+    languages: str = "cy+en"  # the list's languages ("cy": no English half follows)
 
 
 def when(ts: float | None) -> str:
-    """A date people can read in any language of the list."""
-    return as_datetime(ts).strftime("%Y-%m-%d %H:%M UTC") if ts is not None else "-"
+    """A time for a list template: "2026-12-07 14:05 UTC" as text, and in the reader's
+    language through the template filter (`{{ expires | datetime(language) }}`)."""
+    return Moment(ts) if ts is not None else "-"
 
 
 def list_vars(ctx: Context, lst: ListConfig, *, request: str = "") -> ListVars:
@@ -72,19 +78,41 @@ def list_vars(ctx: Context, lst: ListConfig, *, request: str = "") -> ListVars:
         if ctx.config.conduct is not None
         else a.owner,
         addresses=lst.addresses,
+        display_name_cy=lst.display_name_cy or lst.display_name,
+        description_cy=lst.description_cy,
+        languages=lst.language,
     )
+
+
+# A subject a phone shows whole: both languages only when together they fit.
+SUBJECT_WIDTH = 78
+
+
+def subject_of(subjects: list[str], width: int = SUBJECT_WIDTH) -> str:
+    """`Cymraeg / English` when both fit in `width`, else the first language's alone (the
+    body carries both in full)."""
+    both = " / ".join(subjects)
+    return both if len(both) <= width else subjects[0]
 
 
 def render(
     ctx: Context, lst: ListConfig, template: str, *, request: str = "", **variables: Any
 ) -> Rendered:
-    """A list template in the list's language(s), with the one set of list variables."""
-    return ctx.templates.render(
-        template,
-        lst.language,
-        list=list_vars(ctx, lst, request=request),
-        domain=ctx.domain,
-        **variables,
+    """A list template in the list's language(s), the first named leading, with the one set
+    of list variables."""
+    parts = [
+        ctx.templates.render_one(
+            template,
+            language,
+            list=list_vars(ctx, lst, request=request),
+            domain=ctx.domain,
+            **variables,
+        )
+        for language in lst.language.split("+")
+    ]
+    return Rendered(
+        subject_of([p.subject for p in parts]),
+        SEPARATOR.join(p.body.rstrip() for p in parts) + "\n",
     )
 
 

@@ -69,7 +69,18 @@ _COMMANDS = {
     "ymuno": "join",
     "tanysgrifio": "join",
     "gadael": "leave",
-    "dad danysgrifio": "leave",
+    "gadael y rhestr": "leave",
+    "dad danysgrifio": "leave",  # dad-danysgrifio: punctuation is read as a space
+    "datdanysgrifio": "leave",
+    "dadtanysgrifio": "leave",
+    "crynodeb dyddiol": "digest-on",
+    "dim crynodeb": "digest-off",
+    "dim negeseuon": "nomail",
+    "post i ffwrdd": "nomail",
+    "negeseuon ymlaen": "mail",
+    "dim copi": "own-off",
+    "tewi r sgwrs": "mute",  # tewi'r sgwrs
+    "tewi sgwrs": "mute",
 }
 COMMAND_WORDS = _COMMANDS  # the member command vocabulary (read by lists.administrivia)
 # The commands that change a member's mail (all but help, join and leave).
@@ -175,7 +186,15 @@ async def _run(ctx: Context, mail: Incoming, cfg: ListConfig, route: Route, *, p
     settings = [v for v in commands.verbs if v in SETTINGS]
     own = await _own_address(ctx, cfg, proven) if proven else ""
     if not settings:
-        await _reply(ctx, mail, cfg, "posting_request_help", own=own, member=member is not None)
+        await _reply(
+            ctx,
+            mail,
+            cfg,
+            "posting_request_help",
+            own=own,
+            member=member is not None,
+            personal=bool(own),  # list.request is their own address: settings act at once
+        )
         logs.event("list.request", **fields, outcome="help")
         return
     if member is None:
