@@ -28,6 +28,7 @@ per_day = 100
 name = "shown"
 display_name = "Shown List"
 addresses = "shown"
+language = "en"
 facilitators = ["fran@example.net"]
 digest_interval = "0"
 
@@ -35,6 +36,7 @@ digest_interval = "0"
 name = "hidden"
 display_name = "Hidden List"
 subscription = "confirm"
+language = "en"
 facilitators = ["fran@example.net"]
 digest_interval = "0"
 """
@@ -76,11 +78,22 @@ async def held_raw(hub, list_name: str) -> tuple[int, bytes]:
 def entry(review_text: str) -> list[str]:
     """The lines of the review's first entry."""
     lines = review_text.split("\n1. ", 1)[1].split("\n")
-    end = next(i for i, line in enumerate(lines) if line and not line.startswith("    ") and i)
+    end = next(i for i, line in enumerate(lines) if line and not line.startswith("   ") and i)
     out = ["1. " + lines[0], *lines[1:end]]
     while not out[-1]:
         out.pop()
     return out
+
+
+def excerpt_of(lines: list[str]) -> list[str]:
+    """The excerpt of a held entry: between "Held because:" and the line that says whether
+    the post is attached, each set apart by a blank line."""
+    start = next(i for i, line in enumerate(lines) if line.startswith("   Held because: "))
+    end = next(
+        i for i, line in enumerate(lines) if line.startswith(("   The whole", "   Too large"))
+    )
+    assert lines[start + 1] == "" and lines[end - 1] == ""
+    return lines[start + 2 : end - 1]
 
 
 LONG_POST = (
@@ -100,14 +113,23 @@ async def test_held_post_excerpt_and_its_attachment(hub):
     held_id, stored = await held_raw(hub, "shown")
 
     lines = entry(text(review))
-    assert lines[0].startswith(f'1. Held post from {NORA} "A map" on ')
-    excerpt = lines[1:-2]
+    assert lines[:4] == [
+        "1. A post from Nora was held.",
+        f"   Address: {NORA}",
+        "   Subject: A map",
+        lines[3],
+    ] and lines[3].startswith("   When: ")
+    excerpt = excerpt_of(lines)
     assert excerpt[:2] == ["    Here is the map I promised.", ""]
     # The quoted long line is wrapped, each piece still quoted, within 72 characters.
     assert excerpt[2].startswith("    > On Monday Bob wrote") and excerpt[3].startswith("    > ")
-    assert len(excerpt) == 15 and all(len(line) <= 72 for line in lines[1:])
-    assert lines[-2] == "    [...]"
-    assert lines[-1] == f"    The whole post is attached: held-{held_id}.eml"
+    assert len(excerpt) == 16 and all(len(line) <= 72 for line in lines)
+    assert excerpt[-1] == "    [...]"
+    assert f"   The whole post is attached: held-{held_id}.eml" in lines
+    assert lines[-2:] == [
+        "   To send it to the members, reply: accept 1",
+        "   To drop it, reply: discard 1 and your reason",
+    ]
 
     parts = [p for p in review.iter_attachments() if p.get_content_type() == "message/rfc822"]
     assert [p.get_filename() for p in parts] == [f"held-{held_id}.eml"]
@@ -133,9 +155,9 @@ async def test_html_only_held_post_gets_a_text_excerpt(hub):
     await hub.send(NORA, [f"shown@{DOMAIN}"], raw)
     review = (await hub.sink.wait_count(FRAN))[0].message
     await hub.idle()
-    lines = entry(text(review))
-    assert lines[1:3] == ["    First bold paragraph & more.", ""]
-    assert lines[3] == "    Second one."
+    lines = excerpt_of(entry(text(review)))
+    assert lines[0:2] == ["    First bold paragraph & more.", ""]
+    assert lines[2] == "    Second one."
     assert not any("<" in line or "color" in line for line in lines)
 
 
@@ -151,11 +173,12 @@ async def test_huge_held_post_gives_an_excerpt_quickly_and_is_not_attached(hub):
     elapsed = time.monotonic() - started
     await hub.idle()
     lines = entry(text(got.message))
-    assert "(reason: too large" in lines[0]
-    assert lines[1] == "    The start of a very long report."
-    assert lines[-2] == "    [...]"
+    assert any(line.startswith("   Held because: too large") for line in lines)
+    excerpt = excerpt_of(lines)
+    assert excerpt[0] == "    The start of a very long report."
+    assert excerpt[-1] == "    [...]"
     size_kb = (len((await held_raw(hub, "shown"))[1]) + 1023) // 1024
-    assert lines[-1] == f"    Too large to attach, {size_kb} KB."
+    assert f"   Too large to attach, {size_kb} KB." in lines
     assert size_kb > 5000
     assert attachments(got.raw) == {}
     assert len(got.raw) < 20_000
@@ -184,7 +207,7 @@ async def test_hidden_list_review_names_people_and_holds_no_address(hub):
     got = (await hub.sink.wait_count(FRAN))[0]
     await hub.idle()
     review_text = text(got.message)
-    assert '1. Held post from Nora Nonmember "A question"' in review_text
+    assert "1. A post from Nora Nonmember was held.\n   Subject: A question\n" in review_text
     assert NORA not in got.raw.decode("utf-8", "replace").lower()
 
     held_id, stored = await held_raw(hub, "hidden")
@@ -206,12 +229,12 @@ async def test_hidden_list_post_without_a_name_and_the_answer(hub):
     await hub.send(NORA, [f"hidden@{DOMAIN}"], message(sender=NORA, to=f"hidden@{DOMAIN}"))
     got = (await hub.sink.wait_count(FRAN))[0]
     await hub.idle()
-    assert '1. Held post from (no name given) "Hello"' in text(got.message)
+    assert "1. A post from (no name given) was held.\n   Subject: Hello\n" in text(got.message)
     assert NORA not in got.raw.decode()
     # The answer to the facilitator's reply names the post without its poster's address.
     to = reply_address(got.message)
     await hub.send(FRAN, [to], message(sender=FRAN, to=to, body="discard 1 off topic\n"))
     answer = (await hub.sink.wait_count(FRAN, 2))[1]
     await hub.idle()
-    assert 'discarded 1 held post(s): 1. "Hello"' in text(answer.message)
+    assert 'Discarded: "Hello" (1)' in text(answer.message)
     assert NORA not in answer.raw.decode()
