@@ -12,6 +12,7 @@ from mailhub.lists.subscription import (
     AskFacilitators,
     Confirm,
     Refuse,
+    introduction,
     next_step,
     standing,
 )
@@ -138,3 +139,14 @@ def test_a_confirmation_that_already_did_its_work_changes_nothing(policy, req, m
     step = confirm(policy, req, member, ban=BAN)
     assert step == expected and step.closes == ""
     assert standing(req, member) == expected
+
+
+def test_introduction_is_the_confirmation_reply_after_a_first_mail_that_said_more():
+    assert introduction("", "I translate for the council.") == "I translate for the council."
+    assert introduction("I translate.", "") == "I translate."
+    assert introduction("Hi, I run a team.", "We translate signs.") == (
+        "Hi, I run a team.\n\nWe translate signs."
+    )
+    # The same words twice (a reply that repeats the first mail) are kept once.
+    assert introduction("I translate.", "I translate.\nThanks") == "I translate.\nThanks"
+    assert len(introduction("a" * 900, "b" * 900)) == 1000
