@@ -69,9 +69,9 @@ async def test_unsubscribe_sent_to_the_list_is_held_and_the_poster_told_how(hub,
 
     assert hub.sink.to(BOB) == []  # nobody on the list receives it
     assert [h.reason for h in await held(hub)] == ["a member command (leave)"]
+    # Short enough for a phone, both languages ("Nid anfonwyd": "nid" before a vowel).
     assert told["Subject"] == (
-        "Your message to Green Team was not sent to the list"
-        " / Ni anfonwyd eich neges i Green Team at y rhestr"
+        "Your message was not sent to the list / Nid anfonwyd eich neges at y rhestr"
     )
     words = text(told)
     assert f"send an email to:\n\n    {REQUEST}\n" in words

@@ -111,12 +111,8 @@ async def test_english_first_when_configured_and_the_welsh_half_still_welsh(engl
 async def test_the_held_notice_gives_the_date_in_each_language(hub):
     await send(hub, SAM, LIST, "A question")
     told = await nth(hub, SAM, 1)
-    assert (
-        told["Subject"]
-        == ("Mae eich neges yn aros am hwylusydd / Your message is waiting for a facilitator")[
-            : len(told["Subject"])
-        ]
-    )
+    # Both subjects together would pass 78 characters: the first language's alone.
+    assert told["Subject"] == "Mae eich neges yn aros am hwylusydd"
     welsh, english = halves(text(told))
     by = hub.clock.now() + 14 * 86400
     assert f"erbyn {format_date(by, 'cy')}," in welsh.replace("\n", " ")
