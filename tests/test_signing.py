@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailhub import dkim_cli
-from mailhub.cli import build_parser
 from mailhub.apps import load_config
+from mailhub.cli import build_parser
 from mailhub.errors import ConfigError, UserError
 from mailhub.lists.config import DmarcConfig, ListConfig
 from mailhub.lists.headers import distribution_copy
