@@ -248,3 +248,24 @@ async def test_review_send_says_what_waits_and_when_the_next_review_is_due(hub, 
     assert capsys.readouterr().out.splitlines() == [
         "queued 1 review(s); the running server delivers them"
     ]
+
+
+async def test_the_confirmation_asks_who_they_are_in_each_language(hub):
+    who = "gwen@example.net"
+    await send(hub, who, f"bilingual-services-join@{DOMAIN}", "\n", sender=f"Gwen <{who}>")
+    confirmation = await nth(hub, who, 1)
+    first = hub.language.split("+")[0]
+    assert (
+        confirmation["Subject"]
+        == {
+            "cy": f"Cadarnhewch: ymuno â {NAME_CY}",
+            "en": f"Please confirm: join {NAME_EN}",
+        }[first]
+    )
+    parts = halves(hub, confirmation)
+    assert "Please say in your reply who you are" in flat(parts["en"])
+    assert "Dywedwch yn eich ateb pwy ydych chi" in flat(parts["cy"])
+    assert "does not matter" not in parts["en"]  # it does: the facilitators read it
+    assert f'"{NAME_CY}"' in parts["cy"] and parts["cy"].endswith(f"Hwyluswyr {NAME_CY}")
+    assert "Daw i ben: dydd " in parts["cy"] and "It stops working on " in parts["en"]
+    assert all(len(line) <= 72 for line in text(confirmation).splitlines())
