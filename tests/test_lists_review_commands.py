@@ -88,6 +88,7 @@ def test_a_mistyped_command_is_never_acted_on_and_the_closest_is_suggested():
         ("approve 3", "cymeradwyo 3"),
         ("approve all", "cymeradwyo'r cyfan"),
     ]
+    assert len(parse_reply("aprove 1\n" * 150).problems) == 20  # the answer stays readable
     # Prose that merely starts like a command word has no entry number: left alone.
     assert parse_reply("Approval is up to you\nThanks 2 you\nappreciate 1 thing").problems == ()
 

@@ -48,6 +48,7 @@ MAX_RANGE = 500  # `approve 1-100000` is a mistake, not a request
 # How alike a mistyped word must be to a command word before we suggest it: "aprove"
 # and "cymeradwyio" pass, "approval" followed by prose never reaches here (no number).
 SUGGEST_CUTOFF = 0.75
+MAX_PROBLEMS = 20  # lines quoted back at most: the answer stays readable
 SUGGESTION_WIDTH = 44  # "    Oeddech chi'n golygu: " + 44 + "?" fits in 72
 
 # Why a line was not acted on (each template says it in its own language).
@@ -225,6 +226,6 @@ def parse_reply(text: str) -> ParsedReply:
         result = parse_line(line)
         if isinstance(result, Command):
             commands.append(result)
-        elif isinstance(result, Problem):
+        elif isinstance(result, Problem) and len(problems) < MAX_PROBLEMS:
             problems.append(result)
     return ParsedReply(tuple(commands), tuple(problems))
