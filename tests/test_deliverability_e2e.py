@@ -55,6 +55,7 @@ facilitators = ["fac@example.net"]
 subscription = "confirm"
 non_member_posts = "accept"
 addresses = "shown"
+language = "en"  # the rewritten From: is read in English ("Name via List")
 delivery = "{delivery}"
 {more}
 """
