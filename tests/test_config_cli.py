@@ -41,7 +41,7 @@ def test_the_shipped_default_config_is_valid(monkeypatch, tmp_path):
         (('maildir = "var/outbox"', 'relay = "http://x"'), "outbound.relay"),
         (('maildir = "var/outbox"', ""), "outbound"),
         (('addresses = ["admin@cop.example.org"]', 'addresses = ["not an address"]'), "admin"),
-        (('language = "en"', 'language = "fr"'), "enquiries.language"),
+        (('language = "cy+en"', 'language = "fr"'), "enquiries.language"),
         (('session_timeout = "5m"', 'session_timeout = "soon"'), "server.session_timeout"),
     ],
 )

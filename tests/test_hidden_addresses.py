@@ -26,7 +26,7 @@ from mailhub.messages import Templates, split_raw
 from mailhub.parsing import addresses, decode_words, header, parse
 
 D = "cop.example.org"
-HIDDEN = ListConfig(name="green", display_name="Green Team")
+HIDDEN = ListConfig(name="green", display_name="Green Team", language="en")  # English only
 SHOWN = replace(HIDDEN, addresses="shown")
 RELAY = f"green-reply+{'a' * 32}@{D}"
 ANN = "ann@example.net"

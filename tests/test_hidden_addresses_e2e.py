@@ -30,6 +30,7 @@ per_day = 100
 [[lists]]
 name = "green"
 display_name = "Green Team"
+language = "en"  # English only, as this test reads it (the default is Welsh first)
 facilitators = ["fac@example.net"]
 delivery = "{delivery}"
 {more}

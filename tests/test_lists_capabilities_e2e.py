@@ -30,6 +30,7 @@ per_day = 100
 [[lists]]
 name = "open-talk"
 display_name = "Open Talk"
+language = "en"  # English only, as this test reads it (the default is Welsh first)
 subscription = "open"
 
 [[lists]]

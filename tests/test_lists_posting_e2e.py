@@ -21,6 +21,7 @@ LISTS_TOML = """
 [[lists]]
 name = "green"
 display_name = "Green Team"
+language = "en"  # English only, as this test reads it (the default is Welsh first)
 facilitators = ["fac@example.net"]
 archive_url = "https://archive.example.org/green"
 delivery = "{delivery}"

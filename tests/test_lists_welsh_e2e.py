@@ -153,7 +153,7 @@ async def test_tewi_to_the_members_own_address_mutes_the_thread(hub):
     assert own.startswith("gwasanaethau-confirm+")
     await send(hub, BOB, own, "Re: Te", "tewi\n", headers="In-Reply-To: <te-1@example.net>")
     done = await nth(hub, BOB, 2)
-    assert done["Subject"].startswith("Mae eich gosodiadau wedi newid")
+    assert done["Subject"].startswith(f"Mae eich gosodiadau ar gyfer {WELSH_NAME} wedi newid")
     assert "Ni fyddwch yn cael rhagor o negeseuon yn y sgwrs honno." in text(done)
 
     await send(hub, ANN, LIST, "Re: Te", "Fi!\n", headers="In-Reply-To: <te-1@example.net>")

@@ -37,6 +37,7 @@ LISTS = """
 [[lists]]
 name = "green"
 display_name = "Green Team"
+language = "en"  # English only, as this test reads it (the default is Welsh first)
 
 [[lists]]
 name = "gwyrdd"
@@ -118,7 +119,7 @@ async def test_a_one_click_post_leaves_at_once_and_the_goodbye_is_bilingual(hub,
     [goodbye] = await hub.sink.wait_count("cai@example.org", timeout=POLL_SECONDS / 2)
     msg = goodbye.message
     assert goodbye.mail_from == ""
-    assert msg["Subject"] == "Rydych wedi gadael Tîm Gwyrdd / You have left Tîm Gwyrdd"
+    assert msg["Subject"] == "Rydych wedi gadael y rhestr Tîm Gwyrdd / You have left Tîm Gwyrdd"
     body = msg.get_content()
     assert body.index("Rydych wedi gadael y rhestr") < body.index("You have left the")
     # Logged with the list and the member, never the token.

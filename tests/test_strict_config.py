@@ -222,7 +222,7 @@ def test_check_shows_each_lists_policy_and_people(tmp_path):
     assert (
         "  dataviz@cop.example.org (dataviz)\n"
         "    policy: subscription approve; non-member posts hold; "
-        "a new member's first 2 posts held; language en\n"
+        "a new member's first 2 posts held; language cy+en\n"
         "    facilitators: fran@example.net, gwen@example.net\n"
         "    champions: cai@example.net\n"
     ) in out
