@@ -175,3 +175,22 @@ async def test_gadael_asks_to_confirm_leaving(hub, word):
     assert left["Subject"].startswith(f"Rydych wedi gadael y rhestr {WELSH_NAME}")
     async with hub.service.store.read() as tx:
         assert await store.get_member(tx, "gwasanaethau", ANN) is None
+
+
+async def test_english_first_held_notice_footer_and_help(english_first):
+    hub = english_first
+    await send(hub, SAM, LIST, "A question")
+    told = await nth(hub, SAM, 1)
+    assert told["Subject"] == "Your message is waiting for a facilitator"
+    english, welsh = halves(text(told))
+    by = hub.clock.now() + 14 * 86400
+    assert f"by {format_date(by, 'en')}," in english.replace("\n", " ")
+    assert f"erbyn {format_date(by, 'cy')}," in welsh.replace("\n", " ")
+
+    await send(hub, ANN, LIST, "Maps", "Here is a map.\n")
+    copy = text(await nth(hub, BOB, 1))
+    assert copy.index(f"Help: {REQUEST}") < copy.index(f"Cymorth: {REQUEST}")
+
+    await send(hub, ANN, REQUEST, "help")
+    english, welsh = halves(text(await nth(hub, ANN, 1)))
+    assert "\n  mute " in english and "\n  tewi " in welsh
