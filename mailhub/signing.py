@@ -66,10 +66,10 @@ SIGNED = (
 # Named once more than they occur (present or not), so none can be added after signing:
 # a second From or Subject shown by a mail client, or an unsubscribe link of someone else's.
 OVERSIGNED = ("from", "subject", "list-unsubscribe", "list-unsubscribe-post")
-# Headers that differ between the copies of one post (the member's own unsubscribe token).
-# The ARC-Message-Signature leaves them out, so one ARC set is valid on every copy; the
-# DKIM signature, made per copy, covers them.
-PER_COPY = ("list-unsubscribe", "list-unsubscribe-post")
+# Headers that differ between the copies of one post (the member's own unsubscribe token and
+# command address, mailhub.lists.verp.personalise). The ARC-Message-Signature leaves them
+# out, so one ARC set is valid on every copy; the DKIM signature, made per copy, covers them.
+PER_COPY = ("list-help", "list-unsubscribe", "list-unsubscribe-post")
 
 DEFAULT_SELECTOR = "mailhub"
 KEY_BITS = 2048
