@@ -65,20 +65,6 @@ LIST_POST = "list.post"
 # first copy, is valid on all its copies: two RSA signatures per post instead of per member.
 PERSONALISED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-help"})
 ONE_SEAL_PER_ITEM = set(PER_COPY) >= PERSONALISED
-# dkimpy's relaxed body form, which its ARC signer uses, backtracks over each run of spaces
-# or tabs that does not end its line: a run of L costs about L*L/2 steps (a line of 1,000
-# spaces and a letter, ~1 ms), all in one regular expression that holds the GIL, so the
-# event loop waits too. A copy whose runs add up past this (~0.1 s) goes out DKIM-signed
-# but unsealed: real mail is far below it, a crafted post is not.
-SEAL_COST_LIMIT = 50_000_000
-_WSP_RUN = re.compile(rb"[ \t]{2,}")
-
-
-def seal_cost(raw: bytes) -> int:
-    """An upper bound on the backtracking steps dkimpy's ARC signer takes on `raw` (linear)."""
-    return sum((m.end() - m.start()) ** 2 for m in _WSP_RUN.finditer(raw))
-
-
 _STATUS = re.compile(r"\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?")
 
 
@@ -351,10 +337,6 @@ class Delivery:
         is on them). One set per item when it fits every copy (ONE_SEAL_PER_ITEM), else one
         per run of copies with the same sealed content (seal_many)."""
         srv_id = self.config.authserv_id
-        if seal_cost(raws[0]) > SEAL_COST_LIMIT:
-            logs.event("delivery", logging.WARNING, outbound_id=item.id, outcome="unsealed",
-                       reason="whitespace runs too costly to seal")  # fmt: skip
-            return raws
         if not ONE_SEAL_PER_ITEM:
             return self.signer.seal_many(raws, domain, srv_id)
         arc = self._arc_sets.get(item.id)

@@ -477,8 +477,11 @@ class Signer:
             include = header_list(
                 view_fields, [n for n in SIGNED if n not in PER_COPY], ("from", "subject")
             )
+            # The body handed over already relaxed (the form is idempotent, so the hash is
+            # the same): dkimpy's own relaxed body regex backtracks quadratically on long
+            # runs of spaces, holding the GIL; ours is linear.
             lines = dkim.arc_sign(
-                b"".join(f.raw for f in view_fields) + sep + body,
+                b"".join(f.raw for f in view_fields) + sep + canonical_body(body),
                 key.selector.encode("ascii"),
                 domain.lower().encode("ascii"),
                 key.pem,
