@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 
 from mailhub.delivery import signing_domain
 from mailhub.dmarc import Disposition, DmarcPolicy
+from mailhub.lists import authenticity
 from mailhub.lists.authenticity import Authenticity, relabelled, rewrite_from
 from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, header
@@ -387,6 +388,54 @@ async def test_from_is_rewritten_as_the_posters_dmarc_policy_asks(
                 assert shown == sender and not addresses(msg, "reply-to")
             assert await verifies(r.raw, dns_server)
     assert f"_dmarc.{domain}" in dns_server.queries or "dmarc_rewrite" in more
+
+
+async def test_a_held_post_released_later_is_sealed_and_rewritten_as_it_came_in(
+    tmp_path, keys, dns_server
+):
+    """What the preparer found when the post came in (the poster's dkim=pass, p=reject) is
+    kept with the held post: released from the review, its copies carry it, ARC-sealed, and
+    From: is the list's, as the post's own delivery would have been."""
+    more = 'hold_first_posts = 1\ndigest_interval = "0"'
+    async with hub_for(tmp_path, keys, dns_server, more=more) as hub:
+        await add_members(hub)
+        poster = "ann@signed.example"
+        async with hub.service.store.transaction() as tx:
+            await store.add_member(tx, "green", poster, "Ann", hub.clock.now())
+        raw = poster_signed(post(f"Ann Poster <{poster}>", "Held maps"), "signed.example", keys)
+        assert (await hub.send(poster, [LIST], raw))[0] == 250
+        (review,) = await hub.sink.wait_count("fac@example.net")
+        assert all(not hub.sink.to(m) for m in MEMBERS)  # held, not sent
+        async with hub.service.store.read() as tx:
+            (held,) = await store.held_posts(tx, "green")
+            assert "dkim=pass" in await store.held_authenticity(tx, held.id)
+        (_, reply_to), *_ = addresses(review.message, "reply-to")
+        answer = crlf(
+            f"From: fac@example.net\nTo: {reply_to}\nSubject: Re: review\n"
+            "Message-ID: <answer@example.net>\n\naccept 1\n"
+        )
+        assert (await hub.send("fac@example.net", [reply_to], answer))[0] == 250
+        for r in await copies(hub):
+            (name, shown), *_ = addresses(r.message, "from")
+            assert (name, shown) == ("Ann Poster via Green Team", LIST)
+            cv, _, reason = await arc_verified(r.raw, dns_server)
+            assert cv == dkim.CV_Pass, reason
+            assert "dkim=pass header.d=signed.example" in aar(r.raw)
+            assert await verifies(r.raw, dns_server)
+
+
+def test_a_stored_finding_reads_back_and_a_bad_one_is_none():
+    found = Authenticity(
+        results=f"{SERVER_ID}; dkim=pass header.d=a.example",
+        policy=DmarcPolicy(Disposition.REJECT, "a.example"),
+        from_domain="a.example",
+    )
+    back = authenticity.from_text(authenticity.to_text(found))
+    assert back is not None and back.results == found.results
+    assert back.policy is not None and back.policy.outcome is Disposition.REJECT
+    assert authenticity.to_text(None) == "" and authenticity.from_text("") is None
+    for bad in ("{", "[]", '{"policy": ["nonsense", "x"]}', '{"policy": 3}'):
+        assert authenticity.from_text(bad) is None
 
 
 async def test_a_dns_timeout_rewrites_and_the_post_still_goes_out(tmp_path, keys, dns_server):

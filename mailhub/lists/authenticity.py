@@ -23,6 +23,7 @@ delivered, an unrewritten one may be refused).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 
@@ -54,10 +55,42 @@ class Authenticity:
 
 
 def of(mail: Incoming) -> Authenticity | None:
-    """The preparer's finding for `mail` (None: it did not run, e.g. a held post released
-    later, whose copies then fall back to `[dmarc] strict_domains` and go unsealed)."""
+    """The preparer's finding for `mail` (None: it did not run). A held post keeps it
+    (`to_text`, stored with the post) for its release."""
     found = mail.prepared.get(KEY)
     return found if isinstance(found, Authenticity) else None
+
+
+def to_text(found: Authenticity | None) -> str:
+    """The finding as stored with a held post (JSON; "" for none), so that its release, days
+    later, seals and rewrites as the post's own delivery would have."""
+    if found is None:
+        return ""
+    policy = found.policy
+    return json.dumps(
+        {
+            "results": found.results,
+            "from_domain": found.from_domain,
+            "policy": None if policy is None else [policy.outcome.value, policy.from_domain],
+        }
+    )
+
+
+def from_text(text: str) -> Authenticity | None:
+    """A stored finding back (None for "" or anything unreadable: the release then falls
+    back to `[dmarc] strict_domains`, as before the finding was kept)."""
+    try:
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict):
+            return None
+        policy = data.get("policy")
+        return Authenticity(
+            results=data.get("results") if isinstance(data.get("results"), str) else None,
+            policy=None if policy is None else DmarcPolicy(Disposition(policy[0]), str(policy[1])),
+            from_domain=str(data.get("from_domain", "")),
+        )
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
 
 
 def relabelled(value: str, authserv_id: str) -> str:

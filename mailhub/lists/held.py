@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import action_log, notices, review
+from mailhub.lists import action_log, authenticity, notices, review
 from mailhub.lists.config import ListConfig
 from mailhub.lists.distribution import distribute
 from mailhub.parsing import header
@@ -45,6 +45,7 @@ async def hold(
         reason=reason,
         raw=mail.raw,
         now=ctx.now(),
+        authenticity=authenticity.to_text(authenticity.of(mail)),
     )
     await notices.answer(
         ctx,
@@ -83,7 +84,9 @@ async def release_held(ctx: Context, list_cfg: ListConfig, held_id: int, by: str
     mail = await _held_mail(ctx, held_id)
     if not await store.settle_held(ctx.tx, held_id, "accepted", by, ctx.now()):
         return False
-    recipients = await distribute(ctx, list_cfg, mail.raw)
+    # Sealed and rewritten by what was found when the post came in (kept with it).
+    found = authenticity.from_text(await store.held_authenticity(ctx.tx, held_id))
+    recipients = await distribute(ctx, list_cfg, mail.raw, found)
     if await store.get_member(ctx.tx, list_cfg.name, held.sender):
         await store.count_post(ctx.tx, list_cfg.name, held.sender)
     logs.event(

@@ -39,7 +39,8 @@ SCHEMA = [
         state TEXT NOT NULL DEFAULT 'held',
         handled_by TEXT NOT NULL DEFAULT '',
         handled_at REAL,
-        raw BLOB NOT NULL
+        raw BLOB NOT NULL,
+        authenticity TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS list_held_posts_state ON list_held_posts (list_name, state)",
     """CREATE TABLE IF NOT EXISTS list_archive (
@@ -71,6 +72,11 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS list_bounces_member ON list_bounces (list_name, address)",
 ]
+
+# Columns added since the first release (migrate adds them to an older file).
+# authenticity: what the lists.post preparer found when the post was held (its copies'
+# Authentication-Results and the poster's DMARC policy), for when it is released.
+ADDED_COLUMNS = [("list_held_posts", "authenticity", "TEXT NOT NULL DEFAULT ''")]
 
 DELIVERY_MODES = ("each", "digest", "nomail")
 
@@ -301,13 +307,20 @@ async def hold_post(
     reason: str,
     raw: bytes,
     now: float,
+    authenticity: str = "",
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO list_held_posts (list_name, sender, mail_from, subject, reason, held_at,"
-        " raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (list_name.lower(), sender.lower(), mail_from, subject, reason, now, raw),
+        " raw, authenticity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (list_name.lower(), sender.lower(), mail_from, subject, reason, now, raw, authenticity),
     )
     return int(cur.lastrowid)
+
+
+async def held_authenticity(tx: Tx, held_id: int) -> str:
+    cur = await tx.execute("SELECT authenticity FROM list_held_posts WHERE id = ?", (held_id,))
+    row = await cur.fetchone()
+    return str(row[0]) if row else ""
 
 
 async def held_posts(tx: Tx, list_name: str, state: str = "held") -> list[HeldPost]:
