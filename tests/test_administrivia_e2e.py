@@ -81,9 +81,9 @@ async def test_unsubscribe_sent_to_the_list_is_held_and_the_poster_told_how(hub,
     assert f"Or write to green-leave@{DOMAIN}" in words
     assert told["Auto-Submitted"] == "auto-replied"
     review_text = text(review)
-    assert f'1. Held post from Ann "{subject}"' in review_text
-    assert "(reason: a member command (leave))" in review_text
-    assert "(rheswm: gorchymyn aelod (leave))" in review_text
+    assert f"1. A post from Ann was held.\n   Subject: {subject}\n" in review_text
+    assert "Held because: a member command (leave)" in review_text
+    assert "Rheswm ei dal: gorchymyn aelod (leave)" in review_text
 
 
 async def test_non_member_command_is_held_as_administrivia_too(hub):
