@@ -396,7 +396,7 @@ async def test_a_held_post_released_later_is_sealed_and_rewritten_as_it_came_in(
     """What the preparer found when the post came in (the poster's dkim=pass, p=reject) is
     kept with the held post: released from the review, its copies carry it, ARC-sealed, and
     From: is the list's, as the post's own delivery would have been."""
-    more = 'hold_first_posts = 1\ndigest_interval = "0"'
+    more = 'hold_first_posts = 1\nreview_interval = "0"'
     async with hub_for(tmp_path, keys, dns_server, more=more) as hub:
         await add_members(hub)
         poster = "ann@signed.example"

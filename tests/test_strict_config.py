@@ -22,7 +22,7 @@ from mailhub.config import (
     STORAGE_KEYS,
     ConfigError,
 )
-from mailhub.lists.config import DMARC_KEYS, LIST_KEYS
+from mailhub.lists.config import DMARC_KEYS, LIST_KEYS, parse_list
 from mailhub.web.config import WEB_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -231,3 +231,13 @@ def test_check_shows_each_lists_policy_and_people(tmp_path):
     assert "    warning: no facilitators" in orphans
     assert "orphans-owner@cop.example.org goes to the administrators" in orphans
     assert "warning" not in out[: out.index("  orphans@")]
+
+
+def test_the_review_interval_by_its_new_name_its_old_one_but_not_both():
+    from_table = {"name": "l", "facilitators": ["f@example.net"]}
+    assert parse_list({**from_table, "review_interval": "2h"}, "lists[0]").review_interval == 7200
+    assert parse_list({**from_table, "digest_interval": "0"}, "lists[0]").review_interval == 0
+    assert parse_list(from_table, "lists[0]").review_interval == 3600
+    with pytest.raises(ConfigError) as caught:
+        parse_list({**from_table, "review_interval": "1h", "digest_interval": "1h"}, "lists[0]")
+    assert "lists[0].digest_interval" in str(caught.value)

@@ -51,7 +51,8 @@ LIST_KEYS = (
     "archive_url",
     "max_post_bytes",
     "max_post_recipients",
-    "digest_interval",
+    "review_interval",
+    "digest_interval",  # the review's interval by its earlier name
     "member_digest_interval",
     "request_expiry",
     "confirm_expiry",
@@ -89,7 +90,7 @@ class ListConfig:
     archive_url: str = ""
     max_post_bytes: int = 5 * 1024 * 1024  # larger posts are held
     max_post_recipients: int = 10  # posts with more To/Cc addresses are held
-    digest_interval: float = 3600.0  # facilitators' digest of pending items; 0: at once
+    review_interval: float = 3600.0  # the facilitators' review of pending items; 0: at once
     member_digest_interval: float = 86400.0  # members in digest mode
     request_expiry: float = 14 * 86400.0  # pending requests and held posts
     confirm_expiry: float = 7 * 86400.0  # confirmation tokens
@@ -101,6 +102,16 @@ def _choice(t: dict[str, Any], name: str, key: str, default: str, choices: tuple
     if value not in choices:
         raise ConfigError(f"{key}.{name}", f"must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _review_interval(t: dict[str, Any], key: str) -> float:
+    """`review_interval`, or `digest_interval` as config files before the rename call it
+    (both at once would be ambiguous: refused)."""
+    if "review_interval" in t and "digest_interval" in t:
+        raise ConfigError(f"{key}.digest_interval", "is review_interval's old name: keep one")
+    if "digest_interval" in t:
+        return parse_duration(t.get("digest_interval"), f"{key}.digest_interval")
+    return parse_duration(t.get("review_interval", "1h"), f"{key}.review_interval")
 
 
 def parse_list(t: dict[str, Any], key: str) -> ListConfig:
@@ -137,7 +148,7 @@ def parse_list(t: dict[str, Any], key: str) -> ListConfig:
         archive_url=get_str(t, "archive_url", key, ""),
         max_post_bytes=get_int(t, "max_post_bytes", key, 5 * 1024 * 1024, 1),
         max_post_recipients=get_int(t, "max_post_recipients", key, 10, 1),
-        digest_interval=parse_duration(t.get("digest_interval", "1h"), f"{key}.digest_interval"),
+        review_interval=_review_interval(t, key),
         member_digest_interval=parse_duration(
             t.get("member_digest_interval", "1d"), f"{key}.member_digest_interval"
         ),

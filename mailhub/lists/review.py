@@ -104,7 +104,7 @@ async def waiting(ctx: Context, lst: ListConfig) -> Waiting:
         held = max(held, sum(1 for i in items if i.kind == HELD))
         keys = frozenset(i.key for i in items)
         last = await store.last_review(ctx.tx, lst.name, recipient)
-        at = next_due_at(keys, last, ctx.now(), lst.digest_interval)
+        at = next_due_at(keys, last, ctx.now(), lst.review_interval)
         if at is not None:
             due.append(at)
     return Waiting(requests, held, min(due) if due else None)
@@ -374,14 +374,14 @@ async def send_due_reviews(ctx: Context, lst: ListConfig, *, force: bool = False
         items = await pending_items(ctx, lst, role)
         keys = frozenset(i.key for i in items)
         last = await store.last_review(ctx.tx, lst.name, recipient)
-        if (force and keys) or review_due(keys, last, ctx.now(), lst.digest_interval):
+        if (force and keys) or review_due(keys, last, ctx.now(), lst.review_interval):
             await send_review(ctx, lst, recipient, role, items)
             sent += 1
     return sent
 
 
 async def on_new_item(ctx: Context, lst: ListConfig) -> None:
-    """A request became pending or a post was held: with `digest_interval = 0` the
+    """A request became pending or a post was held: with `review_interval = 0` the
     facilitators hear at once, in the same transaction."""
-    if lst.digest_interval <= 0:
+    if lst.review_interval <= 0:
         await send_due_reviews(ctx, lst)
