@@ -98,11 +98,14 @@ async def test_the_welcome_leads_in_welsh_with_the_lists_welsh_name_and_purpose(
     assert '"Bilingual services" mailing list' in english
     assert 'anfonwch "cymorth" at:' in welsh and 'send "help" to:' in english
     assert max(len(line) for line in text(welcome).splitlines()) <= 72
+    # The one name a mail client shows for the sender is the Welsh one, Welsh first.
+    assert welcome["From"].addresses[0].display_name == WELSH_NAME
 
 
 async def test_english_first_when_configured_and_the_welsh_half_still_welsh(english_first):
     welcome = await join(english_first, SAM)
     assert welcome["Subject"] == f"Welcome to Bilingual services / Croeso i'r rhestr {WELSH_NAME}"
+    assert welcome["From"].addresses[0].display_name == "Bilingual services"
     english, welsh = halves(text(welcome))
     assert "Welcome" not in welsh and "Diben y rhestr hon:\n" + WELSH_PURPOSE in welsh
     assert "What this list is for:" in english

@@ -96,6 +96,14 @@ class ListConfig:
     confirm_expiry: float = 7 * 86400.0  # confirmation tokens
     bounce_threshold: float = 5.0  # bounce score at which a member is disabled
 
+    @property
+    def shown_name(self) -> str:
+        """The name the list goes by where one name is shown (a notice's From:, a post's
+        subject prefix): its Welsh name when Welsh comes first and it has one."""
+        if self.language.startswith("cy") and self.display_name_cy:
+            return self.display_name_cy
+        return self.display_name
+
 
 def _choice(t: dict[str, Any], name: str, key: str, default: str, choices: tuple[str, ...]) -> str:
     value = get_str(t, name, key, default)

@@ -142,7 +142,7 @@ def compose(
         else ""
     )
     return build_message(
-        from_=address(lst.display_name, a.request if sender == REQUEST else a.owner),
+        from_=address(lst.shown_name, a.request if sender == REQUEST else a.owner),
         to=to,
         subject=text.subject,
         body=text.body,
