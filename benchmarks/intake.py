@@ -193,7 +193,9 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-async def main(n: int, connections: int, latency_seconds: float, rounds: int) -> None:
+async def main(
+    n: int, connections: int, latency_seconds: float, rounds: int, profile: Path | None = None
+) -> None:
     me = str(Path(__file__).resolve())
     work = Path(tempfile.mkdtemp(prefix="mailhub-bench-"))
     # The bare server and mailhub both stay up; the client alternates between them, round
@@ -213,7 +215,11 @@ async def main(n: int, connections: int, latency_seconds: float, rounds: int) ->
         f'[outbound]\nrelay = "smtp://127.0.0.1:{sink_port}"\n'
         f'[admin]\naddresses = ["admin@example.net"]\n'
     )
-    hub = await spawn("-m", "mailhub", "serve", "--config", str(config), "--log-level", "WARNING")
+    # --profile: mailhub's main thread under cProfile (its event loop: intake, processing
+    # and delivery; SQLite's own work runs in aiosqlite's thread and shows as waits).
+    prof = ("-m", "cProfile", "-o", str(profile)) if profile else ()
+    serve = ("-m", "mailhub", "serve", "--config", str(config), "--log-level", "WARNING")
+    hub = await spawn(*prof, *serve)
     await wait_port(hub_port, hub)
     await blast(bare_port, min(200, n), connections)  # warm-up
     await blast(hub_port, min(200, n), connections)
@@ -225,7 +231,7 @@ async def main(n: int, connections: int, latency_seconds: float, rounds: int) ->
     hub_rates: list[float] = []
     sustained: list[float] = []
     done_in_burst = ""
-    bare_cpu = hub_cpu = 0.0
+    bare_cpu = hub_cpu = drain_cpu = 0.0
     for _ in range(rounds):
         before = cpu_seconds(bare.pid)
         bare_rates.append(await blast(bare_port, n, connections))
@@ -235,8 +241,10 @@ async def main(n: int, connections: int, latency_seconds: float, rounds: int) ->
         hub_rates.append(await blast(hub_port, n, connections))
         hub_cpu += cpu_seconds(hub.pid) - before
         done_in_burst = queue_counts(work / "mailhub.db")
+        before = cpu_seconds(hub.pid)
         await wait_drained(work / "mailhub.db", timeout=300)
         sustained.append(n / (time.perf_counter() - started))
+        drain_cpu += cpu_seconds(hub.pid) - before
     await stop(bare)
     ratios = sorted(h / b for h, b in zip(hub_rates, bare_rates, strict=True))
 
@@ -274,6 +282,15 @@ async def main(n: int, connections: int, latency_seconds: float, rounds: int) ->
     )
     print(f"when the last 250 was given:        {done_in_burst} (last round)")
     print(f"mailhub end to end (accepted, processed, relayed): {span(sustained)} msgs/s")
+    e2e = sorted(s / h for s, h in zip(sustained, hub_rates, strict=True))
+    print(
+        f"ratio end to end/intake per round: median {statistics.median(e2e):.2f}"
+        f" (range {e2e[0]:.2f}-{e2e[-1]:.2f})"
+    )
+    print(
+        f"server CPU per message after the burst (processing and delivery of what the burst"
+        f" left): {drain_cpu / (n * rounds) * 1e6:.0f} us"
+    )
     if latencies:
         print(
             f"250 -> sink at 100 msgs/s ({count} messages): p50 {statistics.median(latencies):.1f} ms,"
@@ -289,6 +306,7 @@ if __name__ == "__main__":
     parser.add_argument("-c", type=int, default=20, help="concurrent connections")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds")
+    parser.add_argument("--profile", type=Path, help="write mailhub's cProfile stats here")
     parser.add_argument("--role", choices=["bare", "sink"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -301,4 +319,5 @@ if __name__ == "__main__":
         if not (1 <= args.n <= 100_000 and 1 <= args.c <= 200 and 1 <= args.rounds <= 20):
             raise SystemExit("choose -n in 1..100000, -c in 1..200 and --rounds in 1..20")
         os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        asyncio.run(main(args.n, args.c, min(args.latency_seconds, 60.0), args.rounds))
+        latency = min(args.latency_seconds, 60.0)
+        asyncio.run(main(args.n, args.c, latency, args.rounds, args.profile))

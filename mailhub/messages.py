@@ -222,6 +222,52 @@ def address(display_name: str, addr: str) -> str:
     return addr
 
 
+# An address `plain_address` writes itself: an ASCII dot-atom local part and a host name.
+# Anything else (quoted local parts, address literals, internationalised addresses) is
+# left to the email package, which knows every form.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+# What makes a display name a quoted string (RFC 5322 specials, as the email package has them).
+_SPECIALS = frozenset('()<>@,:;."[]\\')
+
+
+def plain_address(display_name: str, addr: str) -> str | None:
+    """`address()` in 7-bit, written without the email package (a forward is built for every
+    message, and parsing each header value back was most of its cost): the display name
+    cleaned (`safe_text`), quoted when it holds a special, RFC 2047 encoded when it is not
+    ASCII. None when `addr` is not a plain ASCII address: then use `address()`."""
+    addr = safe_text(addr)
+    if not _PLAIN_ADDRESS.fullmatch(addr):
+        return None
+    name = safe_text(display_name)
+    if not name:
+        return addr
+    if not name.isascii():
+        name = encode_words(name)
+    elif not _SPECIALS.isdisjoint(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
+
+
+def header_lines(fields: list[tuple[str, str]]) -> list[bytes] | None:
+    """Header fields whose values are final 7-bit text (`plain_address`, `encode_words`, a
+    date, a message id), folded (`fold`) into lines. None when a value is not printable
+    ASCII or cannot be folded under 998 octets: then build the message with the email
+    package. The block is counted again as a receiver reads it (as `to_bytes` does)."""
+    lines: list[bytes] = []
+    for name, value in fields:
+        if not (value.isascii() and value.isprintable()):
+            return None
+        line = fold(name, value)
+        if line is None:
+            return None
+        lines.append(line)
+    if field_count(b"\r\n".join(lines)) != len(fields):
+        raise HeaderInjection("a header value broke into more fields than were set")
+    return lines
+
+
 def new_message_id(domain: str) -> str:
     return make_msgid(domain=domain)
 
@@ -417,16 +463,34 @@ def rewrap(
     count them against their own hop limit. (Case mail does not carry them: they would
     show a committee member's mail host to a reporter.)
     """
-    if fields is None:  # the original's header fields, if the caller has not read them
-        fields = head_fields(raw)
     have = {str(v).strip().lower() for v in envelope.get_all("X-Loop") or []}
     del envelope[HOPS_HEADER]
     head = to_bytes(envelope).split(b"\r\n\r\n", 1)[0]
     lines = [ln for ln in head.split(b"\r\n") if ln]
+    return rewrap_lines(
+        raw, lines, loop_id=loop_id or next(iter(have), ""), have=have, received=received,
+        fields=fields,
+    )  # fmt: skip
+
+
+def rewrap_lines(
+    raw: bytes,
+    lines: list[bytes],
+    *,
+    loop_id: str,
+    have: set[str] | frozenset[str] = frozenset(),
+    received: bool = False,
+    fields: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """`rewrap` with the new header block given as written lines (`header_lines`), which
+    hold no X-Loop of ours unless `have` names it."""
+    if fields is None:  # the original's header fields, if the caller has not read them
+        fields = head_fields(raw)
+    lines = list(lines)
     # The trace is written as lines of our own: its values are one cleaned line each
     # (trace_headers), and setting them through EmailMessage would parse each again (a
     # forward is built for every message; this is most of its cost).
-    for name, value in trace_headers(fields, loop_id or next(iter(have), "")):
+    for name, value in trace_headers(fields, loop_id):
         if name == "X-Loop" and (not value or value.lower() in have):
             continue
         if value.isascii() and value.isprintable() and len(value) <= 200:
