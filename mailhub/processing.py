@@ -1,8 +1,10 @@
 """The inbound worker: route each accepted message and run its handlers, in order.
 
 For each message, every handler's state changes, every message they produce and
-the `done` mark commit in one transaction. A handler that raises rolls all of it
-back, the message moves to `failed` with the error, and the queue goes on.
+the `done` mark commit in one transaction (one per batch of messages, each message in a
+savepoint of its own). A handler that raises rolls back all of its message's work and
+nothing of its neighbours', the message moves to `failed` with the error, and the queue
+goes on.
 
 The handlers (route name → handler) and preparers are the apps': service.py hands them in.
 """
@@ -152,9 +154,10 @@ class Processor:
     async def process(self, items: list[InboundItem], yield_to_intake: bool = False) -> None:
         """Handle a batch of messages in order, in one commit.
 
-        Each message runs inside its own savepoint: its state changes, its outbound mail and
-        its `done` mark stand or fall together, and a handler that raises rolls back only
-        that message (marked `failed`), never its neighbours. One commit for the batch means
+        Each message runs inside its own savepoint: its state changes and its outbound mail
+        stand or fall together, and a handler that raises rolls back only that message
+        (marked `failed`), never its neighbours. The `done` marks of those that went through
+        are written after the last one, in the same transaction. One commit for the batch means
         one disk flush for many messages; a crash before it redoes the whole batch, and
         nothing of it has been sent yet. With `yield_to_intake`, the batch ends after the
         first message during which a sender opened a transaction; the rest stay queued, in
@@ -191,7 +194,6 @@ class Processor:
                         )
                         for route in routes:
                             await self.handlers[route.name](ctx, mail, route)
-                        await inbound.mark_done(tx, item.seq, self.clock.now())
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
@@ -210,6 +212,10 @@ class Processor:
                     break
             done = {item.seq for item, *_ in outcomes}
             await inbound.uncount_starts(tx, [seq for seq in counted if seq not in done])
+            # The `done` marks of the batch in one statement, in the same transaction as
+            # every handler's changes and mail: they commit together or not at all.
+            handled = [item.seq for item, _, _, exc in outcomes if exc is None]
+            await inbound.mark_all_done(tx, handled, self.clock.now())
         for item, routes, sent, exc in outcomes:
             names = [r.name for r in routes] or "none"
             if exc is None:

@@ -108,31 +108,35 @@ async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[Outboun
         (now, limit + len(exclude)),
     )
     rows = [r for r in await cur.fetchall() if r[0] not in exclude][:limit]
-    items = []
-    for r in rows:
-        rc = await tx.execute(
-            "SELECT rcpt FROM outbound_rcpt WHERE outbound_id = ? AND state = 'pending'"
-            " ORDER BY rcpt",
-            (r[0],),
+    if not rows:
+        return []
+    # Every row's pending recipients in one statement (not one per row: each statement is a
+    # trip to SQLite's thread, and the delivery worker asks after every message it sends).
+    rc = await tx.execute(
+        "SELECT outbound_id, rcpt FROM outbound_rcpt WHERE state = 'pending' AND outbound_id IN"
+        f" ({', '.join('?' * len(rows))}) ORDER BY outbound_id, rcpt",
+        [r[0] for r in rows],
+    )
+    pending: dict[int, list[str]] = {}
+    for outbound_id, rcpt in await rc.fetchall():
+        pending.setdefault(outbound_id, []).append(rcpt)
+    return [
+        OutboundItem(
+            r[0],
+            r[1],
+            r[2],
+            bytes(r[3]),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            tuple(pending.get(r[0], ())),
+            r[8],
+            bool(r[9]),
+            r[10],
         )
-        pending = tuple(x[0] for x in await rc.fetchall())
-        items.append(
-            OutboundItem(
-                r[0],
-                r[1],
-                r[2],
-                bytes(r[3]),
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                pending,
-                r[8],
-                bool(r[9]),
-                r[10],
-            )
-        )
-    return items
+        for r in rows
+    ]
 
 
 async def next_due_at(tx: Tx) -> float | None:
@@ -160,23 +164,24 @@ async def record_recipients(tx: Tx, results: list[tuple[int, RecipientResult]], 
 
 
 async def settle(tx: Tx, outbound_id: int, retry_at: float | None) -> None:
-    """After an attempt: try again at `retry_at` if anyone is still pending, else done."""
-    cur = await tx.execute(
-        "SELECT COUNT(*) FROM outbound_rcpt WHERE outbound_id = ? AND state = 'pending'",
-        (outbound_id,),
+    """After an attempt: try again at `retry_at` if anyone is still pending, else done (the
+    body is no longer needed then: case mail must not linger in the queue). One statement:
+    it runs after every message sent."""
+    await tx.execute(
+        "UPDATE outbound SET attempts = attempts + 1,"
+        " next_attempt_at = CASE WHEN " + _RETRY + " THEN :retry ELSE next_attempt_at END,"
+        " state = CASE WHEN " + _RETRY + " THEN state ELSE 'done' END,"
+        " raw = CASE WHEN " + _RETRY + " THEN raw ELSE X'' END"
+        " WHERE id = :id",
+        {"retry": retry_at, "id": outbound_id},
     )
-    (pending,) = await cur.fetchone()
-    if pending and retry_at is not None:
-        await tx.execute(
-            "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
-            (retry_at, outbound_id),
-        )
-    else:
-        # Done: the body is no longer needed (case mail must not linger in the queue).
-        await tx.execute(
-            "UPDATE outbound SET attempts = attempts + 1, state = 'done', raw = X'' WHERE id = ?",
-            (outbound_id,),
-        )
+
+
+# Is the message to be tried again: a retry time given, and a recipient still pending?
+_RETRY = (
+    "(:retry IS NOT NULL AND EXISTS (SELECT 1 FROM outbound_rcpt"
+    " WHERE outbound_id = :id AND state = 'pending'))"
+)
 
 
 async def postpone(tx: Tx, outbound_id: int, retry_at: float) -> None:
