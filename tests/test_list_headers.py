@@ -100,12 +100,12 @@ def test_footer_added_as_part_of_multipart_mixed():
     assert "Report: conduct@" in parts[2].get_content()
 
 
-def test_html_only_wrapped_not_rewritten():
+def test_html_only_gets_the_footer_inside_its_html():
+    # (tests/test_html_footer.py: alternative, attachments, encodings, the bytes kept)
     m = copy(HTML)
-    parts = list(m.iter_parts())
-    assert m.get_content_type() == "multipart/mixed"
-    assert parts[0].get_content_type() == "text/html" and "<p>Hello</p>" in parts[0].get_content()
-    assert "Be kind" in parts[1].get_content()
+    assert m.get_content_type() == "text/html" and not m.is_multipart()
+    content = m.get_content()
+    assert content.startswith("<p>Hello</p>") and "Be kind. Report: conduct@" in content
 
 
 def test_encrypted_left_alone():

@@ -20,8 +20,10 @@ mail program and names at most their mail host).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
+import html
 import re
 import secrets
 from dataclasses import dataclass, fields
@@ -336,6 +338,11 @@ def with_footer(
         disposition = str(msg.get("Content-Disposition") or "").strip().lower()
         if ctype == "text/plain" and not disposition.startswith("attachment"):
             return _plain_footer(msg, raw, body, text)
+        if ctype == "text/html" and not disposition.startswith("attachment"):
+            return (*_NO_CHANGE, _html_footer(msg, body, text))
+        inside = _footer_inside(msg, body, text)
+        if inside is not None:
+            return (*_NO_CHANGE, inside)
         boundary = msg.get_boundary() if ctype == "multipart/mixed" else None
         if boundary:
             delimiter = b"--" + boundary.encode("ascii")
@@ -355,6 +362,145 @@ def with_footer(
         return _wrapped(raw, body, text)
     except Exception:  # noqa: BLE001 - not even its header fields read: it goes out as it is
         return (*_NO_CHANGE, body)
+
+
+# --- the footer inside an HTML post's own parts ----------------------------------------------
+# An HTML post (text/html, multipart/alternative, multipart/related, or one of those first in
+# a multipart/mixed with attachments) gets the footer inside its text and HTML parts: a part
+# of its own after the attachments is shown by Outlook as one more attachment. Only the
+# edited parts change; every other byte of the body is the poster's.
+
+_HTML_END = (re.compile(rb"</body\s*>", re.IGNORECASE), re.compile(rb"</html\s*>", re.IGNORECASE))
+_HOLDS_BODY = frozenset({"multipart/alternative", "multipart/related"})
+
+
+class _NotEditable(ValueError):
+    """This part cannot take the footer inside it (the caller puts it beside instead)."""
+
+
+def _html_lines(text: str) -> bytes:
+    """The footer as HTML in ASCII (characters past ASCII as references), so it reads the
+    same in any ASCII-compatible charset and needs no re-encoding of 7bit or 8bit parts."""
+    lines = [html.escape(line) for line in text.strip("\n").split("\n")]
+    markup = '\n<hr>\n<div style="font-size:small">\n' + "<br>\n".join(lines[1:]) + "\n</div>\n"
+    return markup.encode("ascii", "xmlcharrefreplace").replace(b"\n", b"\r\n")
+
+
+def _into_html(document: bytes, footer: bytes) -> bytes:
+    """The footer before the last </body> (else </html>), else at the end."""
+    for end in _HTML_END:
+        found = list(end.finditer(document))
+        if found:
+            at = found[-1].start()
+            return document[:at] + footer + document[at:]
+    tail = b"" if not document or document.endswith(b"\n") else b"\r\n"
+    return document + tail + footer
+
+
+def _html_footer(msg: Message, body: bytes, text: str) -> bytes:
+    """An HTML part's body with the footer in it, in the part's own transfer encoding."""
+    charset = (msg.get_content_charset() or "us-ascii").lower()
+    if _ASCII_COMPATIBLE.fullmatch(charset) is None:
+        raise _NotEditable(f"charset {charset}")
+    footer = _html_lines(text)
+    cte = str(msg.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+    if cte in ("7bit", "8bit", "binary"):
+        return _into_html(body, footer)
+    if cte == "quoted-printable":
+        decoded = binascii.a2b_qp(body).replace(b"\r\n", b"\n")
+        new = _into_html(decoded, footer.replace(b"\r\n", b"\n"))
+        return binascii.b2a_qp(new, istext=True).replace(b"\n", b"\r\n")
+    if cte == "base64":
+        new = _into_html(base64.b64decode(body), footer)
+        return base64.encodebytes(new).replace(b"\n", b"\r\n")
+    raise _NotEditable(f"transfer encoding {cte}")
+
+
+def _part_spans(body: bytes, boundary: str) -> list[tuple[int, int]]:
+    """Where each part of a multipart body starts and ends (its header block and body,
+    without the line breaks that belong to the delimiters)."""
+    delimiter = re.compile(
+        rb"(?:^|\r?\n)--" + re.escape(boundary.encode("ascii")) + rb"(--)?[ \t]*(?:\r?\n|$)"
+    )
+    spans: list[tuple[int, int]] = []
+    start = None
+    for m in delimiter.finditer(body):
+        if start is not None:
+            spans.append((start, m.start()))
+        if m.group(1):
+            return spans
+        start = m.end()
+    raise _NotEditable("no closing delimiter")
+
+
+def _edited_part(part: bytes, text: str) -> bytes:
+    """One part (header block and body) with the footer inside it."""
+    head, sep, body = re.split(rb"(\r?\n\r?\n)", part, maxsplit=1) if part else (b"", b"", b"")
+    if not sep:  # a part with no body (or no header block): nothing to put the footer in
+        raise _NotEditable("empty part")
+    msg = _head_message(head)
+    ctype = msg.get_content_type()
+    if str(msg.get("Content-Disposition") or "").strip().lower().startswith("attachment"):
+        raise _NotEditable("attachment")
+    if ctype == "text/html":
+        return head + sep + _html_footer(msg, body, text)
+    if ctype == "text/plain":
+        mime, replaced, new_body = _plain_footer(msg, part, body, text)
+        if mime is None:
+            return head + sep + new_body
+        if any(line.lower().startswith(b"content-type: multipart/") for line in mime):
+            raise _NotEditable("text that cannot be decoded")
+        own = clean_fields([(n, v) for n, v in raw_fields(head) if n.lower() not in replaced])
+        new_head = own + [ln for ln in mime if not ln.lower().startswith(b"mime-version")]
+        return b"\r\n".join(new_head) + b"\r\n\r\n" + new_body
+    return head + sep + _footer_in_multipart(msg, body, text)
+
+
+def _footer_in_multipart(msg: Message, body: bytes, text: str) -> bytes:
+    """multipart/alternative: the footer in each text and HTML part; multipart/related (an
+    HTML page with its images): in its first part, the page."""
+    ctype = msg.get_content_type()
+    boundary = msg.get_boundary()
+    if ctype not in _HOLDS_BODY or not boundary:
+        raise _NotEditable(ctype)
+    spans = _part_spans(body, boundary)
+    if ctype == "multipart/related":
+        spans = spans[:1]
+    out, at, edited = [], 0, 0
+    for start, end in spans:
+        try:
+            new = _edited_part(body[start:end], text)
+        except _NotEditable:
+            continue
+        out += [body[at:start], new]
+        at, edited = end, edited + 1
+    if not edited:
+        raise _NotEditable("no text or HTML part")
+    return b"".join([*out, body[at:]])
+
+
+def _footer_inside(msg: Message, body: bytes, text: str) -> bytes | None:
+    """The body with the footer inside an HTML post's parts, or None when it is not one
+    (plain text with attachments keeps the footer as a part of its own: it shows as text)."""
+    ctype = msg.get_content_type()
+    boundary = msg.get_boundary()
+    if not boundary:
+        return None
+    try:
+        if ctype in _HOLDS_BODY:
+            return _footer_in_multipart(msg, body, text)
+        if ctype == "multipart/mixed":
+            spans = _part_spans(body, boundary)
+            if not spans:
+                return None
+            start, end = spans[0]
+            first = _head_message(re.split(rb"\r?\n\r?\n", body[start:end], maxsplit=1)[0])
+            if first.get_content_type() not in _HOLDS_BODY | {"text/html"}:
+                return None
+            return body[:start] + _edited_part(body[start:end], text) + body[end:]
+    except (_NotEditable, ValueError, LookupError, binascii.Error):
+        return None
+    return None
 
 
 def _plain_footer(
