@@ -7,8 +7,12 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from mailhub.lists.headers import distribution_copy
 from mailhub.parsing import parse
+from tests.support.hub import DOMAIN, running_hub
+from tests.test_hidden_addresses_e2e import CONFIG, add_members
 from tests.test_list_headers import LIST, NO_DMARC, D
 
 FOOTER = "Be kind <always>. Report: conduct@cop.example.org\nCymorth: caf\u00e9 & t\u00eem"
@@ -30,6 +34,7 @@ def body(raw: bytes) -> bytes:
     return raw.split(b"\r\n\r\n", 1)[1]
 
 
+LIST_ADDRESS = f"green@{DOMAIN}"
 HEAD = "From: ann@example.net\nTo: green@cop.example.org\nSubject: Rich\nMIME-Version: 1.0\n"
 ALTERNATIVE = (
     'Content-Type: multipart/alternative; boundary="alt"\n\n'
@@ -148,3 +153,30 @@ def test_signed_html_stays_beside():
     signed, footer = m.iter_parts()
     assert signed.get_content_type() == "multipart/signed" and "Report:" in footer.get_content()
     assert re.search(rb"<p>Signed</p>\r\n--s\r\n", copy_of(raw))
+
+
+# --- end to end: what a member's mail program shows ---------------------------------------
+
+
+@pytest.mark.parametrize("delivery", ["personalised", "bulk"])
+async def test_a_members_copy_of_an_html_post_has_the_footer_inside_in_welsh_and_english(
+    tmp_path, delivery
+):
+    config = CONFIG.format(delivery=delivery, more="").replace(
+        'language = "en"', 'language = "cy+en"\ndisplay_name_cy = "Tîm Gwyrdd"'
+    )
+    async with running_hub(tmp_path, extra=config) as hub:
+        await add_members(hub)
+        assert (await hub.send("ann@example.net", [LIST_ADDRESS], WITH_ATTACHMENT))[0] == 250
+        got = (await hub.sink.wait_count("bob@example.org"))[0]
+        m = got.message
+        parts = list(m.iter_parts())
+        # Still two parts: the post and its attachment; no third part Outlook would list.
+        assert [p.get_content_type() for p in parts] == ["multipart/alternative", "application/pdf"]
+        text, html = (p.get_content() for p in parts[0].iter_parts())
+        for shown in (text, html):
+            assert "Cymorth:" in shown and "Help:" in shown
+            assert shown.index("Cymorth:") < shown.index("Help:")  # Welsh first
+        assert html.index("Help:") < html.index("</body>")
+        assert "Tîm Gwyrdd" in text and "T&#238;m Gwyrdd" in html
+        assert parts[1].get_content() == bytes(range(256)) * 4
