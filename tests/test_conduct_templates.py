@@ -29,7 +29,9 @@ CONTEXTS: dict[str, dict] = {
         release_cy="14:30 UTC ddydd Llun 30 Tachwedd 2026",
         held=["photo.jpg (image/jpeg)"],
         unscanned=False,
+        code_url="https://cop.example.org/code-of-conduct",
     ),
+    "conduct_followup": dict(ref=REF, released=True),
     "conduct_reporter_done": dict(
         ref=REF,
         case_address="conduct+C-7KQ2-9F+tok@d",

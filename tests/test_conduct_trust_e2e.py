@@ -371,7 +371,7 @@ async def test_a_2mb_report_of_spaces_and_markup_does_not_stall_other_mail(tmp_p
 
 
 async def test_the_acknowledgement_is_welsh_first_when_bilingual(tmp_path):
-    toml = WINDOW_TOML.replace("[conduct]\n", '[conduct]\nlanguage = "cy+en"\n')
+    toml = WINDOW_TOML.replace('language = "en"', 'language = "cy+en"')
     async with running_hub(tmp_path, extra=toml) as hub:
         await send(hub, REPORTER, CONDUCT, report("x\n"))
         body = hub.sink.to(REPORTER)[0].message.get_content()

@@ -254,6 +254,7 @@ async def _acknowledge(
         release_cy=notify.when_cy(release_at),
         held=list(exam.held),
         unscanned=exam.over_budget,
+        code_url=conduct.code_url,
     )
     reply = build_message(
         from_=address(notify.COMMITTEE_NAME, notify.conduct_address(ctx)),

@@ -35,6 +35,7 @@ CONDUCT_KEYS = (
     "key_file",
     "retention_days",
     "release_after",
+    "code_url",
 )
 MEMBER_KEYS = ("name", "addresses", "aliases", "conflicts", "key")
 # The same shape routing.py accepts for `conduct-MEMBER@D`.
@@ -74,6 +75,9 @@ class ConductConfig:
     # The reporter's window: the report reaches the committee this long after it arrives
     # (0: at once), so the reporter can `exclude NAME` or `send now` first.
     release_after: float = 30 * 60.0
+    # Where the community's code of conduct is published: linked from the reporter's
+    # acknowledgement when set.
+    code_url: str = ""
 
     def member(self, key: str) -> CommitteeMember | None:
         for m in self.committee:
@@ -184,4 +188,14 @@ def parse_conduct(raw: dict[str, Any], server: ServerConfig) -> ConductConfig | 
         key=key,
         retention_days=get_int(t, "retention_days", "conduct", 0),
         release_after=release_after,
+        code_url=_url(t.get("code_url", ""), "conduct.code_url"),
     )
+
+
+def _url(value: Any, key: str) -> str:
+    """An optional web address people will open from a mail: http(s), one line, no spaces."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s<>\"]{1,300}", value.strip()):
+        raise ConfigError(key, f"must be a web address starting https://, got {value!r}")
+    return value.strip()

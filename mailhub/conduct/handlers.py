@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 
 from mailhub import logs
-from mailhub.autoreply import may_auto_reply
+from mailhub.autoreply import may_auto_reply, reply_headers
 from mailhub.conduct import notify, tokens
 from mailhub.conduct.actions import run_commands
 from mailhub.conduct.cases import REF_PATTERN, find_member, subject_tag
@@ -36,6 +36,7 @@ from mailhub.conduct.content import seal
 from mailhub.conduct.examine import own_words
 from mailhub.conduct.policy import (
     FALLBACK,
+    REPORTER,
     Purpose,
     Writer,
     WriterVerdict,
@@ -267,12 +268,42 @@ async def _reporter_reply(
         ctx.tx, case.ref, ctx.now(), "reporter", "reporter-reply", f"{len(added)} new recusals"
     )
     case = await store.get_case(ctx.tx, case.ref) or case
+    if relayable:
+        await _acknowledge_followup(ctx, mail, case)
     if not case.released:
         return  # kept: it goes to the committee with the report when the window ends
     recusals = await store.recusals(ctx.tx, case.ref)
     named = [m.member for m in matches]
     if relayable:
         await relay_reporter_reply(ctx, case, recusals, mail.raw, held=held, named=named)
+
+
+# The reporter hears that a follow-up arrived at most this often per case (a reply that
+# carries commands is answered by what the commands did instead).
+FOLLOWUP_ACK_EVERY = 3600.0
+
+
+async def _acknowledge_followup(ctx: Context, mail: Incoming, case: Case) -> None:
+    """A short automatic reply to the reporter's follow-up: to the case's reporter address,
+    never to From: (which may be forged), RFC 3834 (nothing to automatic mail; Auto-Submitted:
+    auto-replied, In-Reply-To), at most once an hour per case."""
+    if not case.reporter or not may_auto_reply(mail.message, mail.mail_from, ctx.loop_id):
+        return
+    last = await store.last_action_at(ctx.tx, case.ref, "followup-acknowledged")
+    if last is not None and ctx.now() - last < FOLLOWUP_ACK_EVERY:
+        return
+    token = await tokens.mint(ctx, case.ref, REPORTER)
+    reply = notify.reporter_address(ctx, case.ref, token)
+    msg = notify.notice(
+        ctx, "conduct_followup", ref=case.ref, to=case.reporter, reply_to=reply,
+        released=case.released,
+    )  # fmt: skip
+    for name, value in reply_headers(mail.message, ctx.loop_id).items():
+        del msg[name]
+        msg[name] = value
+    await ctx.send(msg, [case.reporter], kind="conduct.followup_ack", mail_from="",
+                   case_ref=case.ref)  # fmt: skip
+    await store.audit(ctx.tx, case.ref, ctx.now(), "mailhub", "followup-acknowledged")
 
 
 async def _reporter_commands(

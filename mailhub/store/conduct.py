@@ -411,6 +411,16 @@ async def audit_trail(tx: Tx, ref: str) -> list[AuditEntry]:
     return [AuditEntry(*r) for r in await cur.fetchall()]
 
 
+async def last_action_at(tx: Tx, ref: str, action: str) -> float | None:
+    """When the audit trail of case `ref` last recorded `action` (None: never)."""
+    cur = await tx.execute(
+        "SELECT MAX(at) FROM conduct_audit WHERE case_ref = ? AND action = ?",
+        (ref.upper(), action),
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 # --- reply-address tokens and replays ------------------------------------------------------
 
 
