@@ -52,7 +52,7 @@ async def test_first_acknowledgement_links_the_code_and_promises_to_ask_first(hu
         " unless someone is in danger." in words(text)
     )
     assert personal(hub, REPORTER, ref, "case") in text
-    assert all(len(line) <= 76 for line in text.splitlines())
+    assert all(len(line) <= 72 for line in text.splitlines())
 
 
 async def test_first_acknowledgement_in_welsh_first(tmp_path):
