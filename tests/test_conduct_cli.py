@@ -105,6 +105,9 @@ def test_config_reads_the_conduct_section(tmp_path):
         ('reminder_after = "soon"', "conduct.reminder_after"),
         ('reminder_after = "8d"', "conduct.escalate_after"),
         ("retention_days = -1", "conduct.retention_days"),
+        ('code_url = "cop.example.org/code"', "conduct.code_url"),
+        ('code_url = "javascript:alert(1)"', "conduct.code_url"),
+        ("code_url = 3", "conduct.code_url"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, conduct, key):
