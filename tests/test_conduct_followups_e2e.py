@@ -69,6 +69,7 @@ async def test_first_acknowledgement_in_welsh_first(tmp_path):
         assert welsh in text and f"Gallwch ddarllen ein cod ymddygiad yma: {CODE_URL}" in text
         assert text.index(welsh) < text.index("We will not contact anyone")
         assert "Cofion cynnes, Pwyllgor y cod ymddygiad" in text
+        assert all(len(line) <= 72 for line in body_of(hub.sink.to(REPORTER)[0]).splitlines())
 
 
 async def test_without_code_url_no_link_is_shown(tmp_path):
