@@ -174,7 +174,9 @@ class Processor:
             async with self.store.transaction() as tx:
                 await inbound.count_starts(tx, counted)
         prepared = {item.seq: await self._prepare(item) for item in items}
-        async with self.store.transaction() as tx:
+        # Inline: the batch's statements are many and short (content work was done above),
+        # and each trip to SQLite's thread would cost more than the statement.
+        async with self.store.transaction(inline=True) as tx:
             for item in items:
                 routes = routes_for(item.rcpt_tos, self.book)
                 ctx = self.runtime.context(tx, item.queue_id)

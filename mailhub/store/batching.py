@@ -61,7 +61,9 @@ class GroupCommit(Generic[T]):
             await self.store.execute_atomic(*self.statement(items))
             return
         assert self.apply is not None
-        async with self.store.transaction() as tx:
+        # Inline (see store.InlineTx): a batch is many short writes (the delivery worker's
+        # relay answers), and every connection waits for it before sending again.
+        async with self.store.transaction(inline=True) as tx:
             await self.apply(tx, items)
 
     async def _flush(self) -> None:
