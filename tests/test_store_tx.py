@@ -16,10 +16,11 @@ async def values(store: Store) -> list[int]:
         return [x for (x,) in await cur.fetchall()]
 
 
-async def test_a_savepoint_undoes_only_its_own_block(tmp_path) -> None:
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_savepoint_undoes_only_its_own_block(tmp_path, inline) -> None:
     store = await Store.open(tmp_path / "db")
     try:
-        async with store.transaction() as tx:
+        async with store.transaction(inline=inline) as tx:
             assert isinstance(tx, Tx)
             await tx.execute("CREATE TABLE t (x INTEGER)")
             async with tx.savepoint():
@@ -40,7 +41,7 @@ async def test_a_savepoint_undoes_only_its_own_block(tmp_path) -> None:
         assert await values(store) == [1, 4, 6, 7]
         # A failure outside any savepoint still rolls back the whole transaction.
         with pytest.raises(RuntimeError):
-            async with store.transaction() as tx:
+            async with store.transaction(inline=inline) as tx:
                 async with tx.savepoint():
                     await tx.execute("INSERT INTO t VALUES (8)")
                 raise RuntimeError
@@ -49,7 +50,8 @@ async def test_a_savepoint_undoes_only_its_own_block(tmp_path) -> None:
         await store.close()
 
 
-async def test_a_cancelled_block_leaves_the_rollback_to_the_transaction(tmp_path) -> None:
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_cancelled_block_leaves_the_rollback_to_the_transaction(tmp_path, inline) -> None:
     store = await Store.open(tmp_path / "db")
     try:
         async with store.transaction() as tx:
@@ -57,7 +59,7 @@ async def test_a_cancelled_block_leaves_the_rollback_to_the_transaction(tmp_path
         started = asyncio.Event()
 
         async def write() -> None:
-            async with store.transaction() as tx:
+            async with store.transaction(inline=inline) as tx:
                 await tx.execute("INSERT INTO t VALUES (1)")
                 async with tx.savepoint():
                     await tx.execute("INSERT INTO t VALUES (2)")
@@ -73,5 +75,28 @@ async def test_a_cancelled_block_leaves_the_rollback_to_the_transaction(tmp_path
         async with store.transaction() as tx:  # the connection is usable again
             await tx.execute("INSERT INTO t VALUES (3)")
         assert await values(store) == [3]
+    finally:
+        await store.close()
+
+
+async def test_inline_statements_answer_as_the_threads_do(tmp_path) -> None:
+    """What the store's functions read of a statement's answer, in both kinds of Tx."""
+    store = await Store.open(tmp_path / "db")
+    try:
+        async with store.transaction() as tx:
+            await tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x BLOB)")
+        answers = []
+        for inline in (False, True):
+            async with store.transaction(inline=inline) as tx:
+                cur = await tx.execute("INSERT INTO t (x) VALUES (?)", (b"a",))
+                many = await tx.executemany("UPDATE t SET x = ? WHERE id = ?", [(b"b", 1)])
+                one = await (await tx.execute("SELECT x FROM t WHERE id = 1")).fetchone()
+                rows = await (await tx.execute("SELECT id FROM t ORDER BY id")).fetchall()
+                none = await (await tx.execute("SELECT 1 FROM t WHERE id < 0")).fetchone()
+                answers.append((cur.lastrowid, cur.rowcount, many.rowcount, one, rows, none))
+        assert answers == [
+            (1, 1, 1, (b"b",), [(1,)], None),
+            (2, 1, 1, (b"b",), [(1,), (2,)], None),
+        ]
     finally:
         await store.close()
