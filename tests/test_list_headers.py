@@ -68,6 +68,15 @@ def test_empty_subject_gets_prefix():
     assert prefixed_subject("", "Green") == "[Green] (no subject)"
 
 
+def test_a_welsh_first_list_prefixes_its_welsh_name_and_never_twice():
+    welsh = replace(LIST, display_name_cy="Tîm Gwyrdd", language="cy+en")
+    assert header(copy(PLAIN, welsh), "subject") == "[Tîm Gwyrdd] Hello"
+    assert header(copy(PLAIN, replace(welsh, language="en+cy")), "subject") == "[Green Team] Hello"
+    # A reply whose subject carries the list's name in its other language keeps one prefix.
+    reply = PLAIN.replace(b"Subject: Hello", b"Subject: Re: [Green Team] Hello")
+    assert header(copy(reply, welsh), "subject") == "Re: [Green Team] Hello"
+
+
 def test_list_headers_rfc2919_and_2369():
     m = copy(PLAIN)
     assert header(m, "list-id") == '"Green Team" <green.cop.example.org>'

@@ -164,11 +164,14 @@ def extract_list_ids(values: list[str]) -> tuple[str, ...]:
     return tuple(v for v in out if v)
 
 
-def prefixed_subject(subject: str, display_name: str) -> str:
-    """`[Display Name] subject`, without a second prefix on replies (`Re: [X] ...` stays)."""
+def prefixed_subject(subject: str, display_name: str, *also: str) -> str:
+    """`[Display Name] subject`, without a second prefix on replies (`Re: [X] ...` stays),
+    nor when the subject carries the list's name in its other language (`also`): a reply
+    from someone whose copy was prefixed in Welsh keeps its one prefix."""
     prefix = f"[{clean(display_name)}]"
     subject = clean(subject)
-    if prefix.lower() in subject.lower():
+    names = [prefix, *(f"[{clean(n)}]" for n in also if n)]
+    if any(name.lower() in subject.lower() for name in names):
         return subject
     return f"{prefix} {subject}" if subject else f"{prefix} (no subject)"
 
@@ -644,7 +647,11 @@ def distribution_copy(
     (by DNS), else `needs_dmarc_rewrite` from `[dmarc] strict_domains`."""
     head, body = split_raw(raw)
     msg = _head_message(head)
-    new: dict[str, str] = {"Subject": prefixed_subject(header(msg, "subject"), cfg.display_name)}
+    # The list's Welsh name when Welsh comes first (ListConfig.shown_name).
+    subject = prefixed_subject(
+        header(msg, "subject"), cfg.shown_name, cfg.display_name, cfg.display_name_cy
+    )
+    new: dict[str, str] = {"Subject": subject}
     drop: set[str] = set(SIGNATURES)
     hide: frozenset[str] = frozenset()
     if cfg.addresses == "hidden":
