@@ -1,8 +1,48 @@
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 import pytest_asyncio
 
 from tests.support.hub import start_hub
+
+# A test (with its fixtures' set-up and tear-down) that runs longer than this has hung:
+# every asyncio task's stack and every thread's are written to HANG_REPORT, so the hang can
+# be found rather than guessed at (CI would only see the whole run time out).
+HANG_SECONDS = float(os.environ.get("MAILHUB_TEST_HANG_SECONDS", "120"))
+HANG_REPORT = Path(os.environ.get("MAILHUB_TEST_HANG_REPORT", "/tmp/mailhub-test-hangs.txt"))
+
+
+def _report_hang(nodeid: str) -> None:
+    lines = [f"== {nodeid}: still running after {HANG_SECONDS:.0f} s\n"]
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Task) and not obj.done():
+            lines.append(f"-- task {obj.get_name()} {obj.get_coro()!r}\n")
+            for frame in obj.get_stack():
+                lines.extend(traceback.format_stack(frame, limit=1))
+    for ident, frame in sys._current_frames().items():
+        lines.append(f"-- thread {ident}\n")
+        lines.extend(traceback.format_stack(frame))
+    with HANG_REPORT.open("a") as out:
+        out.writelines(lines)
+    print(f"\nhung: {nodeid}; stacks in {HANG_REPORT}", file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _hang_watch(request: pytest.FixtureRequest) -> Iterator[None]:
+    timer = threading.Timer(HANG_SECONDS, _report_hang, args=(request.node.nodeid,))
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
 
 
 @pytest_asyncio.fixture
