@@ -61,8 +61,8 @@ def build_digest(
     replies = reply_addresses or {}
     a = ListAddresses.of(cfg.name, domain)
     envelope = EmailMessage(policy=policy.SMTP)
-    envelope["From"] = address(cfg.display_name, a.post)
-    envelope["To"] = address(cfg.display_name, a.post)
+    envelope["From"] = address(cfg.shown_name, a.post)
+    envelope["To"] = address(cfg.shown_name, a.post)
     envelope["Subject"] = intro_subject
     envelope["Date"] = format_datetime(as_datetime(now))
     envelope["Message-ID"] = message_id = new_message_id(domain)

@@ -254,7 +254,7 @@ def hide_poster(msg: Message, cfg: ListConfig, domain: str, reply_address: str =
     if cfg.reply_to == "sender" and reply_address:
         fields["Reply-To"] = address(shown, reply_address)
     else:
-        fields["Reply-To"] = address(cfg.display_name, a.post)
+        fields["Reply-To"] = address(cfg.shown_name, a.post)
     drop = set(HIDDEN_STRIP) | {"sender", "return-path"}
     for name in ("To", "Cc"):
         pairs = addresses(msg, name.lower())
@@ -694,7 +694,7 @@ def _shown_fields(
         shown = name or from_addr.partition("@")[0]
         out["From"] = address(f"{shown} via {cfg.display_name}", a.post)
     if cfg.reply_to == "list":
-        out["Reply-To"] = address(cfg.display_name, a.post)
+        out["Reply-To"] = address(cfg.shown_name, a.post)
         if rewrite:
             # Replies go to the list, and the poster is still reachable by "reply all".
             cc = [address(n, addr) for n, addr in addresses(msg, "cc")]
