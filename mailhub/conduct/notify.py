@@ -17,6 +17,7 @@ from mailhub.addresses import address as mailhub_address
 from mailhub.clock import as_datetime
 from mailhub.conduct.config import ConductConfig
 from mailhub.context import Context
+from mailhub.dates import format_date
 from mailhub.messages import address, build_message, new_message_id, rewrap
 from mailhub.parsing import clean
 
@@ -33,22 +34,6 @@ _SUBJECTS = {
     "held": {"en": "Held for checking", "cy": "Wedi'i ddal yn ôl i'w wirio"},
     "released": {"en": "Released after checking", "cy": "Wedi'i ryddhau ar ôl ei wirio"},
 }
-# Weekday names after "dydd": "erbyn dydd Llun" (by Monday), "ddydd Llun" (on Monday).
-_DAYS_CY = ("Llun", "Mawrth", "Mercher", "Iau", "Gwener", "Sadwrn", "Sul")
-_MONTHS_CY = [
-    "Ionawr",
-    "Chwefror",
-    "Mawrth",
-    "Ebrill",
-    "Mai",
-    "Mehefin",
-    "Gorffennaf",
-    "Awst",
-    "Medi",
-    "Hydref",
-    "Tachwedd",
-    "Rhagfyr",
-]
 
 
 def conduct_address(ctx: Context) -> str:
@@ -71,14 +56,12 @@ def committee_address(ctx: Context, ref: str, token: str = "") -> str:
 
 def date_en(ts: float) -> str:
     """The date in English, e.g. "Monday 7 December 2026"."""
-    d = as_datetime(ts)
-    return f"{d:%A} {d.day} {d:%B %Y}"
+    return format_date(ts, "en")
 
 
 def date_cy(ts: float) -> str:
     """The date in Welsh, e.g. "dydd Llun 7 Rhagfyr 2026": lower case, for mid-sentence."""
-    d = as_datetime(ts)
-    return f"dydd {_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
+    return format_date(ts, "cy")
 
 
 def when_en(ts: float) -> str:
@@ -88,8 +71,8 @@ def when_en(ts: float) -> str:
 
 def when_cy(ts: float) -> str:
     """A time in Welsh, e.g. "14:30 UTC ddydd Llun 30 Tachwedd 2026" ("ddydd": on Monday)."""
-    d = as_datetime(ts)
-    return f"{d:%H:%M} UTC ddydd {_DAYS_CY[d.weekday()]} {d.day} {_MONTHS_CY[d.month - 1]} {d.year}"
+    # "ddydd": "dydd" soft-mutated, as an adverb of time ("on Monday").
+    return f"{as_datetime(ts):%H:%M} UTC d{format_date(ts, 'cy')}"
 
 
 def stamp(ts: float) -> str:
