@@ -485,9 +485,9 @@ async def _verify(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + time_limit
     try:
-        prepared = await asyncio.wait_for(
-            asyncio.to_thread(_prepare, raw, max_signatures), time_limit
-        )
+        # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancel (shutdown).
+        async with asyncio.timeout(time_limit):
+            prepared = await asyncio.to_thread(_prepare, raw, max_signatures)
     except TimeoutError:
         return AuthResults(
             authserv_id, (DkimResult(Result.TEMPERROR, reason="time limit"),), Result.TEMPERROR
@@ -503,9 +503,8 @@ async def _verify(
     done: list[DkimResult] = []
     if prepared.signatures:
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(_check, prepared, keys, done), max(deadline - loop.time(), 0.01)
-            )
+            async with asyncio.timeout(max(deadline - loop.time(), 0.01)):
+                await asyncio.to_thread(_check, prepared, keys, done)
         except TimeoutError:
             pass  # what finished is kept; the rest is a temperror below
     results = list(done)

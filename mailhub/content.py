@@ -58,7 +58,9 @@ async def run_bounded(
     loop = asyncio.get_running_loop()
     try:
         future = loop.run_in_executor(_executor(), fn, *args)
-        return await asyncio.wait_for(future, timeout)
+        # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancel (shutdown).
+        async with asyncio.timeout(timeout):
+            return await future
     except TimeoutError:
         logs.event("content", logging.WARNING, what=what, outcome="over time budget")
         _discard_pool()

@@ -257,8 +257,11 @@ class Delivery:
         timeout = POLL_SECONDS
         if free and next_at is not None:
             timeout = max(0.01, min(timeout, next_at - self.clock.now()))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+        # arrives as the wake does, and the stopping service would wait for this loop forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
 
     def _state(self, working: bool = False) -> str:
         if self.parked:

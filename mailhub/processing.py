@@ -107,8 +107,10 @@ class Processor:
                         self.on_sent()  # also tells waiters (Service.idle) that it is empty
                     # Woken at once by intake; the timeout picks up `mailhub queue retry`,
                     # which runs in another process, and keeps the heartbeat going.
+                    # asyncio.timeout, not wait_for (which can swallow a cancel: delivery).
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                        async with asyncio.timeout(POLL_SECONDS):
+                            await self.wake.wait()
                     continue
                 self.busy = True
                 await self.load.quiet(MAX_DEFER_SECONDS)

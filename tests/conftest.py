@@ -25,9 +25,18 @@ def _report_hang(nodeid: str) -> None:
     lines = [f"== {nodeid}: still running after {HANG_SECONDS:.0f} s\n"]
     for obj in gc.get_objects():
         if isinstance(obj, asyncio.Task) and not obj.done():
-            lines.append(f"-- task {obj.get_name()} {obj.get_coro()!r}\n")
-            for frame in obj.get_stack():
-                lines.extend(traceback.format_stack(frame, limit=1))
+            lines.append(f"-- task {obj.get_name()}\n")
+            # A suspended task shows one frame: follow what each coroutine awaits instead.
+            awaited: object = obj.get_coro()
+            while awaited is not None:
+                frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+                if frame is not None:
+                    lines.extend(traceback.format_stack(frame, limit=1))
+                else:
+                    lines.append(f"  awaiting {awaited!r}\n")
+                awaited = getattr(awaited, "cr_await", None) or getattr(
+                    awaited, "gi_yieldfrom", None
+                )
     for ident, frame in sys._current_frames().items():
         lines.append(f"-- thread {ident}\n")
         lines.extend(traceback.format_stack(frame))
