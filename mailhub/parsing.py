@@ -15,7 +15,7 @@ import re
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parseaddr
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
@@ -92,6 +92,11 @@ def header_values(msg: Message, name: str) -> list[str]:
         if key.lower() == wanted:
             out.append(_decode(value if isinstance(value, str) else str(value)))
     return out
+
+
+def parse_head(head: bytes) -> Message:
+    """A header block alone, parsed (for reading values: nothing is written from it)."""
+    return BytesHeaderParser(policy=policy.default).parsebytes(head + b"\r\n\r\n")
 
 
 def header(msg: Message, name: str) -> str:

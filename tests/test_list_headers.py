@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from mailhub.lists import footer
 from mailhub.lists.config import DmarcConfig, ListConfig
 from mailhub.lists.headers import (
     distribution_copy,
@@ -269,11 +270,9 @@ def test_the_malformed_post_gets_the_footer_too():
 
 
 def test_any_failure_editing_in_place_still_wraps(monkeypatch):
-    import mailhub.lists.headers as headers
-
     def broken(*args):  # noqa: ANN002
         raise RuntimeError("cannot edit")
 
-    monkeypatch.setattr(headers, "_plain_footer", broken)
+    monkeypatch.setattr(footer, "_plain_footer", broken)
     _, original, _, _ = footer_beside(PLAIN)
     assert "Hi all." in original.get_content()
