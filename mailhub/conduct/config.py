@@ -64,7 +64,7 @@ class CommitteeMember:
 class ConductConfig:
     fallback: str
     committee: tuple[CommitteeMember, ...]
-    language: str = "en"
+    language: str = "cy+en"  # Welsh first, as every default (readers.DEFAULT_LANGUAGE)
     reminder_after: float = 5 * 86400.0
     escalate_after: float = 7 * 86400.0
     key_file: Path | None = None
