@@ -129,12 +129,6 @@ def one_click_token(secret: bytes, list_name: str, address: str) -> str:
     return one_click_token_form(list_name).format(token=token)
 
 
-def verp_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    return _forms(list_name, domain).verp.format(
-        token=member_token(secret, VERP, list_name, address)
-    )
-
-
 def command_address(secret: bytes, list_name: str, address: str, domain: str) -> str:
     """The member's own command address. It reuses the `LIST-confirm+TOKEN@D` form (the
     router already knows it; mailhub.lists.confirm.handle_confirm tells a member token
@@ -142,11 +136,6 @@ def command_address(secret: bytes, list_name: str, address: str, domain: str) ->
     (and the envelope sender) is the member the token was made for."""
     token = member_token(secret, COMMANDS, list_name, address)
     return _forms(list_name, domain).commands.format(token=token)
-
-
-def help_uri(secret: bytes, list_name: str, address: str, domain: str) -> str:
-    token = member_token(secret, COMMANDS, list_name, address)
-    return _forms(list_name, domain).help.format(token=token)
 
 
 @functools.lru_cache(maxsize=512)
