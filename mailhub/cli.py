@@ -99,6 +99,12 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
                 f"    warning: no facilitators: nobody reviews {nobody}, and "
                 f"{lst.name}-owner@{d} goes to the administrators"
             )
+        if lst.delivery == "bulk":
+            # One copy for everyone cannot carry a member's own unsubscribe link (RFC 8058).
+            print(
+                "    warning: bulk delivery: copies carry no one-click unsubscribe, "
+                'which large mailbox providers expect; delivery = "personalised" gives it'
+            )
     web = config.web
     print(
         "web: off" if web is None else f"web: http://{web.host}:{web.port} (links {web.base_url})"

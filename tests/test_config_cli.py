@@ -140,3 +140,12 @@ def test_the_default_templates_are_the_checkouts_in_an_editable_install():
     # mailhub/templates exists only in a wheel; in the checkout, templates/ is the source.
     assert default_templates_dir() == REPO / "templates"
     assert (default_templates_dir() / "en" / "enquiry_ack.txt").is_file()
+
+
+def test_check_warns_that_a_bulk_list_has_no_one_click(tmp_path, capsys):
+    assert "[[lists]]" in GOOD
+    bulk = GOOD.replace("[[lists]]\n", '[[lists]]\ndelivery = "bulk"\n', 1)
+    assert main(["check", "--config", str(write(tmp_path, bulk))]) == 0
+    assert "bulk delivery: copies carry no one-click unsubscribe" in capsys.readouterr().out
+    assert main(["check", "--config", str(write(tmp_path, GOOD))]) == 0
+    assert "one-click" not in capsys.readouterr().out
