@@ -295,12 +295,13 @@ async def test_relay_answers_that_cannot_be_recorded_park_the_connection(tmp_pat
         # Each message reached the relay once, although its answer waited to be recorded.
         assert sum(copies(sink).values()) == 12
         assert forwards(sink) == Counter({n: 1 for n in range(6)})
-        # Every connection had an answer it could not record: each parked, with one line,
-        # and recorded it once the lock was gone.
+        # The connections whose answers met the lock parked, each with one line, and
+        # recorded them once it was gone. (How many met it depends on when each answer's
+        # group commit ran against the lock: at least one, at most every connection.)
         parked = log_lines(caplog, "delivery", "outcome=parked")
-        assert len(parked) == connections
+        assert 1 <= len(parked) <= connections
         assert all("error=OperationalError" in line for line in parked)
-        assert len(log_lines(caplog, "delivery", "outcome=recorded")) == connections
+        assert len(log_lines(caplog, "delivery", "outcome=recorded")) == len(parked)
         async with hub.service.store.read() as tx:
             cur = await tx.execute("SELECT DISTINCT state FROM outbound_rcpt")
             assert [r[0] for r in await cur.fetchall()] == ["sent"]
