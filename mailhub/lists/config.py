@@ -30,6 +30,7 @@ DMARC_REWRITE = ("auto", "always", "never")
 # Whether members see each other's addresses: hidden (From: "Name via List", private
 # replies through LIST-reply+TOKEN@D) or shown (the poster's From: kept).
 ADDRESSES = ("hidden", "shown")
+ARCHIVE = ("members", "public", "off")
 # Every key a [[lists]] table may hold.
 LIST_KEYS = (
     "name",
@@ -49,6 +50,7 @@ LIST_KEYS = (
     "dmarc_rewrite",
     "addresses",
     "archive_url",
+    "archive",
     "max_post_bytes",
     "max_post_recipients",
     "review_interval",
@@ -88,6 +90,9 @@ class ListConfig:
     dmarc_rewrite: str = "auto"  # auto (when the poster's domain asks) | always | never
     addresses: str = "hidden"  # hidden (no member sees another's address) | shown
     archive_url: str = ""
+    # Who may read the list's archive on the web (BASE_URL/lists/NAME/): its members once
+    # signed in, anyone, or nobody (posts are still kept, for digests and `mailhub archive`).
+    archive: str = "members"  # members | public | off
     max_post_bytes: int = 5 * 1024 * 1024  # larger posts are held
     max_post_recipients: int = 10  # posts with more To/Cc addresses are held
     review_interval: float = 3600.0  # the facilitators' review of pending items; 0: at once
@@ -154,6 +159,7 @@ def parse_list(t: dict[str, Any], key: str) -> ListConfig:
         dmarc_rewrite=_choice(t, "dmarc_rewrite", key, "auto", DMARC_REWRITE),
         addresses=_choice(t, "addresses", key, "hidden", ADDRESSES),
         archive_url=get_str(t, "archive_url", key, ""),
+        archive=_choice(t, "archive", key, "members", ARCHIVE),
         max_post_bytes=get_int(t, "max_post_bytes", key, 5 * 1024 * 1024, 1),
         max_post_recipients=get_int(t, "max_post_recipients", key, 10, 1),
         review_interval=_review_interval(t, key),
