@@ -20,11 +20,13 @@ TABLE_GROUPS = (
     "mailhub.store.secrets",
     "mailhub.store.bans",
     "mailhub.store.lists",
+    "mailhub.store.archive",
     "mailhub.store.membership",
     "mailhub.store.relay",
     "mailhub.store.conduct",
     "mailhub.store.enquiries",
     "mailhub.store.workers",
+    "mailhub.store.web",
 )
 
 

@@ -1,0 +1,5 @@
+"""web tables (filled in by the web archive work)."""
+
+from __future__ import annotations
+
+SCHEMA: list[str] = []
