@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from mailhub.app import App
 from mailhub.config import Section
-from mailhub.lists import archive_cli, authenticity, cli, one_click, verp
+from mailhub.lists import (
+    archive_cli,
+    archive_pages,
+    authenticity,
+    cli,
+    member_pages,
+    one_click,
+    verp,
+)
 from mailhub.lists.config import parse_lists
 from mailhub.lists.handlers import HANDLERS
 from mailhub.lists.jobs import JOBS
@@ -21,7 +29,8 @@ LISTS = App(
     # Posts and digests are queued once as "list:NAME" and each member's copy is made as it
     # is sent (VERP return path, the member's own List-Unsubscribe and List-Help).
     personalisers={"list": verp.personalise},
-    # BASE_URL/u/TOKEN, RFC 8058 one-click unsubscribe.
-    pages=(one_click.register,),
+    # BASE_URL/u/TOKEN, RFC 8058 one-click unsubscribe; the archive (/, /lists/…); sign-in
+    # and a member's own page (/signin, /me, /signout).
+    pages=(one_click.register, archive_pages.register, member_pages.register),
 )
 APP = LISTS
