@@ -4,7 +4,7 @@ the core: mailhub.config.DmarcConfig, importable from here too.)"""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mailhub.addresses import reserved_names, reserved_suffixes
@@ -18,6 +18,7 @@ from mailhub.readers import (
     parse_duration,
     refuse_unknown,
 )
+from mailhub.web.config import parse_web
 
 if TYPE_CHECKING:
     from mailhub.config import ServerConfig
@@ -181,6 +182,17 @@ def parse_lists(raw: dict[str, Any], server: ServerConfig) -> tuple[ListConfig, 
     for name in names:
         if names.count(name) > 1:
             raise ConfigError("lists", f"the list name {name!r} is used twice")
+    web = parse_web(raw)
+    if web is not None:
+        # List-Archive (RFC 2369) names the web archive when the list has one and no
+        # archive_url of its own says otherwise (a members-only archive too, as Mailman does:
+        # the link leads to the sign-in).
+        out = [
+            replace(lst, archive_url=f"{web.base_url}/lists/{lst.name}/")
+            if lst.archive != "off" and not lst.archive_url
+            else lst
+            for lst in out
+        ]
     return tuple(out)
 
 
