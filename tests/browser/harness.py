@@ -16,10 +16,13 @@ import shutil
 import socket
 import threading
 from collections.abc import Coroutine
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailhub.lists.leaving import one_click_token
 from mailhub.store import lists as store
+from mailhub.store import secrets
 from tests.support.hub import DOMAIN, Hub, start_hub
 from tests.support.lists import stop_hub
 
@@ -127,23 +130,57 @@ class LiveHub:
     def mails_to(self, address: str) -> int:
         return len(self.hub.sink.to(address))
 
-    def wait_mail(self, address: str, n: int) -> str:
-        """The text of the `n`th mail (1-based) the sink received for `address`."""
+    def wait_link(self, address: str, since: int) -> str:
+        """The sign-in link in the first mail to `address` after its first `since` mails
+        that carries one (list mail may arrive in between)."""
+        pattern = re.compile(re.escape(self.base) + r"/signin/[^\s<>\"]+")
+
+        def found(text: str) -> str | None:
+            match = pattern.search(text)
+            return match.group(0) if match else None
+
+        def texts() -> list[str]:
+            return [plain_text(r.message) for r in self.hub.sink.to(address)[since:]]
 
         async def wait() -> str:
-            [*_, last] = (await self.hub.sink.wait_count(address, n, timeout=WAIT_SECONDS))[:n]
-            msg = last.message
-            parts = [p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain"]
-            return "\n".join(parts)
+            await self.hub.sink.wait_for(
+                lambda _: any(found(t) for t in texts()), timeout=WAIT_SECONDS
+            )
+            return next(link for link in map(found, texts()) if link)
 
         return self.run(wait(), timeout=WAIT_SECONDS + 5)
 
+    def member(self, list_name: str, address: str) -> store.Member | None:
+        async def get() -> store.Member | None:
+            async with self.hub.service.store.read() as tx:
+                return await store.get_member(tx, list_name, address)
 
-def signin_link(text: str, base: str) -> str:
-    """The sign-in link in a mail's text."""
-    found = re.findall(re.escape(base) + r"/signin/[^\s<>\"]+", text)
-    assert found, f"no sign-in link in the mail:\n{text}"
-    return found[0]
+        return self.run(get())
+
+    def archived(self, list_name: str) -> dict[str, tuple[int, float]]:
+        """The list's archived posts: Message-ID -> (archive id, when archived). An id is
+        what the archive's URLs name (a thread by the id of its first message)."""
+
+        async def get() -> dict[str, tuple[int, float]]:
+            async with self.hub.service.store.read() as tx:
+                posts = await store.archived_since(tx, list_name, 0)
+            return {p.message_id.strip("<>"): (p.id, p.archived_at) for p in posts}
+
+        return self.run(get())
+
+    def one_click_path(self, list_name: str, address: str) -> str:
+        """The member's one-click unsubscribe page, as their list mail links it."""
+
+        async def get() -> str:
+            async with self.hub.service.store.transaction() as tx:
+                secret = await secrets.get_or_create(tx, "lists")
+            return "/u/" + one_click_token(secret, list_name, address)
+
+        return self.run(get())
+
+
+def plain_text(msg: EmailMessage) -> str:
+    return "\n".join(p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain")
 
 
 def chrome_options(*, javascript: bool = True, profile: Path) -> Any:
