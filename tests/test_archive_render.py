@@ -14,6 +14,7 @@ from mailhub.lists.archive_render import (
     OCTET_STREAM,
     attachment,
     content_disposition,
+    mbox_entry,
     message_view,
     redact,
     redact_bytes,
@@ -290,3 +291,43 @@ def test_entry_ids_are_stable_and_distinct():
     assert entry_id("https://a", "l", 1) == entry_id("https://a", "l", 1)
     assert entry_id("https://a", "l", 1) != entry_id("https://a", "l", 2)
     assert entry_id("https://a", "l", 1) != entry_id("https://b", "l", 1)
+
+
+# --- mbox ----------------------------------------------------------------------------------
+
+POST = (
+    b"From: Ann Jones <ann@example.net>\r\n"
+    b"To: green@cop.example.org\r\n"
+    b"Cc: bob@example.org\r\n"
+    b"Message-ID: <x1@example.net>\r\n"
+    b"References: <x0@example.net>\r\n"
+    b"Received: from x by y for <ann@example.net>\r\n"
+    b"Subject: hi\r\n"
+    b"\r\n"
+    b"From the start\r\n"
+    b">From here\r\n"
+    b"write to cai@example.org\r\n"
+)
+DOMAINS = ("cop.example.org",)
+
+
+def test_mbox_entry_on_a_hidden_list_holds_no_address_but_ours_and_keeps_threading():
+    cfg = ListConfig(name="green", display_name="Green Team")
+    entry = mbox_entry(POST, 1_796_000_000.0, cfg, DOMAINS, hide=True)
+    assert entry.startswith(b"From mailhub Mon Nov 30 00:53:20 2026\n")
+    for who in (b"ann@example.net", b"bob@example.org", b"cai@example.org"):
+        assert who not in entry
+    assert b"From: Ann Jones drwy Green Team <green@cop.example.org>\n" in entry
+    assert b"Message-ID: <x1@example.net>\n" in entry and b"References: <x0@example.net>\n" in entry
+    # mboxrd: body lines that start with (>*)From get one more >; LF line ends; a blank line after.
+    assert b"\n>From the start\n>>From here\n" in entry
+    assert b"\r" not in entry and entry.endswith(b"cai@...\n\n")
+
+
+def test_mbox_entry_for_a_member_of_a_shown_list_keeps_the_copy_header_block():
+    cfg = ListConfig(name="green", display_name="Green Team", addresses="shown")
+    entry = mbox_entry(POST, 1_796_000_000.0, cfg, DOMAINS, hide=False)
+    assert b"From: Ann Jones <ann@example.net>\n" in entry and b"Cc: bob@example.org\n" in entry
+    # One of the fields a list copy strips is gone here too.
+    hidden = mbox_entry(POST, 0.0, cfg, DOMAINS, hide=True)
+    assert b"ann@example.net" not in hidden and b"Received:" not in hidden

@@ -18,6 +18,7 @@ pages run large posts in the bounded content worker (mailhub.content.run_bounded
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, replace
 from email.message import Message
@@ -30,7 +31,8 @@ from markupsafe import Markup
 
 from mailhub.content import read_message
 from mailhub.lists.config import ListConfig
-from mailhub.lists.headers import poster_name, via
+from mailhub.lists.headers import poster_name, stripped_copy, via
+from mailhub.messages import split_raw
 
 # --- addresses -----------------------------------------------------------------------------
 
@@ -55,12 +57,19 @@ def redact(text: str) -> str:
     return _ADDRESS.sub(lambda m: f"{m.group(1)}@{HIDDEN_DOMAIN}", text)
 
 
-def redact_bytes(data: bytes) -> bytes:
-    """As `redact`, over raw bytes (an mbox's bodies), in ASCII: "ann@...". Text inside
+def redact_bytes(data: bytes, keep: tuple[bytes, ...] = ()) -> bytes:
+    """As `redact`, over raw bytes (an mbox's), in ASCII: "ann@...", but for addresses
+    that end in one of `keep` (the service's own domains: the list's address). Text inside
     base64 is not seen; nor is it by anyone reading the bytes."""
     if b"@" not in data and b"%40" not in data:
         return data
-    return _ADDRESS_BYTES.sub(lambda m: m.group(1) + b"@...", data)
+
+    def cut(m: re.Match[bytes]) -> bytes:
+        if keep and m.group().lower().endswith(keep):
+            return m.group()
+        return m.group(1) + b"@..."
+
+    return _ADDRESS_BYTES.sub(cut, data)
 
 
 def list_title(cfg: ListConfig, lang: str) -> str:
@@ -395,3 +404,41 @@ def size_text(size: int, lang: str) -> str:
     if size < 1024 * 1024:
         return f"{round(size / 1024)} KB"
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+# --- the month as mbox ---------------------------------------------------------------------
+
+_IDENTIFIERS = (b"message-id:", b"in-reply-to:", b"references:")
+_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+
+
+def _redact_head(head: bytes, keep: tuple[bytes, ...]) -> bytes:
+    """Every field but the identifiers (Message-IDs look like addresses, and threading
+    needs them) with its addresses cut."""
+    out: list[bytes] = []
+    skip = False
+    for line in head.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t"):
+            skip = line.lower().startswith(_IDENTIFIERS)
+        out.append(line if skip else redact_bytes(line, keep))
+    return b"\r\n".join(out)
+
+
+def mbox_entry(
+    raw: bytes, archived_at: float, cfg: ListConfig, domains: tuple[str, ...], *, hide: bool
+) -> bytes:
+    """One post as an mboxrd entry: the header block a list copy gets (`stripped_copy`, as
+    a digest embeds it), the body untouched but for ">From " quoting, LF line ends.
+    `hide`: no address at all, the poster hidden as on a hidden list (for a hidden list, and
+    for anyone not a member reading a public one), every other address cut to its local
+    part but the service's own."""
+    if hide:
+        copy = stripped_copy(raw, cfg=replace(cfg, addresses="hidden"), domain=domains[0])
+        keep = tuple(b"@" + d.lower().encode() for d in domains)
+        head, body = split_raw(copy)
+        copy = _redact_head(head, keep) + b"\r\n\r\n" + redact_bytes(body, keep)
+    else:
+        copy = stripped_copy(raw, cfg=cfg, domain=domains[0])
+    copy = copy.replace(b"\r\n", b"\n").rstrip(b"\n")
+    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(archived_at)).encode()
+    return b"From mailhub " + stamp + b"\n" + _FROM_LINE.sub(rb">\1", copy) + b"\n\n"
