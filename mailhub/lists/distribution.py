@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from mailhub import logs
 from mailhub.context import Context, Incoming
-from mailhub.lists import notices, reply_relay
+from mailhub.lists import archive_index, notices, reply_relay
 from mailhub.lists.authenticity import Authenticity, rewrite_from
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import ListAddresses, distribution_copy
@@ -36,7 +36,7 @@ async def distribute(
     sender = sender_address(msg)
     message_id = header(msg, "message-id") or new_message_id(ctx.domain)
     thread = thread_id(msg) or message_id
-    await store.archive_post(
+    archive_id = await store.archive_post(
         ctx.tx,
         list_name=cfg.name,
         message_id=message_id,
@@ -46,6 +46,8 @@ async def distribute(
         raw=raw,
         now=ctx.now(),
     )
+    # The web archive's index of it, in the same transaction: never archived unindexed.
+    await archive_index.index_post(ctx, cfg, archive_id, msg, message_id, thread)
     muted = await store.muted_by(ctx.tx, cfg.name, thread)
     rcpts = [
         addr

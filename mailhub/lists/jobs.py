@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mailhub.context import Context
 from mailhub.jobs import Job
-from mailhub.lists import held, subscription
+from mailhub.lists import archive_index, held, subscription
 from mailhub.lists.config import ListConfig
 from mailhub.lists.digest import JOBS as MEMBER_DIGESTS
 from mailhub.lists.review import DAY, send_due_reviews
@@ -26,4 +26,8 @@ async def run_reviews(ctx: Context) -> None:
     await store.purge_tokens(ctx.tx, ctx.now() - 30 * DAY)
 
 
-JOBS: list[Job] = [*MEMBER_DIGESTS, Job("lists.review", run_reviews)]
+JOBS: list[Job] = [
+    *MEMBER_DIGESTS,
+    Job("lists.review", run_reviews),
+    Job("lists.archive_index", archive_index.backfill),
+]

@@ -1,5 +1,467 @@
-"""archive tables (filled in by the web archive work)."""
+"""The archive's index for the web: one row per archived post, its thread, its month, and
+a full-text index for search.
+
+`list_archive` (mailhub.store.lists) keeps each accepted post's raw bytes; these tables
+keep what the pages show of it (author's name, text, thread), filled in the same
+transaction that archives the post (mailhub.lists.archive_index), so a post is never
+archived without being indexed. Posts archived before the index existed are indexed by
+a scheduled backfill, oldest first; `archive_index_progress` remembers how far it got.
+
+Search is SQLite's FTS5 with the unicode61 tokenizer folding case and diacritics
+("ŵ" finds "w", "Llandudno" finds "llandudno"). The full-text table uses `archive_posts`
+as its external content (the text is stored once), and carries the list's name as a token
+of its own column, so a search of one list intersects the index with that token instead
+of looking up every matching row's list.
+
+Every read filters by list name: a post of another list is "not found".
+"""
 
 from __future__ import annotations
 
-SCHEMA: list[str] = []
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mailhub.store import Tx
+from mailhub.store.lists import ArchivedPost
+
+if TYPE_CHECKING:
+    from mailhub.lists.search_query import SearchQuery
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS archive_posts (
+        id INTEGER PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        list_key TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        thread INTEGER NOT NULL,
+        parent INTEGER,
+        author TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        posted_at REAL NOT NULL,
+        text TEXT NOT NULL DEFAULT '',
+        has_html INTEGER NOT NULL DEFAULT 0,
+        attachments INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_posts_time ON archive_posts (list_name, posted_at)",
+    "CREATE INDEX IF NOT EXISTS archive_posts_thread ON archive_posts (list_name, thread, id)",
+    # authors: the first few distinct names, one a line (names are one line: parsing.clean).
+    """CREATE TABLE IF NOT EXISTS archive_threads (
+        id INTEGER PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        last_at REAL NOT NULL,
+        messages INTEGER NOT NULL,
+        authors TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_threads_last ON archive_threads (list_name, last_at)",
+    """CREATE TABLE IF NOT EXISTS archive_months (
+        list_name TEXT NOT NULL,
+        year INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        PRIMARY KEY (list_name, year, month)
+    ) WITHOUT ROWID""",
+    # The backfill's mark: every post of the list with an id up to `through` is indexed.
+    """CREATE TABLE IF NOT EXISTS archive_index_progress (
+        list_name TEXT PRIMARY KEY,
+        through INTEGER NOT NULL
+    )""",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS archive_search USING fts5(
+        list_key, subject, author, text,
+        content = 'archive_posts', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    )""",
+    # The month's mbox reads the raw archive by date, whether or not a post is indexed yet.
+    "CREATE INDEX IF NOT EXISTS list_archive_time ON list_archive (list_name, archived_at)",
+]
+
+MAX_AUTHORS = 5  # names a thread summary lists
+# Matches of a search ranked by relevance: the newest RANK_WINDOW of them; after those,
+# older matches follow newest first. Why: bm25 over every match of a common word (most of
+# a large archive) would take longer than the page may; the newest matches are what a
+# reader of a discussion list looks for first, and the count stays exact.
+RANK_WINDOW = 2000
+SNIPPET_WORDS = 24
+MARK_START, MARK_END = "\x02", "\x03"
+# bm25 weights of the columns (list_key, subject, author, text): the list's token is in
+# every row of the list, so it must not count.
+_BM25 = "bm25(archive_search, 0.0, 4.0, 2.0, 1.0)"
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    id: int
+    list_name: str
+    thread: int
+    message_id: str
+    author: str
+    subject: str
+    posted_at: float
+    parent: int | None
+    text: str
+    has_html: bool
+    attachments: int
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+    messages: int
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    id: int
+    subject: str
+    started_at: float
+    last_at: float
+    messages: int
+    authors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    thread: int
+    subject: str
+    author: str
+    posted_at: float
+    snippet: str  # matched words between MARK_START and MARK_END
+
+
+def list_key(list_name: str) -> str:
+    """The list's name as one token of the full-text index (any name: hex of its bytes)."""
+    return "l" + list_name.lower().encode().hex()
+
+
+def _month_of(ts: float) -> tuple[int, int]:
+    when = datetime.fromtimestamp(ts, UTC)
+    return when.year, when.month
+
+
+def month_span(year: int, month: int) -> tuple[float, float]:
+    """[start, end) of a month in UTC epoch seconds (the archive's months are UTC's)."""
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start.timestamp(), end.timestamp()
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+async def find_parent(tx: Tx, list_name: str, message_ids: Sequence[str]) -> tuple[int, int] | None:
+    """(archive id, thread) of the first of `message_ids` that is an indexed post of the list."""
+    for mid in message_ids:
+        # Through list_archive's (list_name, message_id) index: archive_posts needs none.
+        cur = await tx.execute(
+            "SELECT p.id, p.thread FROM list_archive a JOIN archive_posts p ON p.id = a.id"
+            " WHERE a.list_name = ? AND a.message_id = ? ORDER BY a.id LIMIT 1",
+            (list_name.lower(), mid),
+        )
+        row = await cur.fetchone()
+        if row:
+            return int(row[0]), int(row[1])
+    return None
+
+
+async def index_post(
+    tx: Tx,
+    *,
+    archive_id: int,
+    list_name: str,
+    message_id: str,
+    thread: int,
+    parent: int | None,
+    author: str,
+    subject: str,
+    posted_at: float,
+    text: str,
+    has_html: bool,
+    attachments: int,
+) -> None:
+    """Index one archived post (`archive_id`: its list_archive id) as part of `thread` (the
+    archive id of the thread's first post; its own id when it starts one)."""
+    name = list_name.lower()
+    key = list_key(name)
+    await tx.execute(
+        "INSERT INTO archive_posts (id, list_name, list_key, message_id, thread, parent,"
+        " author, subject, posted_at, text, has_html, attachments)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (archive_id, name, key, message_id, thread, parent, author, subject, posted_at, text,
+         int(has_html), attachments),
+    )  # fmt: skip
+    await tx.execute(
+        "INSERT INTO archive_search (rowid, list_key, subject, author, text) VALUES (?, ?, ?, ?, ?)",
+        (archive_id, key, subject, author, text),
+    )
+    cur = await tx.execute(
+        "SELECT authors FROM archive_threads WHERE id = ? AND list_name = ?", (thread, name)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        await tx.execute(
+            "INSERT INTO archive_threads (id, list_name, subject, started_at, last_at, messages,"
+            " authors) VALUES (?, ?, ?, ?, ?, 1, ?)",
+            (thread, name, subject, posted_at, posted_at, author),
+        )
+    else:
+        authors = row[0].split("\n") if row[0] else []
+        if author and author not in authors and len(authors) < MAX_AUTHORS:
+            authors.append(author)
+        await tx.execute(
+            "UPDATE archive_threads SET last_at = MAX(last_at, ?), messages = messages + 1,"
+            " authors = ? WHERE id = ?",
+            (posted_at, "\n".join(authors), thread),
+        )
+    year, month = _month_of(posted_at)
+    await tx.execute(
+        "INSERT INTO archive_months (list_name, year, month, messages) VALUES (?, ?, ?, 1)"
+        " ON CONFLICT (list_name, year, month) DO UPDATE SET messages = messages + 1",
+        (name, year, month),
+    )
+
+
+async def backfill_mark(tx: Tx, list_name: str) -> int:
+    """The id up to which every post of the list is known to be indexed (0: none yet)."""
+    cur = await tx.execute(
+        "SELECT through FROM archive_index_progress WHERE list_name = ?", (list_name.lower(),)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def set_backfill_mark(tx: Tx, list_name: str, through: int) -> None:
+    await tx.execute(
+        "INSERT INTO archive_index_progress (list_name, through) VALUES (?, ?)"
+        " ON CONFLICT (list_name) DO UPDATE SET through = MAX(through, excluded.through)",
+        (list_name.lower(), through),
+    )
+
+
+async def unindexed(tx: Tx, list_name: str, after_id: int, limit: int) -> list[ArchivedPost]:
+    """Archived posts of the list after `after_id` that have no index row, oldest first."""
+    cur = await tx.execute(
+        "SELECT a.id, a.list_name, a.message_id, a.thread_id, a.sender, a.subject,"
+        " a.archived_at, a.raw FROM list_archive a WHERE a.list_name = ? AND a.id > ?"
+        " AND NOT EXISTS (SELECT 1 FROM archive_posts p WHERE p.id = a.id)"
+        " ORDER BY a.id LIMIT ?",
+        (list_name.lower(), after_id, limit),
+    )
+    return [ArchivedPost(*r[:7], bytes(r[7])) for r in await cur.fetchall()]
+
+
+async def unindexed_before(tx: Tx, list_name: str, archive_id: int) -> bool:
+    """Whether an older post of the list still waits for the backfill (then a new post
+    waits too, so that every post is indexed after the posts it may reply to). Looks only
+    past the backfill's mark: a few rows once the backfill has caught up."""
+    cur = await tx.execute(
+        "SELECT 1 FROM list_archive a WHERE a.list_name = ? AND a.id > ? AND a.id < ?"
+        " AND NOT EXISTS (SELECT 1 FROM archive_posts p WHERE p.id = a.id) LIMIT 1",
+        (list_name.lower(), await backfill_mark(tx, list_name), archive_id),
+    )
+    return await cur.fetchone() is not None
+
+
+async def last_archived(tx: Tx, list_name: str) -> int:
+    cur = await tx.execute(
+        "SELECT MAX(id) FROM list_archive WHERE list_name = ?", (list_name.lower(),)
+    )
+    (n,) = await cur.fetchone()
+    return int(n or 0)
+
+
+async def clear_index(tx: Tx, list_name: str) -> None:
+    """Forget the list's index (`mailhub archive LIST --reindex`): the backfill redoes it."""
+    name = list_name.lower()
+    await tx.execute(
+        "INSERT INTO archive_search (archive_search, rowid, list_key, subject, author, text)"
+        " SELECT 'delete', id, list_key, subject, author, text FROM archive_posts"
+        " WHERE list_name = ?",
+        (name,),
+    )
+    for table in ("archive_posts", "archive_threads", "archive_months", "archive_index_progress"):
+        await tx.execute(f"DELETE FROM {table} WHERE list_name = ?", (name,))
+
+
+# --- reading ----------------------------------------------------------------------------
+
+_ENTRY = (
+    "id, list_name, thread, message_id, author, subject, posted_at, parent, text, has_html,"
+    " attachments"
+)
+_THREAD = "id, subject, started_at, last_at, messages, authors"
+
+
+def _entry(row: Sequence) -> ArchiveEntry:
+    return ArchiveEntry(*row[:9], bool(row[9]), int(row[10]))
+
+
+def _summary(row: Sequence) -> ThreadSummary:
+    authors = tuple(row[5].split("\n")) if row[5] else ()
+    return ThreadSummary(int(row[0]), row[1], row[2], row[3], int(row[4]), authors)
+
+
+async def months(tx: Tx, list_name: str) -> list[Month]:
+    """The months with posts, newest first."""
+    cur = await tx.execute(
+        "SELECT year, month, messages FROM archive_months WHERE list_name = ?"
+        " ORDER BY year DESC, month DESC",
+        (list_name.lower(),),
+    )
+    return [Month(*r) for r in await cur.fetchall()]
+
+
+async def month_threads(tx: Tx, list_name: str, year: int, month: int) -> list[ThreadSummary]:
+    """The threads with a post in that month (UTC), newest activity first."""
+    if not (1 <= month <= 12 and 1970 <= year <= 9998):
+        return []
+    start, end = month_span(year, month)
+    name = list_name.lower()
+    cur = await tx.execute(
+        f"SELECT {_THREAD} FROM archive_threads WHERE list_name = ? AND id IN"
+        " (SELECT thread FROM archive_posts WHERE list_name = ? AND posted_at >= ?"
+        " AND posted_at < ?) ORDER BY last_at DESC, id DESC",
+        (name, name, start, end),
+    )
+    return [_summary(r) for r in await cur.fetchall()]
+
+
+async def thread(
+    tx: Tx, list_name: str, thread_id: int
+) -> tuple[ThreadSummary, list[ArchiveEntry]] | None:
+    """The thread and its posts, oldest first; None if the list has no such thread."""
+    name = list_name.lower()
+    cur = await tx.execute(
+        f"SELECT {_THREAD} FROM archive_threads WHERE id = ? AND list_name = ?", (thread_id, name)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    cur = await tx.execute(
+        f"SELECT {_ENTRY} FROM archive_posts WHERE list_name = ? AND thread = ? ORDER BY id",
+        (name, thread_id),
+    )
+    return _summary(row), [_entry(r) for r in await cur.fetchall()]
+
+
+async def entry(tx: Tx, list_name: str, message_id: int) -> ArchiveEntry | None:
+    cur = await tx.execute(
+        f"SELECT {_ENTRY} FROM archive_posts WHERE id = ? AND list_name = ?",
+        (message_id, list_name.lower()),
+    )
+    row = await cur.fetchone()
+    return _entry(row) if row else None
+
+
+async def raw(tx: Tx, list_name: str, message_id: int) -> bytes | None:
+    """The archived raw bytes of a post of the list."""
+    cur = await tx.execute(
+        "SELECT raw FROM list_archive WHERE id = ? AND list_name = ?",
+        (message_id, list_name.lower()),
+    )
+    row = await cur.fetchone()
+    return bytes(row[0]) if row else None
+
+
+async def latest(tx: Tx, list_name: str, limit: int) -> list[ArchiveEntry]:
+    """The newest indexed posts, newest first."""
+    cur = await tx.execute(
+        f"SELECT {_ENTRY} FROM archive_posts WHERE list_name = ?"
+        " ORDER BY posted_at DESC, id DESC LIMIT ?",
+        (list_name.lower(), limit),
+    )
+    return [_entry(r) for r in await cur.fetchall()]
+
+
+async def month_posts(
+    tx: Tx, list_name: str, year: int, month: int, after_id: int, limit: int
+) -> list[ArchivedPost]:
+    """The raw posts archived in that month (UTC) after `after_id`, in archive order."""
+    if not (1 <= month <= 12 and 1970 <= year <= 9998):
+        return []
+    start, end = month_span(year, month)
+    cur = await tx.execute(
+        "SELECT id, list_name, message_id, thread_id, sender, subject, archived_at, raw"
+        " FROM list_archive WHERE list_name = ? AND archived_at >= ? AND archived_at < ?"
+        " AND id > ? ORDER BY id LIMIT ?",
+        (list_name.lower(), start, end, after_id, limit),
+    )
+    return [ArchivedPost(*r[:7], bytes(r[7])) for r in await cur.fetchall()]
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+def _quoted(words: str) -> str:
+    """A phrase of FTS5's query language holding `words` as plain text: inside double
+    quotes every character is text (a quote is doubled), so no operator gets through."""
+    return '"' + words.replace('"', '""') + '"'
+
+
+def match_expression(list_name: str, query: SearchQuery) -> str:
+    """The FTS5 MATCH expression of a query in one list: every word and phrase (any
+    column) and the author's words (in the author column), all required."""
+    parts = [f"list_key : {_quoted(list_key(list_name))}"]
+    for term in query.terms:
+        prefix = term.endswith("*")
+        parts.append(_quoted(term.rstrip("*")) + (" *" if prefix else ""))
+    parts.extend(_quoted(p) for p in query.phrases)
+    if query.author:
+        names = " AND ".join(_quoted(w) for w in query.author.split())
+        parts.append(f"author : ({names})")
+    return " AND ".join(parts)
+
+
+async def search(
+    tx: Tx, list_name: str, query: SearchQuery, limit: int, offset: int
+) -> tuple[list[Hit], int]:
+    """The posts of the list that match, best first (see RANK_WINDOW), and how many match."""
+    expr = match_expression(list_name, query)
+    cur = await tx.execute(
+        "SELECT count(*) FROM archive_search WHERE archive_search MATCH ?", (expr,)
+    )
+    (total,) = await cur.fetchone()
+    if total == 0 or offset >= total or limit <= 0:
+        return [], int(total)
+    ids: list[int] = []
+    floor = 0  # the lowest id the ranked window holds
+    if total > RANK_WINDOW:
+        cur = await tx.execute(
+            "SELECT rowid FROM archive_search WHERE archive_search MATCH ?"
+            " ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (expr, RANK_WINDOW - 1),
+        )
+        floor = int((await cur.fetchone())[0])
+    if offset < RANK_WINDOW:
+        cur = await tx.execute(
+            f"SELECT rowid FROM archive_search WHERE archive_search MATCH ? AND rowid >= ?"
+            f" ORDER BY {_BM25}, rowid DESC LIMIT ? OFFSET ?",
+            (expr, floor, min(limit, RANK_WINDOW - offset), offset),
+        )
+        ids += [int(r[0]) for r in await cur.fetchall()]
+    if len(ids) < limit and floor:
+        cur = await tx.execute(
+            "SELECT rowid FROM archive_search WHERE archive_search MATCH ? AND rowid < ?"
+            " ORDER BY rowid DESC LIMIT ? OFFSET ?",
+            (expr, floor, limit - len(ids), max(0, offset - RANK_WINDOW)),
+        )
+        ids += [int(r[0]) for r in await cur.fetchall()]
+    hits = []
+    for post_id in ids:
+        # The snippet for the page's hits only: computed in the ranking query, it would be
+        # computed for every match before the sort.
+        cur = await tx.execute(
+            "SELECT p.id, p.thread, p.subject, p.author, p.posted_at,"
+            " snippet(archive_search, 3, ?, ?, '…', ?)"
+            " FROM archive_search JOIN archive_posts p ON p.id = archive_search.rowid"
+            " WHERE archive_search MATCH ? AND archive_search.rowid = ?",
+            (MARK_START, MARK_END, SNIPPET_WORDS, expr, post_id),
+        )
+        row = await cur.fetchone()
+        if row:
+            hits.append(Hit(*row))
+    return hits, int(total)

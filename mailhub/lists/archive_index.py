@@ -1,0 +1,278 @@
+"""Indexing archived posts for the web archive: what a page and a search need of a post
+(author's name, text, thread), taken out of the message once, when it is archived.
+
+`index_post` runs in `distribute`'s transaction, right after the post is archived, so an
+archived post is never left unindexed by a crash. Posts archived before this index
+existed are indexed by the `lists.archive_index` job, a batch a tick, oldest first; a new
+post of a list whose backfill is not done waits for the job too, so every post is indexed
+after the posts it may reply to (its thread is found through them).
+
+`extract` is pure and bounded: it looks at a limited number of MIME parts, decodes one
+text part (or strips one HTML part with nh3) and caps the text it keeps, so its cost does
+not grow with what a sender crafts beyond the message size limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from html import unescape
+
+import nh3
+
+from mailhub import content, logs
+from mailhub.context import Context
+from mailhub.lists.config import ListConfig
+from mailhub.parsing import addresses, clean, header, parse
+from mailhub.store import archive as store
+from mailhub.store.lists import ArchivedPost
+
+MAX_TEXT_CHARS = 200_000  # text kept of a post (for its page and its search)
+MAX_HTML_CHARS = 1_000_000  # HTML read of an HTML-only post before stripping it
+MAX_PARTS = 200  # MIME parts looked at: past these, nothing more is counted
+MAX_REFERENCES = 50  # References ids looked up for a parent (newest first)
+
+BACKFILL_BATCH = 200  # posts the backfill indexes a tick, at most
+BACKFILL_SECONDS = 0.5  # and for about this long, at most (the tick holds the write lock)
+BACKFILL_READ_TIMEOUT = 5.0  # a large post's bounded read
+
+
+@dataclass(frozen=True)
+class Extract:
+    author: str  # the From: display name ('' when none, or when it holds an address)
+    subject: str
+    text: str
+    has_html: bool
+    attachments: int
+    parents: tuple[str, ...]  # Message-IDs it replies to, nearest first
+
+
+EMPTY = Extract("", "", "", False, 0, ())
+
+# Control characters other than tab and newline: the search snippets mark matches with
+# \x02 and \x03, so the text must hold none of its own.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+
+
+def extract(msg: Message, message_id: str = "") -> Extract:
+    """What the archive keeps of a post for its pages and its search. Pure, bounded."""
+    html_part = text_part = None
+    attachments = 0
+    for part in _leaves(msg):
+        if html_part is None and _is_body(part, "text/html"):
+            html_part = part
+        elif text_part is None and _is_body(part, "text/plain"):
+            text_part = part
+        else:
+            attachments += 1
+    if text_part is not None:
+        text = _decoded(text_part, MAX_TEXT_CHARS * 4)
+    elif html_part is not None:
+        text = html_text(_decoded(html_part, MAX_HTML_CHARS))
+    else:
+        text = ""
+    return Extract(
+        author=author_name(msg),
+        subject=header(msg, "subject"),
+        text=_tidy(text)[:MAX_TEXT_CHARS],
+        has_html=html_part is not None,
+        attachments=attachments,
+        parents=parent_ids(msg, message_id),
+    )
+
+
+def author_name(msg: Message) -> str:
+    """The From: display name, never an address ('' for `ann@x` or `"ann@x" <ann@x>`)."""
+    senders = addresses(msg, "from")
+    name = clean(senders[0][0]) if senders else ""
+    return "" if "@" in name else name
+
+
+def parent_ids(msg: Message, own: str = "") -> tuple[str, ...]:
+    """The ids a post replies to, nearest first: In-Reply-To, then References from the
+    last (its parent) back to the first (the thread's root)."""
+    replies = _MESSAGE_ID.findall(header(msg, "in-reply-to"))[:1]
+    refs = _MESSAGE_ID.findall(header(msg, "references"))
+    # The root and the newest ones: a References list is trimmed in the middle by clients.
+    refs = refs[:1] + refs[1:][-(MAX_REFERENCES - 1) :] if len(refs) > MAX_REFERENCES else refs
+    ids = dict.fromkeys([*replies, *reversed(refs)])
+    ids.pop(own, None)
+    return tuple(ids)
+
+
+def html_text(html: str) -> str:
+    """The text of an HTML part: every tag dropped (script and style with their content),
+    entities undone."""
+    return unescape(nh3.clean(html, tags=set()))
+
+
+def _leaves(msg: Message) -> list[Message]:
+    """The post's content parts in order, at most MAX_PARTS; a forwarded message is one
+    part (as the archive pages count them: mailhub.lists.archive_render)."""
+    out: list[Message] = []
+    stack = [msg]
+    while stack and len(out) < MAX_PARTS:
+        part = stack.pop()
+        if part.is_multipart() and part.get_content_maintype() == "multipart":
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend(reversed(payload[: MAX_PARTS - len(out)]))
+            continue
+        out.append(part)
+    return out
+
+
+def _is_body(part: Message, ctype: str) -> bool:
+    return (
+        part.get_content_type() == ctype
+        and part.get_content_disposition() != "attachment"
+        and not part.get_filename()
+    )
+
+
+def _decoded(part: Message, max_chars: int) -> str:
+    """A text part's content as text: bytes its charset cannot decode (or a charset
+    Python does not know) become replacement characters."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a malformed part is a part without text
+        return ""
+    if not isinstance(data, bytes):
+        return ""
+    data = data[: max_chars * 4]
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, "replace")[:max_chars]
+    except (LookupError, ValueError):
+        return data.decode("utf-8", "replace")[:max_chars]
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROLS.sub("", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def read_and_extract(raw: bytes, message_id: str) -> Extract | None:
+    """Parse and extract a raw post (in the content worker, for a large one); None when it
+    cannot be read within the content limits. Top-level: it runs in another process."""
+    msg, problem = content.read_message(raw)
+    if problem:
+        return None
+    return extract(msg, message_id)
+
+
+# --- indexing ---------------------------------------------------------------------------
+
+
+async def index_post(
+    ctx: Context,
+    cfg: ListConfig,
+    archive_id: int,
+    msg: EmailMessage,
+    message_id: str,
+    thread_message_id: str,
+) -> bool:
+    """Index a post `distribute` has just archived, in its transaction. False when it is
+    left to the backfill (older posts of the list are not indexed yet)."""
+    if await store.unindexed_before(ctx.tx, cfg.name, archive_id):
+        return False
+    found = extract(msg, message_id)
+    await _index(ctx, cfg.name, archive_id, message_id, thread_message_id, found, ctx.now())
+    # Every post of the list up to this one is indexed now: the next post's check above
+    # starts here (a few µs), whether or not the backfill job has run since.
+    await store.set_backfill_mark(ctx.tx, cfg.name, archive_id)
+    return True
+
+
+async def _index(
+    ctx: Context,
+    list_name: str,
+    archive_id: int,
+    message_id: str,
+    thread_message_id: str,
+    found: Extract,
+    posted_at: float,
+) -> None:
+    # A reply joins the thread of the nearest post it names that is archived; failing
+    # those, the thread's root as distribute named it (References' first id); a post
+    # whose parents are all unknown starts a thread of its own.
+    candidates = list(found.parents)
+    if thread_message_id and thread_message_id != message_id:
+        candidates.append(thread_message_id)
+    parent = await store.find_parent(ctx.tx, list_name, list(dict.fromkeys(candidates)))
+    await store.index_post(
+        ctx.tx,
+        archive_id=archive_id,
+        list_name=list_name,
+        message_id=message_id,
+        thread=parent[1] if parent else archive_id,
+        parent=parent[0] if parent else None,
+        author=found.author,
+        subject=found.subject,
+        posted_at=posted_at,
+        text=found.text,
+        has_html=found.has_html,
+        attachments=found.attachments,
+    )
+
+
+# --- the backfill -----------------------------------------------------------------------
+
+
+async def backfill(ctx: Context) -> None:
+    """The `lists.archive_index` job: index posts archived before the index existed (or
+    left to it by `index_post`), oldest first, a bounded batch a tick for all lists."""
+    budget = BACKFILL_BATCH
+    deadline = time.monotonic() + BACKFILL_SECONDS
+    for cfg in ctx.config.lists:
+        if budget <= 0 or time.monotonic() >= deadline:
+            return
+        budget -= await backfill_list(ctx, cfg.name, budget, deadline)
+
+
+async def backfill_list(ctx: Context, list_name: str, limit: int, deadline: float) -> int:
+    """Index up to `limit` unindexed posts of one list (until `deadline`, monotonic time);
+    returns how many. Moves the list's mark past what is done."""
+    mark = await store.backfill_mark(ctx.tx, list_name)
+    posts = await store.unindexed(ctx.tx, list_name, mark, limit)
+    done = 0
+    for post in posts:
+        if done and time.monotonic() >= deadline:
+            break
+        await _index(ctx, list_name, post.id, post.message_id, post.thread_id,
+                     await _read(post), post.archived_at)  # fmt: skip
+        done += 1
+    if done == len(posts):  # all there was: every post of the list up to now is indexed
+        last = await store.last_archived(ctx.tx, list_name)
+        if last > mark:
+            await store.set_backfill_mark(ctx.tx, list_name, last)
+    elif done:
+        await store.set_backfill_mark(ctx.tx, list_name, posts[done - 1].id)
+    if done:
+        logs.event("list.archive_index", list=list_name, outcome="backfilled", posts=done)
+    return done
+
+
+async def _read(post: ArchivedPost) -> Extract:
+    """What the index keeps of an archived post: a large or complex one read in the
+    content worker, with a time budget; one that cannot be read is indexed without text
+    (with its subject), and never tried again."""
+    if not content.needs_bounded_read(post.raw):
+        return extract(parse(post.raw), post.message_id)
+    found = await content.run_bounded(
+        read_and_extract, post.raw, post.message_id, timeout=BACKFILL_READ_TIMEOUT,
+        what="archive index",
+    )  # fmt: skip
+    if found is None:
+        logs.event(
+            "list.archive_index", logging.WARNING, list=post.list_name, archive_id=post.id,
+            outcome="unreadable: indexed without text",
+        )  # fmt: skip
+        return Extract("", post.subject, "", False, 0, ())
+    return found

@@ -1,0 +1,78 @@
+"""What a visitor typed in the archive's search box, as a query: pure, no I/O.
+
+The syntax is small and the same in both languages: words (all must match, accents and
+case ignored), `"a phrase"` in double quotes, a word ending in `*` for words that start
+with it, and `from:Name` / `awdur:Name` (or the form's author field) to keep one author's
+posts. Everything else is a word: FTS5's own operators (AND, OR, NOT, NEAR, ^, column
+filters) are never passed through, so no input can make a query that fails to parse;
+the store quotes every word and phrase (`mailhub.store.archive`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_QUERY_CHARS = 500  # a search box's worth; more is cut, not refused
+MAX_WORDS = 16  # words and phrases together: each one is a lookup in the index
+
+# `from:` / `awdur:` followed by a quoted name or one word.
+_AUTHOR = re.compile(r'(?i)(?<!\S)(?:from|awdur):(?:"([^"]*)"?|(\S*))')
+_PHRASE = re.compile(r'"([^"]*)"?')
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    terms: tuple[str, ...]  # words; one ending in "*" matches words that start with it
+    phrases: tuple[str, ...]  # each matches its words next to each other, in order
+    author: str = ""  # the author's name (its words all in the From: name); "" any author
+
+
+def searchable(word: str) -> bool:
+    """Whether the index could hold a word of it: the tokenizer keeps letters and digits
+    only, so `^`, `:` or `--` alone would be an empty lookup (which matches nothing)."""
+    return any(ch.isalnum() for ch in word)
+
+
+def parse_query(q: str, author: str = "") -> SearchQuery | None:
+    """The query of the search box `q` (and the author field); None when nothing in them
+    can be searched for."""
+    q = q[:MAX_QUERY_CHARS]
+    authors = [author.strip()] if author.strip() else []
+
+    def take_author(m: re.Match[str]) -> str:
+        authors.append((m.group(1) if m.group(1) is not None else m.group(2)).strip())
+        return " "
+
+    q = _AUTHOR.sub(take_author, q)
+    phrases: list[str] = []
+
+    def take_phrase(m: re.Match[str]) -> str:
+        words = m.group(1).split()
+        if len(words) > 1:
+            phrases.append(" ".join(words))
+            return " "
+        return f" {m.group(1)} "  # one quoted word is a word
+
+    q = _PHRASE.sub(take_phrase, q)
+    terms = [_term(w) for w in q.split()]
+    terms = [t for t in dict.fromkeys(terms) if t]
+    phrases = [p for p in dict.fromkeys(phrases) if searchable(p)]
+    phrases = phrases[:MAX_WORDS]
+    terms = terms[: MAX_WORDS - len(phrases)]
+    author_name = " ".join(a for a in authors if searchable(a))[:MAX_QUERY_CHARS]
+    if not phrases and not terms and not author_name:
+        return None
+    return SearchQuery(terms=tuple(terms), phrases=tuple(phrases), author=author_name)
+
+
+def _term(word: str) -> str:
+    """A word as searched for: '' when it has nothing searchable; a trailing `*` kept
+    (prefix search) only after at least two letters, since `a*` would match most posts."""
+    prefix = word.endswith("*")
+    word = word.strip("*")
+    if not searchable(word):
+        return ""
+    if prefix and sum(ch.isalnum() for ch in word) >= 2:
+        return word + "*"
+    return word
