@@ -25,6 +25,7 @@ from mailhub.processing import POLL_SECONDS
 from mailhub.service import StartError
 from mailhub.store import lists as store
 from mailhub.store import secrets
+from mailhub.web.server import MAX_BODY
 from tests.support.hub import start_hub
 from tests.support.lists import stop_hub
 
@@ -242,7 +243,7 @@ async def test_a_replayed_post_shows_the_same_page_and_sends_no_second_goodbye(h
 
 async def test_refusals_bounded_bodies_and_methods(hub, http):
     t = await token(hub, "green", "ann@example.net")
-    async with http.post(url(hub, t), data={"List-Unsubscribe": "One-Click", "x": "y" * 2000}) as r:
+    async with http.post(url(hub, t), data={"List-Unsubscribe": "One-Click", "x": "y" * (MAX_BODY + 1)}) as r:
         assert r.status == 413
         assert "Cais rhy fawr" in await r.text()
     async with http.post(url(hub, t), data={"unsubscribe": "yes"}) as r:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from mailhub.errors import ConfigError
 from mailhub.readers import get_bool, get_str, section
 
-WEB_KEYS = ("enabled", "listen", "base_url")
+WEB_KEYS = ("enabled", "listen", "base_url", "trust_forwarded")
 DEFAULT_LISTEN = "127.0.0.1:8080"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -28,6 +28,19 @@ class WebConfig:
     base_url: str = "http://127.0.0.1:8080"
     # False when base_url was not set and is only derived from `listen` (check warns).
     base_url_given: bool = False
+    # Take the client's address for rate limits from X-Forwarded-For (its last hop that is
+    # not loopback), but only from a peer on loopback: the reverse proxy on this machine.
+    trust_forwarded: bool = False
+
+    @property
+    def secure(self) -> bool:
+        """Cookies carry `Secure`: the public side is https (a TLS proxy in front)."""
+        return self.base_url.startswith("https://")
+
+    @property
+    def prefix(self) -> str:
+        """The path base_url puts before every page's path ("" or e.g. "/lists-web")."""
+        return urlsplit(self.base_url).path.rstrip("/")
 
 
 def parse_listen(value: str, key: str) -> tuple[str, int]:
@@ -58,12 +71,13 @@ def parse_web(raw: dict[str, Any]) -> WebConfig | None:
     if not get_bool(t, "enabled", "web", True):
         return None
     host, port = parse_listen(get_str(t, "listen", "web", DEFAULT_LISTEN), "web.listen")
+    trust = get_bool(t, "trust_forwarded", "web", False)
     given = t.get("base_url")
     if given is None:
         shown = f"[{host}]" if ":" in host else host
-        return WebConfig(host, port, f"http://{shown}:{port}", base_url_given=False)
+        return WebConfig(host, port, f"http://{shown}:{port}", False, trust)
     base_url = parse_base_url(get_str(t, "base_url", "web"), "web.base_url")
-    return WebConfig(host, port, base_url, base_url_given=True)
+    return WebConfig(host, port, base_url, True, trust)
 
 
 def warnings(web: WebConfig | None, has_lists: bool) -> list[str]:

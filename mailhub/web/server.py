@@ -17,13 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 
 from mailhub import logs
+from mailhub.web import layout
 from mailhub.web.config import WebConfig
 from mailhub.web.pages import DEFAULT_LANGUAGES
 from mailhub.web.site import Routes, Site
+from mailhub.web.visitor import VISITOR_KEY, Visitor, apply_cookies
 
-# Bodies past this are refused (413) as they are read: the only body we take is a form
-# with one short field.
-MAX_BODY = 1024
+# Bodies past this are refused (413) as they are read: the bodies we take are short forms
+# (a CSRF token, an address, a `next` path, a member's few settings).
+MAX_BODY = 8192
 METHODS = ("GET", "HEAD", "POST")
 # Idle keep-alive connections are closed after this (aiohttp's default is an hour).
 KEEPALIVE_SECONDS = 15.0
@@ -67,6 +69,21 @@ def problem(site: Site, status: int, headers: dict[str, str] | None = None) -> w
     return web.Response(status=status, text=text, content_type="text/html", headers=headers)
 
 
+LAYOUT_REFUSALS = {403: "forbidden", 404: "not_found"}
+
+
+def refusal(
+    site: Site, request: web.Request, known: Visitor, status: int, headers: dict[str, str] | None
+) -> web.Response:
+    """A refusal on the layout, in the visitor's language; the bilingual page if that fails."""
+    try:
+        name = LAYOUT_REFUSALS.get(status, "problem")
+        return layout.render(site, request, known, name, status=status, headers=headers)
+    except Exception as exc:  # noqa: BLE001 - the plain bilingual page and one line
+        logs.event("web", logging.ERROR, page="layout", outcome="error", error=type(exc).__name__)
+        return problem(site, status, headers)
+
+
 def guard(site: Site) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -78,7 +95,13 @@ def guard(site: Site) -> Callable[[web.Request, Handler], Awaitable[web.StreamRe
             if exc.status < 400:
                 raise
             allow = exc.headers.get("Allow")
-            return problem(site, exc.status, {"Allow": allow} if allow else None)
+            extra = {"Allow": allow} if allow else None
+            known = request.get(VISITOR_KEY)
+            if known is not None:
+                # A page of the signed-in/anonymous visitor's kind: the refusal in their
+                # language, on the layout (a 404 the same page however it came about).
+                return refusal(site, request, known, exc.status, extra)
+            return problem(site, exc.status, extra)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a page and one line, never a traceback
@@ -108,6 +131,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def build_app(site: Site, pages: Iterable[Routes] = ()) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[guard(site)])
     app.on_response_prepare.append(_security_headers)
+    web_config = site.runtime.config.web
+    secure = web_config.secure if web_config is not None else False
+    path = (web_config.prefix if web_config is not None else "") or "/"
+
+    async def cookies(request: web.Request, response: web.StreamResponse) -> None:
+        # What the request's pages decided (a session, the CSRF holder, the language).
+        apply_cookies(request, response, secure, path)
+
+    app.on_response_prepare.append(cookies)
     for add in pages:
         add(app, site)
     return app

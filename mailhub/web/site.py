@@ -52,6 +52,8 @@ class Site:
     wake_delivery: Callable[[], None]
     pages: Pages = field(init=False)
     gate: Gate = field(default_factory=Gate)
+    # The key of web cookies and CSRF tokens (secrets "web"), read once (mailhub.web.visitor).
+    web_key: bytes | None = None
 
     def __post_init__(self) -> None:
         self.pages = Pages(self.runtime.config.templates_dir)
