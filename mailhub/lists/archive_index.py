@@ -118,21 +118,43 @@ def _leaves(msg: Message) -> list[Message]:
     stack = [msg]
     while stack and len(out) < MAX_PARTS:
         part = stack.pop()
-        if part.is_multipart() and part.get_content_maintype() == "multipart":
+        if part.is_multipart() and _content_type(part).startswith("multipart/"):
             payload = part.get_payload()
-            if isinstance(payload, list):
-                stack.extend(reversed(payload[: MAX_PARTS - len(out)]))
+            stack.extend(reversed(payload[: MAX_PARTS - len(out)]))
             continue
         out.append(part)
     return out
 
 
+# The part's fields are read raw (Message.raw_items) and with these few patterns: the
+# email package parses a MIME field again each time a property of it is asked for, which
+# was most of this module's time. Same answers as get_content_type, get_filename and
+# get_content_disposition for what mail clients send.
+_TYPE = re.compile(r"\s*([!#-'*+.0-9A-Z^-~-]+/[!#-'*+.0-9A-Z^-~-]+)", re.IGNORECASE)
+_NAMED = re.compile(r";\s*(?:file)?name\*?(?:\*\d+\*?)?\s*=", re.IGNORECASE)
+_CHARSET = re.compile(r';\s*charset\s*=\s*"?([^";\s]+)', re.IGNORECASE)
+
+
+def _field(part: Message, name: str) -> str:
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return ""
+
+
+def _content_type(part: Message) -> str:
+    m = _TYPE.match(_field(part, "content-type"))
+    # No valid type: text/plain (RFC 2045 5.2), as the email package reads it.
+    return m.group(1).lower() if m else "text/plain"
+
+
 def _is_body(part: Message, ctype: str) -> bool:
-    return (
-        part.get_content_type() == ctype
-        and part.get_content_disposition() != "attachment"
-        and not part.get_filename()
-    )
+    if _content_type(part) != ctype:
+        return False
+    disposition = _field(part, "content-disposition")
+    if disposition.split(";", 1)[0].strip().lower() == "attachment":
+        return False
+    return not (_NAMED.search(disposition) or _NAMED.search(_field(part, "content-type")))
 
 
 def _decoded(part: Message, max_chars: int) -> str:
@@ -145,7 +167,8 @@ def _decoded(part: Message, max_chars: int) -> str:
     if not isinstance(data, bytes):
         return ""
     data = data[: max_chars * 4]
-    charset = part.get_content_charset() or "utf-8"
+    m = _CHARSET.search(_field(part, "content-type"))
+    charset = m.group(1) if m else "utf-8"
     try:
         return data.decode(charset, "replace")[:max_chars]
     except (LookupError, ValueError):
@@ -248,7 +271,7 @@ async def backfill_list(ctx: Context, list_name: str, limit: int, deadline: floa
         await _index(ctx, list_name, post.id, post.message_id, post.thread_id,
                      await _read(post), post.archived_at)  # fmt: skip
         done += 1
-    if done == len(posts):  # all there was: every post of the list up to now is indexed
+    if done == len(posts) < limit:  # all there was: every post of the list is indexed
         last = await store.last_archived(ctx.tx, list_name)
         if last > mark:
             await store.set_backfill_mark(ctx.tx, list_name, last)
