@@ -1,0 +1,182 @@
+"""Searching a list's archive: the query syntax (never an FTS5 error from what a visitor
+types), diacritics folded both ways, Welsh and English words, phrases, the author filter,
+ranking, snippets, paging past the ranked window, and one list never finding another's
+posts. A real SQLite file, filled through the store's own functions."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from mailhub.lists.search_query import SearchQuery, parse_query
+from mailhub.store import Store, archive
+from mailhub.store import lists as store
+
+START = 1_750_000_000.0
+
+POSTS = [
+    # (list, author, subject, text)
+    ("green", "Siân Jones", "Gŵyl Llandudno", "Mae'r ŵyl yn Llandudno eleni, a'r caffî ar agor."),
+    ("green", "Dafydd ap Gwilym", "Re: Gŵyl Llandudno", "Bydd y caffi yn cau am bump."),
+    ("green", "Ann Smith", "Bus timetable", "The bus to llandudno leaves at noon from the square."),
+    ("green", "Ann Smith", "Minutes", "Minutes of the meeting: we agreed the budget."),
+    ("green", "Rhodri Ŵyn", "Cyllideb", "Y gyllideb ar gyfer y flwyddyn nesaf: cytunwyd."),
+    ("green", "Siân Jones", "Budget", "Budget budget budget: the budget is agreed for the year."),
+    ("blue", "Blue Person", "Llandudno too", "Another list also talks about Llandudno."),
+]
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path):
+    st = await Store.open(tmp_path / "mailhub.db")
+    ids: dict[int, int] = {}
+    async with st.transaction() as tx:
+        for n, (list_name, author, subject, text) in enumerate(POSTS):
+            mid = f"<p{n}@example.net>"
+            aid = await store.archive_post(
+                tx, list_name=list_name, message_id=mid, thread_id=mid, sender="x@example.net",
+                subject=subject, raw=text.encode(), now=START + n,
+            )  # fmt: skip
+            ids[n] = aid
+            await archive.index_post(
+                tx, archive_id=aid, list_name=list_name, message_id=mid, thread=aid, parent=None,
+                author=author, subject=subject, posted_at=START + n, text=text, has_html=False,
+                attachments=0,
+            )  # fmt: skip
+    st.ids = ids  # type: ignore[attr-defined]
+    yield st
+    await st.close()
+
+
+async def find(db, q: str, author: str = "", list_name: str = "green", limit: int = 10,
+               offset: int = 0) -> tuple[list[archive.Hit], int]:  # fmt: skip
+    query = parse_query(q, author)
+    assert query is not None, q
+    async with db.read() as tx:
+        return await archive.search(tx, list_name, query, limit, offset)
+
+
+def numbers(db, hits) -> set[int]:
+    by_id = {v: k for k, v in db.ids.items()}
+    return {by_id[h.id] for h in hits}
+
+
+# --- the query ------------------------------------------------------------------------------
+
+
+def test_parse_query_words_phrases_authors_and_nothing():
+    assert parse_query('caffi "yn Llandudno" from:Siân') == SearchQuery(
+        ("caffi",), ("yn Llandudno",), "Siân"
+    )
+    assert parse_query('awdur:"Dafydd ap Gwilym" cyllideb') == SearchQuery(
+        ("cyllideb",), (), "Dafydd ap Gwilym"
+    )
+    assert parse_query("bud*") == SearchQuery(("bud*",), (), "")
+    assert parse_query("b*") == SearchQuery(("b",), (), "")  # too short to be a prefix
+    assert parse_query('"one"') == SearchQuery(("one",), (), "")
+    assert parse_query("", author="Ann") == SearchQuery((), (), "Ann")
+    for nothing in ("", "   ", '^ : * "" \' -- ()', "from:", 'awdur:""'):
+        assert parse_query(nothing) is None, nothing
+
+
+@pytest.mark.parametrize(
+    "q",
+    ['"', '""', "*", "NEAR(", "NEAR(a b", "AND OR NOT", "a AND", "OR", "^start", "col:x",
+     "subject:budget", "text : x", '"unbalanced phrase', "a*b*", "(((", "-x", "+y", "{a b}",
+     "\\", "a'", "\x00", "llandudno NOT caffi", 'from:"', "from:^", "🙂", "ŵ" * 600],
+)  # fmt: skip
+async def test_fts5_syntax_in_a_query_never_errors(db, q):
+    query = parse_query(q)
+    if query is None:
+        return
+    async with db.read() as tx:
+        hits, total = await archive.search(tx, "green", query, 10, 0)
+    assert total >= len(hits)
+
+
+async def test_diacritics_fold_both_ways_and_case_is_ignored(db):
+    assert numbers(db, (await find(db, "Llandudno"))[0]) == {0, 1, 2}  # 1: in its subject
+    assert numbers(db, (await find(db, "LLANDUDNO"))[0]) == {0, 1, 2}
+    assert numbers(db, (await find(db, "caffi"))[0]) == {0, 1}  # finds "caffî"
+    assert numbers(db, (await find(db, "caffî"))[0]) == {0, 1}  # finds "caffi"
+    assert numbers(db, (await find(db, "wyl"))[0]) == {0}  # "ŵyl"; not "Gŵyl", another word
+    assert numbers(db, (await find(db, "gwyl"))[0]) == {0, 1}  # "Gŵyl" in both subjects
+    assert numbers(db, (await find(db, "ŵ"))[0]) == set()  # a word, not a letter
+    assert numbers(db, (await find(db, "ŵyn"))[0]) == {4}  # the author's name
+    assert numbers(db, (await find(db, "Wyn"))[0]) == {4}
+
+
+async def test_welsh_and_english_words(db):
+    assert numbers(db, (await find(db, "gyllideb"))[0]) == {4}
+    assert numbers(db, (await find(db, "cytunwyd"))[0]) == {4}
+    assert numbers(db, (await find(db, "agreed"))[0]) == {3, 5}
+    assert numbers(db, (await find(db, "bus timetable"))[0]) == {2}
+
+
+async def test_phrase_needs_its_words_together_in_order(db):
+    assert numbers(db, (await find(db, '"yn Llandudno"'))[0]) == {0}
+    assert numbers(db, (await find(db, '"Llandudno yn"'))[0]) == set()
+    assert numbers(db, (await find(db, '"to llandudno"'))[0]) == {2}
+
+
+async def test_author_filter_by_name_words_in_either_language(db):
+    assert numbers(db, (await find(db, "budget from:Ann"))[0]) == {3}
+    assert numbers(db, (await find(db, "budget awdur:sian"))[0]) == {5}
+    assert numbers(db, (await find(db, "", author="Siân Jones"))[0]) == {0, 5}
+    assert numbers(db, (await find(db, 'awdur:"ap gwilym"'))[0]) == {1}
+    assert numbers(db, (await find(db, "budget", author="Nobody"))[0]) == set()
+
+
+async def test_ranking_puts_the_post_about_it_first(db):
+    hits, total = await find(db, "budget")
+    assert total == 2
+    assert numbers(db, hits[:1]) == {5}  # in the subject and four times in the text
+
+
+async def test_snippets_mark_the_matched_words(db):
+    (hit,), _ = await find(db, "timetable square")
+    assert f"{archive.MARK_START}square{archive.MARK_END}" in hit.snippet
+    (hit,), _ = await find(db, "cytunwyd")
+    assert f"{archive.MARK_START}cytunwyd{archive.MARK_END}" in hit.snippet
+    assert hit.author == "Rhodri Ŵyn" and hit.subject == "Cyllideb"
+
+
+async def test_another_lists_posts_are_never_found(db):
+    assert numbers(db, (await find(db, "another list"))[0]) == set()
+    hits, total = await find(db, "another list", list_name="blue")
+    assert total == 1 and numbers(db, hits) == {6}
+    async with db.read() as tx:
+        blue = db.ids[6]
+        assert await archive.entry(tx, "green", blue) is None
+        assert await archive.raw(tx, "green", blue) is None
+        assert await archive.thread(tx, "green", blue) is None
+        assert (await archive.entry(tx, "blue", blue)).author == "Blue Person"
+        assert await archive.raw(tx, "blue", blue) == POSTS[6][3].encode()
+
+
+async def test_paging_past_the_ranked_window_goes_on_newest_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "RANK_WINDOW", 4)
+    st = await Store.open(tmp_path / "w.db")
+    try:
+        async with st.transaction() as tx:
+            for n in range(10):
+                mid = f"<w{n}@x>"
+                aid = await store.archive_post(tx, list_name="g", message_id=mid, thread_id=mid,
+                                               sender="", subject="", raw=b"", now=START + n)  # fmt: skip
+                await archive.index_post(
+                    tx, archive_id=aid, list_name="g", message_id=mid, thread=aid, parent=None,
+                    author="", subject=f"post {n}", posted_at=START + n,
+                    text="common " * (1 + n % 3), has_html=False, attachments=0,
+                )  # fmt: skip
+        query = parse_query("common")
+        seen = []
+        async with st.read() as tx:
+            for offset in range(0, 10, 3):
+                hits, total = await archive.search(tx, "g", query, 3, offset)
+                assert total == 10
+                seen += [h.id for h in hits]
+        assert sorted(seen) == list(range(1, 11))  # every match once
+        assert set(seen[:4]) == {7, 8, 9, 10}  # the newest four, ranked, come first
+        assert seen[4:] == [6, 5, 4, 3, 2, 1]  # then the rest, newest first
+    finally:
+        await st.close()
