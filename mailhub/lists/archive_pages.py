@@ -345,7 +345,9 @@ async def attachment_file(site: Site, request: web.Request) -> web.Response:
 
 def _page_number(request: web.Request) -> int:
     text = request.query.get("page", "1")
-    number = int(text) if text.isdigit() and len(text) < 6 else 1
+    if not text.isascii() or not text.isdigit():
+        return 1
+    number = int(text) if len(text) < 10 else MAX_PAGE
     return min(max(number, 1), MAX_PAGE)
 
 
@@ -366,7 +368,12 @@ async def search_page(site: Site, request: web.Request) -> web.Response:
         hits, total = await archived.search(
             tx, r.cfg.name, query, PAGE_SIZE, (page - 1) * PAGE_SIZE
         )
-    pages = min(max(1, -(-total // PAGE_SIZE)), MAX_PAGE)
+        pages = min(max(1, -(-total // PAGE_SIZE)), MAX_PAGE)
+        if not hits and page > pages:  # a page past the end (an old link): the last one
+            page = pages
+            hits, total = await archived.search(
+                tx, r.cfg.name, query, PAGE_SIZE, (page - 1) * PAGE_SIZE
+            )
     base = f"/lists/{r.cfg.name}/search?q={quote(q, safe='')}"
     results = [
         {
@@ -435,7 +442,7 @@ async def feed(site: Site, request: web.Request) -> web.Response:
         self_url=self_url,
         page_url=page_url,
         lang=lang,
-        updated=entries[0].posted_at if entries else 0.0,
+        updated=entries[0].posted_at if entries else site.runtime.clock.now(),
         entries=[
             atom.FeedEntry(
                 id=atom.entry_id(base, cfg.name, e.id),
