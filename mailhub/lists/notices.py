@@ -29,6 +29,7 @@ from mailhub.dates import Moment
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import ListAddresses
 from mailhub.messages import SEPARATOR, Rendered, address, build_message
+from mailhub.store import lists as members
 
 OWNER = "owner"
 REQUEST = "request"
@@ -95,11 +96,29 @@ def subject_of(subjects: list[str], width: int = SUBJECT_WIDTH) -> str:
     return both if len(both) <= width else subjects[0]
 
 
+def notice_languages(list_language: str, member_language: str) -> str:
+    """The languages of a notice to one member (pure): the list's own (`cy+en`, …) unless
+    the member chose one on their page ('cy', 'en'), or both ('both': in the list's order,
+    the list's first language leading)."""
+    if member_language in ("cy", "en"):
+        return member_language
+    if member_language == "both":
+        first = list_language.split("+")[0]
+        return "cy+en" if first == "cy" else "en+cy"
+    return list_language
+
+
 def render(
-    ctx: Context, lst: ListConfig, template: str, *, request: str = "", **variables: Any
+    ctx: Context,
+    lst: ListConfig,
+    template: str,
+    *,
+    request: str = "",
+    languages: str = "",
+    **variables: Any,
 ) -> Rendered:
-    """A list template in the list's language(s), the first named leading, with the one set
-    of list variables."""
+    """A list template in the list's language(s) (or `languages`, the recipient's own
+    choice), the first named leading, with the one set of list variables."""
     parts = [
         ctx.templates.render_one(
             template,
@@ -108,7 +127,7 @@ def render(
             domain=ctx.domain,
             **variables,
         )
-        for language in lst.language.split("+")
+        for language in (languages or lst.language).split("+")
     ]
     return Rendered(
         subject_of([p.subject for p in parts]),
@@ -130,11 +149,12 @@ def compose(
     sender: str = OWNER,
     reply_token: str = "",
     request: str = "",
+    languages: str = "",
     **variables: Any,
 ) -> EmailMessage:
     """The notice as a message. `reply_token`: replying to it goes to
     `LIST-confirm+TOKEN@D`, where that token acts."""
-    text = render(ctx, lst, template, request=request, **variables)
+    text = render(ctx, lst, template, request=request, languages=languages, **variables)
     a = ListAddresses.of(lst.name, ctx.domain)
     reply_to = (
         mailhub_address("LIST-confirm+TOKEN", ctx.domain, list=lst.name, token=reply_token)
@@ -150,6 +170,13 @@ def compose(
         now=ctx.now(),
         headers={"Reply-To": reply_to} if reply_to else None,
     )
+
+
+async def languages_for(ctx: Context, lst: ListConfig, to: str) -> str:
+    """The languages of a notice to `to`: their own choice when they are a member who made
+    one on their page, else the list's."""
+    chosen = await members.member_language(ctx.tx, lst.name, to) if to else ""
+    return notice_languages(lst.language, chosen)
 
 
 async def answer(
@@ -172,6 +199,7 @@ async def answer(
         sender=sender,
         reply_token=reply_token,
         request=request,
+        languages=await languages_for(ctx, lst, mail.mail_from),
         **variables,
     )
     return await ctx.auto_reply(mail, msg, kind=kind(template, variables.get("situation", "")))
@@ -188,7 +216,17 @@ async def tell(
     **variables: Any,
 ) -> None:
     """Mail to `to` that a person's action caused: sent directly, from a null return path."""
-    msg = compose(ctx, lst, template, to, reply_token=reply_token, request=request, **variables)
+    languages = await languages_for(ctx, lst, to)
+    msg = compose(
+        ctx,
+        lst,
+        template,
+        to,
+        reply_token=reply_token,
+        request=request,
+        languages=languages,
+        **variables,
+    )
     # Generated, not a reply: out-of-office robots must not answer it (RFC 3834 §5).
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"

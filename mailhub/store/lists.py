@@ -26,6 +26,7 @@ SCHEMA = [
         disabled_at REAL,
         digest_after INTEGER NOT NULL DEFAULT 0,
         digest_sent_at REAL,
+        language TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (list_name, address)
     )""",
     """CREATE TABLE IF NOT EXISTS list_held_posts (
@@ -42,6 +43,8 @@ SCHEMA = [
         raw BLOB NOT NULL,
         authenticity TEXT NOT NULL DEFAULT ''
     )""",
+    # A member's own page (/me) and web sign-in look members up by address.
+    "CREATE INDEX IF NOT EXISTS list_members_address ON list_members (address)",
     "CREATE INDEX IF NOT EXISTS list_held_posts_state ON list_held_posts (list_name, state)",
     """CREATE TABLE IF NOT EXISTS list_archive (
         id INTEGER PRIMARY KEY,
@@ -76,7 +79,13 @@ SCHEMA = [
 # Columns added since the first release (migrate adds them to an older file).
 # authenticity: what the lists.post preparer found when the post was held (its copies'
 # Authentication-Results and the poster's DMARC policy), for when it is released.
-ADDED_COLUMNS = [("list_held_posts", "authenticity", "TEXT NOT NULL DEFAULT ''")]
+ADDED_COLUMNS = [
+    ("list_held_posts", "authenticity", "TEXT NOT NULL DEFAULT ''"),
+    # The language a member's notices come in (set on their web page): '' the list's own,
+    # 'cy', 'en', or 'both' (both, in the list's order).
+    ("list_members", "language", "TEXT NOT NULL DEFAULT ''"),
+]
+MEMBER_LANGUAGES = ("", "cy", "en", "both")
 
 DELIVERY_MODES = ("each", "digest", "nomail")
 
@@ -93,17 +102,28 @@ class Member:
     joined_at: float
     posts: int
     disabled_at: float | None
+    language: str = ""  # MEMBER_LANGUAGES: '' is the list's own
 
 
 _MEMBER = (
     "list_name, address, display_name, delivery, own_posts, status, bounce_score, joined_at,"
-    " posts, disabled_at"
+    " posts, disabled_at, language"
 )
 
 
 def _member(row: tuple) -> Member:
     return Member(
-        row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8], row[9]
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        bool(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
     )
 
 
@@ -195,6 +215,34 @@ async def set_own_posts(tx: Tx, list_name: str, address: str, own: bool) -> None
         "UPDATE list_members SET own_posts = ? WHERE list_name = ? AND address = ?",
         (int(own), list_name.lower(), address.lower()),
     )
+
+
+async def set_language(tx: Tx, list_name: str, address: str, language: str) -> None:
+    if language not in MEMBER_LANGUAGES:
+        raise ValueError(f"unknown member language {language!r}")
+    await tx.execute(
+        "UPDATE list_members SET language = ? WHERE list_name = ? AND address = ?",
+        (language, list_name.lower(), address.lower()),
+    )
+
+
+async def member_language(tx: Tx, list_name: str, address: str) -> str:
+    """The member's own language for notices ('' when none, or not a member)."""
+    cur = await tx.execute(
+        "SELECT language FROM list_members WHERE list_name = ? AND address = ?",
+        (list_name.lower(), address.lower()),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else ""
+
+
+async def memberships(tx: Tx, address: str) -> list[Member]:
+    """Every list `address` is a member of (any status), by list name."""
+    cur = await tx.execute(
+        f"SELECT {_MEMBER} FROM list_members WHERE address = ? ORDER BY list_name",
+        (address.lower(),),
+    )
+    return [_member(r) for r in await cur.fetchall()]
 
 
 async def count_post(tx: Tx, list_name: str, address: str) -> None:

@@ -79,6 +79,15 @@ async def use_signin_token(tx: Tx, token: str, now: float) -> str | None:
     return str(row[0]) if row else None
 
 
+async def signin_token_usable(tx: Tx, token: str, now: float) -> bool:
+    cur = await tx.execute(
+        "SELECT 1 FROM web_signin_tokens WHERE token_hash = ? AND used_at IS NULL"
+        " AND expires_at > ?",
+        (digest(token), now),
+    )
+    return await cur.fetchone() is not None
+
+
 # --- sessions --------------------------------------------------------------------------
 
 

@@ -162,7 +162,7 @@ def render(
     **more: Any,
 ) -> web.Response:
     """`templates/web/TEMPLATE.html` in the visitor's language, as a response."""
-    text = render_text(site, request, visitor, template, **more)
+    text = render_text(site, request, visitor, template, status=status, **more)
     return web.Response(status=status, text=text, content_type="text/html", headers=headers)
 
 

@@ -22,11 +22,6 @@ from mailhub.web.site import Site
 LANGUAGES = ("cy", "en")
 DEFAULT_LANG = "cy"  # Welsh first: the service's default
 
-VISITOR_KEY = "mailhub.visitor"
-_SESSION = "mailhub.session_id"
-_HOLDER = "mailhub.csrf_holder"
-_COOKIES = "mailhub.cookies"
-
 
 @dataclass(frozen=True)
 class Visitor:
@@ -37,6 +32,12 @@ class Visitor:
     @property
     def other_lang(self) -> str:
         return "en" if self.lang == "cy" else "cy"
+
+
+VISITOR_KEY = web.RequestKey("mailhub.visitor", Visitor)
+_SESSION = web.RequestKey("mailhub.session_id", str | None)
+_HOLDER = web.RequestKey("mailhub.csrf_holder", str)
+_COOKIES = web.RequestKey("mailhub.cookies", dict[str, session.Cookie])
 
 
 async def web_key(site: Site) -> bytes:
