@@ -23,6 +23,15 @@ from mailhub.store import lists as store
 from mailhub.store import web as web_store
 from tests.support.hub import start_hub
 from tests.support.lists import stop_hub
+from tests.support.web_client import (
+    CSRF,
+    Browser,
+    link_mail,
+    main_of,
+    sign_in,
+    token_of,
+    without_csrf,
+)
 
 WEB = """
 [web]
@@ -40,8 +49,6 @@ language = "cy+en"
 MEMBER = "ann@example.net"
 OTHER_MEMBER = "bob@example.net"
 STRANGER = "eve@example.net"
-CSRF = re.compile(r'name="csrf" value="([^"]*)"')
-LINK = re.compile(r"https?://\S+/signin/([A-Za-z0-9_-]{43})(\?next=\S*)?")
 
 
 async def make_hub(tmp_path: Path, base: str = "http://lists.example.org", extra: str = ""):
@@ -59,42 +66,6 @@ async def hub(tmp_path):
     await stop_hub(h)
 
 
-class Browser:
-    """One visitor: a cookie jar of its own (cookies for 127.0.0.1 too)."""
-
-    def __init__(self, hub) -> None:  # noqa: ANN001
-        self.hub = hub
-        self.session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"X-Test": "1"}
-        )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.hub.service.web.port}{path}"
-
-    async def get(self, path: str) -> tuple[int, str, aiohttp.ClientResponse]:
-        async with self.session.get(self.url(path), allow_redirects=False) as r:
-            return r.status, await r.text(), r
-
-    async def post(
-        self, path: str, data: dict[str, str], **kw
-    ) -> tuple[int, str, aiohttp.ClientResponse]:  # noqa: ANN003
-        async with self.session.post(self.url(path), data=data, allow_redirects=False, **kw) as r:
-            return r.status, await r.text(), r
-
-    async def csrf(self, path: str = "/signin") -> str:
-        status, page, _ = await self.get(path)
-        assert status == 200, page
-        return CSRF.search(page).group(1)
-
-    async def ask(self, address: str, next_path: str = "", **kw) -> tuple[int, str]:  # noqa: ANN003
-        form = {"csrf": await self.csrf(), "address": address, "next": next_path}
-        status, page, _ = await self.post("/signin", form, **kw)
-        return status, page
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
 @pytest_asyncio.fixture
 async def browsers(hub):
     made: list[Browser] = []
@@ -106,38 +77,6 @@ async def browsers(hub):
     yield make
     for b in made:
         await b.close()
-
-
-async def link_mail(hub, address: str, n: int = 1):  # noqa: ANN001
-    got = await hub.sink.wait_count(address, n)
-    return got[n - 1]
-
-
-def token_of(received) -> tuple[str, str]:  # noqa: ANN001
-    m = LINK.search(received.message.get_content())
-    assert m, received.message.get_content()
-    return m.group(1), m.group(2) or ""
-
-
-async def sign_in(hub, b: Browser, address: str = MEMBER) -> str:  # noqa: ANN001
-    before = len(hub.sink.to(address))
-    status, _ = await b.ask(address)
-    assert status == 200
-    token, query = token_of(await link_mail(hub, address, before + 1))
-    status, page, _ = await b.get(f"/signin/{token}{query}")
-    assert status == 200 and "<button" in page
-    status, _, r = await b.post(f"/signin/{token}", {"csrf": CSRF.search(page).group(1)})
-    assert status == 303, r.headers
-    return r.headers["Location"]
-
-
-def without_csrf(page: str) -> str:
-    return CSRF.sub('name="csrf" value=""', page)
-
-
-def main_of(page: str) -> str:
-    """The page's own part (the header differs with who is signed in)."""
-    return page[page.index('<main id="main"') : page.index("</main>")]
 
 
 async def test_a_member_signs_in_by_the_mailed_link(hub, browsers):
@@ -209,7 +148,7 @@ async def test_the_answer_takes_as_long_for_a_member_as_for_a_stranger(hub, brow
 
 async def test_a_used_link_an_expired_one_and_a_forged_one_get_one_page(hub, browsers):
     b = browsers()
-    await sign_in(hub, b)
+    await sign_in(hub, b, MEMBER)
     token, _ = token_of(await link_mail(hub, MEMBER))
     dead = []
     csrf = await b.csrf()
@@ -249,7 +188,7 @@ async def test_posts_without_the_right_csrf_token_are_refused(hub, browsers):
     # Another visitor's token is no good either (it is bound to their cookie).
     status, _, _ = await b.post("/signin", {"address": MEMBER, "csrf": await other.csrf()})
     assert status == 403
-    await sign_in(hub, b)
+    await sign_in(hub, b, MEMBER)
     for path in ("/signout", "/me/green", "/me/green/leave"):
         status, _, _ = await b.post(path, {"csrf": "nope", "delivery": "nomail"})
         assert status == 403, path
@@ -296,7 +235,7 @@ async def test_cookies_are_secure_behind_https(tmp_path):
 
 async def test_signing_out_ends_the_session_on_the_server(hub, browsers):
     b = browsers()
-    await sign_in(hub, b)
+    await sign_in(hub, b, MEMBER)
     [kept] = [c for c in b.session.cookie_jar if c.key == "mailhub_session"]
     old = kept.value
     status, page, _ = await b.post("/signout", {"csrf": await b.csrf("/me")})
@@ -313,7 +252,7 @@ async def test_signing_out_ends_the_session_on_the_server(hub, browsers):
 
 async def test_an_idle_session_ends(hub, browsers):
     b = browsers()
-    await sign_in(hub, b)
+    await sign_in(hub, b, MEMBER)
     hub.clock.advance(6 * 24 * 3600)
     status, _, _ = await b.get("/me")
     assert status == 200  # used within the week: still on, and seen again now
