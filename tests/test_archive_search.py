@@ -180,3 +180,25 @@ async def test_paging_past_the_ranked_window_goes_on_newest_first(tmp_path, monk
         assert seen[4:] == [6, 5, 4, 3, 2, 1]  # then the rest, newest first
     finally:
         await st.close()
+
+
+def test_snippet_marks_words_prefixes_and_phrases_folded_like_the_index():
+    m0, m1 = archive.MARK_START, archive.MARK_END
+    text = "Mae'r ŵyl yn Llandudno eleni, a'r caffî ar agor."
+    assert archive.snippet(text, ["caffi", "yn llandudno"]) == (
+        f"Mae'r ŵyl {m0}yn Llandudno{m1} eleni, a'r {m0}caffî{m1} ar agor."
+    )
+    assert (
+        archive.snippet(text, ["lland*"])
+        == f"Mae'r ŵyl yn {m0}Llandudno{m1} eleni, a'r caffî ar agor."
+    )
+    assert archive.snippet(text, ["llandudno yn"]) == text  # a phrase in its order only
+
+
+def test_snippet_of_a_long_text_is_the_stretch_around_the_match():
+    text = " ".join(f"w{n}" for n in range(200)) + " cyfieithu " + " ".join("x" * 50)
+    got = archive.snippet(text, ["cyfieithu"])
+    assert got.startswith("…") and got.endswith("…")
+    assert f"{archive.MARK_START}cyfieithu{archive.MARK_END}" in got
+    assert len(got.split()) == archive.SNIPPET_WORDS
+    assert archive.snippet(text, ["absent"]).startswith("w0 w1 ")
