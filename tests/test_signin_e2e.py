@@ -364,3 +364,27 @@ async def test_the_mail_leads_with_the_page_language(hub, browsers):
     await b.ask(MEMBER)
     body = (await link_mail(hub, MEMBER)).message.get_content()
     assert body.index("Hello") < body.index("Helo")
+
+
+async def test_an_address_that_is_no_address_gets_the_form_again(hub, browsers):
+    b = browsers()
+    for typed in ("ann", "ann@", "<ann@example.net>", "a b@example.net", "x" * 300 + "@e.net"):
+        status, page = await b.ask(typed)
+        assert status == 400 and 'aria-invalid="true"' in page, typed
+    await b.ask(OTHER_MEMBER)
+    await link_mail(hub, OTHER_MEMBER)
+    await hub.idle()
+    assert [r.rcpt for r in hub.sink.received] == [OTHER_MEMBER]
+
+
+async def test_signout_by_get_only_asks(hub, browsers):
+    b = browsers()
+    await sign_in(hub, b, MEMBER)
+    status, page, _ = await b.get("/signout")
+    assert status == 200 and "Allgofnodi?" in page
+    status, _, _ = await b.get("/me")
+    assert status == 200  # still signed in: the GET changed nothing
+    status, page, _ = await b.post("/signout", {"csrf": CSRF.search(page).group(1)})
+    assert status == 200 and "Rydych wedi allgofnodi" in page
+    status, page, _ = await b.get("/signout")
+    assert status == 200 and "Rydych wedi allgofnodi" in page and "<button" not in main_of(page)

@@ -274,12 +274,19 @@ def register(app: web.Application, site: Site) -> None:
         if who.address:
             logs.event("web.signin", member=who.address, outcome="signed out")
         gone = Visitor(who.lang, None, who.csrf)
-        return layout.render(site, request, gone, "signout")
+        return layout.render(site, request, gone, "signout", ask=False)
 
     app.router.add_get("/signin", form)
     app.router.add_post("/signin", ask)
     app.router.add_get("/signin/{token}", link)
     app.router.add_post("/signin/{token}", use)
+
+    async def signout_page(request: web.Request) -> web.Response:
+        # Someone who types /signout: a button (a GET changes nothing), or "signed out".
+        who = await visitor(site, request)
+        return layout.render(site, request, who, "signout", ask=who.address is not None)
+
+    app.router.add_get("/signout", signout_page)
     app.router.add_post("/signout", signout)
 
 
