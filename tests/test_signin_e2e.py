@@ -287,8 +287,10 @@ async def test_a_client_past_its_limit_gets_429(hub, browsers):
     for i in range(CLIENT_LIMIT):
         status, _ = await b.ask(f"s{i}@example.net")
         assert status == 200
-    status, page = await b.ask("one-more@example.net")
+    form = {"csrf": await b.csrf(), "address": "one-more@example.net", "next": ""}
+    status, page, r = await b.post("/signin", form)
     assert status == 429 and "Gormod o geisiadau" in page
+    assert r.headers["Retry-After"] == "3600"
     # Another browser on the same connection is the same client.
     status, _ = await browsers().ask("x@example.net")
     assert status == 429

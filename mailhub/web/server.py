@@ -94,8 +94,8 @@ def guard(site: Site) -> Callable[[web.Request, Handler], Awaitable[web.StreamRe
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            allow = exc.headers.get("Allow")
-            extra = {"Allow": allow} if allow else None
+            kept = {k: exc.headers[k] for k in ("Allow", "Retry-After") if k in exc.headers}
+            extra = kept or None
             known = request.get(VISITOR_KEY)
             if known is not None:
                 # A page of the signed-in/anonymous visitor's kind: the refusal in their
