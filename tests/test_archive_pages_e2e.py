@@ -662,3 +662,13 @@ async def seed(hub, list_name: str, posts: int, body: bytes) -> None:
                 raw=raw,
                 now=now,
             )
+
+
+async def test_head_answers_like_get_without_a_body(hub, http):
+    month = month_path(hub, "open")
+    for path in ("/lists/open/", month, month[:-1] + ".mbox", "/lists/open/feed.atom"):
+        async with http.head(base(hub) + path, allow_redirects=False) as r:
+            assert r.status == 200, path
+            assert await r.read() == b""
+    async with http.get(base(hub) + "/lists/open", allow_redirects=False) as r:
+        assert r.status == 301 and r.headers["Location"] == "/lists/open/"

@@ -477,6 +477,8 @@ async def month_mbox(site: Site, request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    if request.method == "HEAD":  # the headers only: a streamed body would be sent anyway
+        return response
     while posts:
         for post in posts:
             # Each write waits while the reader is slow: memory stays one batch. An entry
