@@ -331,3 +331,14 @@ def test_mbox_entry_for_a_member_of_a_shown_list_keeps_the_copy_header_block():
     # One of the fields a list copy strips is gone here too.
     hidden = mbox_entry(POST, 0.0, cfg, DOMAINS, hide=True)
     assert b"ann@example.net" not in hidden and b"Received:" not in hidden
+
+
+def test_a_snippet_hides_an_address_its_marks_cut_into():
+    for marked in (
+        "\x02ann\x03@example.net",
+        "ann@\x02example\x03.net",
+        "\x02ann@example.net\x03 x",
+    ):
+        out = snippet(marked)
+        assert "example.net" not in out and "example" not in out, out
+        assert out.count("<mark>") == out.count("</mark>")

@@ -48,6 +48,12 @@ _ADDRESS_BYTES = re.compile(
     re.IGNORECASE,
 )
 HIDDEN_DOMAIN = "…"
+# The same, in a search snippet whose matched words are between \x0e and \x0f.
+_MARKED_ADDRESS = re.compile(
+    r"([\w.!#$%&'*+/=?^`{|}~\-\x0e\x0f]{1,66})(?:@|%40)[\x0e\x0f]?"
+    r"[\w\-\x0e\x0f]{1,65}(?:\.[\w\-\x0e\x0f]{1,65}){0,10}",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
@@ -104,7 +110,11 @@ NO_SUBJECT = {"cy": "(dim pwnc)", "en": "(no subject)"}
 def snippet(text: str) -> Markup:
     """A search hit's snippet as HTML: the text escaped, its matched terms (between \\x02
     and \\x03, as the index marks them) in <mark>."""
-    out = escape(redact(text.replace("\x02", "\x0e").replace("\x03", "\x0f")))
+    text = text.replace("\x02", "\x0e").replace("\x03", "\x0f")
+    # An address the marks cut into ("<mark>ann</mark>@example.net") is still one: the
+    # marks inside it go with its domain.
+    text = _MARKED_ADDRESS.sub(lambda m: re.sub("[\x0e\x0f]", "", m.group(1)) + "@…", text)
+    out = escape(text)
     out = out.replace("\x0e", "<mark>").replace("\x0f", "</mark>")
     # Balance the marks whatever the index gave (a cut snippet may open one and never close).
     opened = out.count("<mark>") - out.count("</mark>")
