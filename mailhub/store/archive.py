@@ -85,7 +85,7 @@ MAX_AUTHORS = 5  # names a thread summary lists
 # older matches follow newest first. Why: bm25 over every match of a common word (most of
 # a large archive) would take longer than the page may; the newest matches are what a
 # reader of a discussion list looks for first, and the count stays exact.
-RANK_WINDOW = 2000
+RANK_WINDOW = 1000
 SNIPPET_WORDS = 24
 SNIPPET_SCAN_CHARS = 20_000  # a snippet is looked for in the start of a long post only
 MARK_START, MARK_END = "\x02", "\x03"
