@@ -243,7 +243,9 @@ async def test_a_replayed_post_shows_the_same_page_and_sends_no_second_goodbye(h
 
 async def test_refusals_bounded_bodies_and_methods(hub, http):
     t = await token(hub, "green", "ann@example.net")
-    async with http.post(url(hub, t), data={"List-Unsubscribe": "One-Click", "x": "y" * (MAX_BODY + 1)}) as r:
+    async with http.post(
+        url(hub, t), data={"List-Unsubscribe": "One-Click", "x": "y" * (MAX_BODY + 1)}
+    ) as r:
         assert r.status == 413
         assert "Cais rhy fawr" in await r.text()
     async with http.post(url(hub, t), data={"unsubscribe": "yes"}) as r:
