@@ -189,6 +189,16 @@ def test_html_only_is_stripped_to_its_text():
     assert found.has_html and found.author == ""  # no name: never the address
 
 
+def test_addresses_in_the_text_and_subject_are_cut_as_the_pages_show_them():
+    raw = (
+        b"From: Ann <ann@example.net>\r\nSubject: ask bob@example.org\r\n\r\n"
+        b"Write to cai@example.net or <dai@example.com>.\r\n"
+    )
+    found = extract(parse(raw))
+    assert "example" not in found.text + found.subject
+    assert "cai@" in found.text and "bob@" in found.subject
+
+
 def test_an_address_as_display_name_is_no_name():
     msg = parse(b'From: "ann@example.net" <ann@example.net>\r\n\r\nhi\r\n')
     assert extract(msg).author == ""

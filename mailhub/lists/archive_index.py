@@ -25,6 +25,7 @@ import nh3
 
 from mailhub import content, logs
 from mailhub.context import Context
+from mailhub.lists.archive_render import redact
 from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, clean, header, parse
 from mailhub.store import archive as store
@@ -76,10 +77,12 @@ def extract(msg: Message, message_id: str = "") -> Extract:
         text = html_text(_decoded(html_part, MAX_HTML_CHARS))
     else:
         text = ""
+    # Addresses are cut to their local part ("ann@…") as the pages show them, so that a
+    # search cannot tell which posts hold an address the pages never show.
     return Extract(
         author=author_name(msg),
-        subject=header(msg, "subject"),
-        text=_tidy(text)[:MAX_TEXT_CHARS],
+        subject=redact(header(msg, "subject")),
+        text=redact(_tidy(text)[:MAX_TEXT_CHARS]),
         has_html=html_part is not None,
         attachments=attachments,
         parents=parent_ids(msg, message_id),
