@@ -108,10 +108,19 @@ def parent_ids(msg: Message, own: str = "") -> tuple[str, ...]:
     return tuple(ids)
 
 
+# Tags that end a line of text: dropping them would join the words either side
+# ("<p>one</p><p>two</p>" is not "onetwo").
+_BREAKS = re.compile(
+    r"<(/?(?:p|div|br|li|tr|td|th|h[1-6]|blockquote|pre|table|ul|ol|dl|dt|dd|hr|section"
+    r"|article|header|footer)\b)",
+    re.IGNORECASE,
+)
+
+
 def html_text(html: str) -> str:
     """The text of an HTML part: every tag dropped (script and style with their content),
-    entities undone."""
-    return unescape(nh3.clean(html, tags=set()))
+    a line break where a block ended, entities undone."""
+    return unescape(nh3.clean(_BREAKS.sub(r"\n<\1", html), tags=set()))
 
 
 def _leaves(msg: Message) -> list[Message]:
