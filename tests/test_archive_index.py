@@ -5,12 +5,15 @@ sends them, or over loopback SMTP end to end."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from email.message import EmailMessage
 
+import pytest
 import pytest_asyncio
 
+from mailhub.cli import main
 from mailhub.clock import ManualClock
 from mailhub.lists import archive_index
 from mailhub.lists.archive_index import MAX_PARTS, MAX_TEXT_CHARS, extract
@@ -379,3 +382,27 @@ async def test_backfill_indexes_an_unreadable_post_without_text_and_moves_on(hub
     got = await entries(hub)
     assert got["huge"].text == "" and got["huge"].subject == "Too many parts"
     assert "after" in got
+
+
+async def test_reindex_from_the_command_line_builds_the_same_index_once(hub, capsys):
+    await distribute_all(
+        hub,
+        post("root", body="Gŵyl y gwanwyn\n"),
+        post("r1", headers="In-Reply-To: <root@example.net>"),
+        post("other"),
+    )
+    before = await entries(hub)
+    args = ["archive", "green", "--reindex", "--config", str(hub.path)]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "3 posts of green indexed" in capsys.readouterr().out
+    assert await entries(hub) == before
+    async with hub.service.store.read() as tx:
+        months = await archive.months(tx, "green")
+        _, total = await archive.search(tx, "green", parse_query("gwyl"), 10, 0)
+    assert [m.messages for m in months] == [3] and total == 1
+    # Caught up again: the next post is indexed as it is sent.
+    await distribute_all(hub, post("next"))
+    assert "next" in await entries(hub)
+    none = ["archive", "green", "--config", str(hub.path)]  # neither --mbox nor --reindex
+    with pytest.raises(SystemExit):
+        main(none)

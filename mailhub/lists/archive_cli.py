@@ -1,4 +1,5 @@
-"""`mailhub archive LIST --mbox FILE`: export a list's archive as an mbox file."""
+"""`mailhub archive LIST --mbox FILE`: export a list's archive as an mbox file.
+`mailhub archive LIST --reindex`: build the web archive's index of the list again."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import mailbox
 import time
 from pathlib import Path
 
+from mailhub import content
+from mailhub.clock import SystemClock
 from mailhub.config import Config
+from mailhub.context import Runtime
 from mailhub.errors import UserError
+from mailhub.lists import archive_index
 from mailhub.lists.config import find_list
 from mailhub.store import Store
 from mailhub.store import lists as store
@@ -17,9 +22,15 @@ BATCH = 500  # posts read per transaction, so a large archive never sits in memo
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("archive", parents=[common], help="export a list's archive")
+    p = sub.add_parser("archive", parents=[common], help="export or reindex a list's archive")
     p.add_argument("list", help="the list's name")
-    p.add_argument("--mbox", required=True, metavar="FILE", help="write an mbox file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--mbox", metavar="FILE", help="write an mbox file")
+    what.add_argument(
+        "--reindex",
+        action="store_true",
+        help="build the web archive's index (pages and search) of the list again, now",
+    )
     p.set_defaults(func=cmd_archive)
 
 
@@ -52,6 +63,8 @@ async def cmd_archive(args: argparse.Namespace, config: Config) -> int:
     cfg = find_list(config.lists, args.list)
     if cfg is None:
         raise UserError(f"no list named {args.list!r}; `mailhub check` shows the lists")
+    if args.reindex:
+        return await cmd_reindex(config, cfg.name)
     path = Path(args.mbox)
     if path.exists():
         raise UserError(f"{path} already exists; give a new file name")
@@ -61,4 +74,15 @@ async def cmd_archive(args: argparse.Namespace, config: Config) -> int:
     finally:
         await db.close()
     print(f"{count} posts from {cfg.name} written to {path}")
+    return 0
+
+
+async def cmd_reindex(config: Config, list_name: str) -> int:
+    db = await Store.open(config.storage.path)
+    try:
+        count = await archive_index.reindex(db, Runtime.create(config, SystemClock()), list_name)
+    finally:
+        await db.close()
+        content.shutdown()
+    print(f"{count} posts of {list_name} indexed")
     return 0

@@ -24,10 +24,11 @@ from html import unescape
 import nh3
 
 from mailhub import content, logs
-from mailhub.context import Context
+from mailhub.context import Context, Runtime
 from mailhub.lists.archive_render import redact
 from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, clean, header, parse
+from mailhub.store import Store
 from mailhub.store import archive as store
 from mailhub.store.lists import ArchivedPost
 
@@ -292,6 +293,23 @@ async def backfill_list(ctx: Context, list_name: str, limit: int, deadline: floa
     if done:
         logs.event("list.archive_index", list=list_name, outcome="backfilled", posts=done)
     return done
+
+
+async def reindex(db: Store, runtime: Runtime, list_name: str) -> int:
+    """`mailhub archive LIST --reindex`: forget the list's index and build it again, a
+    batch a transaction (a running service goes on meanwhile; its pages show what is
+    indexed so far). Returns how many posts were indexed."""
+    async with db.transaction() as tx:
+        await store.clear_index(tx, list_name)
+    count = 0
+    while True:
+        async with db.transaction() as tx:
+            ctx = runtime.context(tx, "cli:archive-reindex")
+            deadline = time.monotonic() + BACKFILL_SECONDS
+            done = await backfill_list(ctx, list_name, BACKFILL_BATCH, deadline)
+        if not done:
+            return count
+        count += done
 
 
 async def _read(post: ArchivedPost) -> Extract:
