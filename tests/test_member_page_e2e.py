@@ -100,6 +100,9 @@ async def test_the_page_lists_her_lists_with_their_forms(hub, ann):
     token = feed_token(secret, "green", ANN)
     assert f"http://lists.example.org/lists/green/feed.atom?token={token}" in page
     assert "/lists/quiet/feed.atom" not in page  # no archive, no feed
+    # The link works (the archive checks the token B's way: one rule, one place).
+    async with ann.session.get(ann.url(f"/lists/green/feed.atom?token={token}")) as r:
+        assert r.status == 200 and "atom" in r.headers["Content-Type"]
     # In Welsh, the Welsh name.
     _, page, _ = await ann.get("/me?lang=cy")
     assert "Tîm Gwyrdd" in page and "Fy rhestrau" in page
