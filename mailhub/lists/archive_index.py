@@ -34,6 +34,7 @@ from mailhub.store.lists import ArchivedPost
 
 MAX_TEXT_CHARS = 200_000  # text kept of a post (for its page and its search)
 MAX_HTML_CHARS = 1_000_000  # HTML read of an HTML-only post before stripping it
+INLINE_HTML_BYTES = 6_000  # an HTML-only post past this is indexed by the backfill
 MAX_PARTS = 200  # MIME parts looked at: past these, nothing more is counted
 MAX_REFERENCES = 50  # References ids looked up for a parent (newest first)
 
@@ -73,7 +74,7 @@ def extract(msg: Message, message_id: str = "") -> Extract:
         else:
             attachments += 1
     if text_part is not None:
-        text = _decoded(text_part, MAX_TEXT_CHARS * 4)
+        text = _decoded(text_part, MAX_TEXT_CHARS * 2)  # some goes in _tidy
     elif html_part is not None:
         text = html_text(_decoded(html_part, MAX_HTML_CHARS))
     else:
@@ -88,6 +89,21 @@ def extract(msg: Message, message_id: str = "") -> Extract:
         attachments=attachments,
         parents=parent_ids(msg, message_id),
     )
+
+
+def strips_large_html(msg: Message) -> bool:
+    """Whether `extract` would strip an HTML part of more than INLINE_HTML_BYTES (an
+    HTML-only post): nh3 takes ~0.15 ms a KB, too long for distribute's transaction on
+    the event loop, so such a post is left to the backfill, which reads it in the content
+    worker."""
+    html = None
+    for part in _leaves(msg):
+        if _is_body(part, "text/plain"):
+            return False
+        if html is None and _is_body(part, "text/html"):
+            html = part
+    payload = html.get_payload() if html is not None else ""
+    return isinstance(payload, str) and len(payload) > INLINE_HTML_BYTES
 
 
 def author_name(msg: Message) -> str:
@@ -215,8 +231,10 @@ async def index_post(
     thread_message_id: str,
 ) -> bool:
     """Index a post `distribute` has just archived, in its transaction. False when it is
-    left to the backfill (older posts of the list are not indexed yet)."""
-    if await store.unindexed_before(ctx.tx, cfg.name, archive_id):
+    left to the backfill: older posts of the list are not indexed yet, or it is an
+    HTML-only post too large to strip here (`strips_large_html`); the backfill's next
+    tick indexes it, and the posts after it, in order."""
+    if await store.unindexed_before(ctx.tx, cfg.name, archive_id) or strips_large_html(msg):
         return False
     found = extract(msg, message_id)
     await _index(ctx, cfg.name, archive_id, message_id, thread_message_id, found, ctx.now())
@@ -317,7 +335,9 @@ async def _read(post: ArchivedPost) -> Extract:
     content worker, with a time budget; one that cannot be read is indexed without text
     (with its subject), and never tried again."""
     if not content.needs_bounded_read(post.raw):
-        return extract(parse(post.raw), post.message_id)
+        msg = parse(post.raw)
+        if not strips_large_html(msg):
+            return extract(msg, post.message_id)
     found = await content.run_bounded(
         read_and_extract, post.raw, post.message_id, timeout=BACKFILL_READ_TIMEOUT,
         what="archive index",
