@@ -204,3 +204,14 @@ async def test_a_member_disabled_by_bounces_asks_for_every_message_again(hub, an
     _, page = await save(ann, "green", delivery="each", language="")
     assert "you will get every message" in page
     assert (await member(hub)).status == "active"
+
+
+async def test_the_goodbye_comes_in_the_language_she_chose(hub, ann):
+    _, page = await save(ann, "green", delivery="each", language="en")
+    assert (await member(hub)).language == "en"
+    _, page, _ = await ann.get("/me/green/leave")
+    status, page, _ = await ann.post("/me/green/leave", {"csrf": CSRF.search(page).group(1)})
+    assert status == 200 and await member(hub) is None
+    got = await hub.sink.wait_count(ANN, 2)
+    body = got[-1].message.get_content()
+    assert "Hello" in body and "Helo" not in body  # her choice, though she is gone

@@ -72,12 +72,16 @@ async def leave_now(ctx: Context, lst: ListConfig, address: str, how: str) -> bo
     """Remove `address` from `lst` at once, log it and send the usual "you have left"
     notice, all in the caller's transaction. False (nothing done, no mail) when the
     address is no member (already gone)."""
+    # The goodbye goes in the language they chose, which leaves with their membership.
+    languages = await notices.languages_for(ctx, lst, address)
     if not await list_store.remove_member(ctx.tx, lst.name, address):
         return False
     await action_log.record(
         ctx, lst, address, "left", "member", subject_address=address, detail=how
     )
-    await notices.tell(ctx, lst, address, "membership_status", situation="left")
+    await notices.tell(
+        ctx, lst, address, "membership_status", situation="left", languages=languages
+    )
     return True
 
 

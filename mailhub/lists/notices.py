@@ -213,10 +213,12 @@ async def tell(
     *,
     reply_token: str = "",
     request: str = "",
+    languages: str = "",
     **variables: Any,
 ) -> None:
-    """Mail to `to` that a person's action caused: sent directly, from a null return path."""
-    languages = await languages_for(ctx, lst, to)
+    """Mail to `to` that a person's action caused: sent directly, from a null return path.
+    `languages`: for someone no longer a member, the choice they had (else looked up)."""
+    languages = languages or await languages_for(ctx, lst, to)
     msg = compose(
         ctx,
         lst,
