@@ -105,6 +105,7 @@ SPEC: tuple[Kind, ...] = (
     Kind("{list}-digest", "lists.digest", "a member's digest on demand"),
     Kind("{list}", "lists.post", "post to the list"),
     Kind("mailer-daemon", None, "sender of delivery status notifications"),
+    Kind("no-reply", None, "sender of web sign-in links; mail to it is refused"),
 )
 # fmt: on
 

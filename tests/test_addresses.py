@@ -114,6 +114,7 @@ def test_reserved_names_and_suffixes_come_from_the_spec():
         "enquiries",
         "conduct",
         "mailer-daemon",
+        "no-reply",
     }
     assert addresses.reserved_suffixes() == (
         "-join",
