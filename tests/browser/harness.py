@@ -256,6 +256,26 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+NARROW = {"width": 320, "height": 640, "deviceScaleFactor": 1, "mobile": False}
+
+
+def narrow(driver: Any) -> None:
+    """Lay pages out 320 CSS pixels wide: a 1280-pixel window at 400 % zoom (WCAG 1.4.10)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", NARROW)
+
+
+def full_width(driver: Any) -> None:
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def overflow(driver: Any) -> int:
+    """How many CSS pixels the page is wider than its window (0: no sideways scrolling)."""
+    wide, seen = driver.execute_script(
+        "const e = document.documentElement; return [e.scrollWidth, e.clientWidth]"
+    )
+    return max(0, wide - seen)
+
+
 def screenshot(driver: Any, name: str) -> Path:
     """A screenshot of the whole page (beyond the window) saved as artefacts()/NAME.png."""
     import base64
