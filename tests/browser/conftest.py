@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import UnexpectedAlertPresentException
 
 from tests.browser import harness
 
@@ -46,6 +47,10 @@ def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def driver(chrome: Any) -> Iterator[Any]:
     """The browser, for one test: a fresh start (no cookies of an earlier test or
     service: cookies are per host, not per port) in a window of the usual size."""
+    try:  # off any page an earlier test left, and any alert it opened
+        chrome.get("about:blank")
+    except UnexpectedAlertPresentException:
+        chrome.get("about:blank")
     chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
     chrome.set_window_size(1280, 900)
     yield chrome
