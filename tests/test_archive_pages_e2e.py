@@ -294,6 +294,8 @@ async def test_each_page_type_of_a_public_list(hub, http):
     assert '<label for="q">Search the archive</label>' in page
     assert 'href="/lists/open/feed.atom"' in page
     assert '<th scope="col">' in page and '<th scope="row">' in page
+    # Valid HTML: every style sheet in the head, none in the body.
+    assert page.count("<style") == 2 and page.rindex("<style") < page.index("</head>")
 
     # The month: threads, newest activity first, with messages, authors and last activity.
     status, page, _ = await get(http, hub, month, params={"lang": "cy"})
