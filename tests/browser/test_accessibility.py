@@ -20,7 +20,16 @@ from tests.browser.content import CAI
 LANGS = ("cy", "en")
 # Pages a signed-in member of gwyrdd sees (the path of each is known once posts are in).
 MEMBER_PAGES = ("home", "months", "month", "thread", "message", "search", "me", "leave", "404")
-ANONYMOUS_PAGES = ("signin", "check-email", "signin-link", "404")
+ANONYMOUS_PAGES = (
+    "signin",
+    "check-email",
+    "signin-link",
+    "dead-link",  # a sign-in link used, expired or forged
+    "signout",
+    "public-months",  # a public list's months (with its feed link)
+    "no-results",
+    "404",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,10 @@ def paths(live) -> dict[str, str]:
         "signin": "/signin?next=/lists/gwyrdd/",
         "one-click": live.one_click_path("gwyrdd", content.ANN),
         "404": "/lists/nosuch/",
+        "dead-link": "/signin/" + "A" * 43,
+        "signout": "/signout",
+        "public-months": "/lists/glas/",
+        "no-results": "/lists/glas/search?q=zzyzzx",
     }
 
 
