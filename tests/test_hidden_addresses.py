@@ -102,6 +102,11 @@ def test_the_name_is_never_the_address_nor_a_part_of_it():
         assert addresses(parse(out), "from")[0][0] == "A member via Green Team"
     welsh = replace(HIDDEN, display_name="Tîm Gwyrdd", language="cy+en")
     assert addresses(parse(copy(bare, welsh)), "from")[0][0] == "Aelod drwy Tîm Gwyrdd"
+    # A list that leads in Welsh is named in Welsh, as its notices and subject prefix are.
+    named = replace(HIDDEN, display_name_cy="Tîm Gwyrdd", language="cy+en")
+    assert addresses(parse(copy(bare, named)), "from")[0][0] == "Aelod drwy Tîm Gwyrdd"
+    english = replace(named, language="en+cy")
+    assert addresses(parse(copy(bare, english)), "from")[0][0] == "A member via Green Team"
     assert poster_name("", "en+cy") == "A member" and poster_name("", "cy") == "Aelod"
 
 

@@ -210,7 +210,7 @@ def display_name_of(raw: bytes) -> str:
 def via(name: str, cfg: ListConfig) -> str:
     """`NAME via LIST` (`NAME drwy LIST`) in the list's leading language."""
     form = _VIA.get(leading_language(cfg.language), _VIA["en"])
-    return form.format(name=poster_name(name, cfg.language), list=clean(cfg.display_name))
+    return form.format(name=poster_name(name, cfg.language), list=clean(cfg.shown_name))
 
 
 @dataclass(frozen=True)
