@@ -86,3 +86,27 @@ async def test_digest_embeds_the_stripped_copy_not_the_archived_post(tmp_path):
     finally:
         await hub.service.stop()
         await hub.sink.stop()
+
+
+async def test_each_member_gets_the_digest_in_the_language_they_chose(tmp_path):
+    hub = await make_hub(tmp_path)
+    try:
+        async with hub.service.store.transaction() as tx:
+            await store.add_member(tx, "green", "dan@example.net", "Dan", hub.clock.now())
+            for who in ("bob@example.net", "dan@example.net"):
+                await store.set_delivery(tx, "green", who, "digest", hub.clock.now())
+            await store.set_language(tx, "green", "bob@example.net", "cy")
+        await hub.send("ann@example.net", [LIST], post(subject="First", body="One\n"))
+        await hub.sink.wait_count("cat@example.org")
+        await hub.idle()
+        hub.clock.advance(DAY)
+        await hub.service.scheduler.run_once()
+        [welsh] = await hub.sink.wait_count("bob@example.net")
+        [english] = await hub.sink.wait_count("dan@example.net")
+        assert english.message["Subject"] == "[Green Team] Digest: 1 message"
+        assert welsh.message["Subject"] == "[Green Team] Crynodeb: 1 neges"  # Welsh, his choice
+        intro = next(welsh.message.iter_parts()).get_content()
+        assert "1. First" in intro and "Hello" not in intro
+    finally:
+        await hub.service.stop()
+        await hub.sink.stop()

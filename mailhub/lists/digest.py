@@ -105,7 +105,8 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
     now = ctx.now()
     a = ListAddresses.of(cfg.name, ctx.domain)
     archive: dict[int, list[ArchivedPost]] = {}
-    groups: dict[tuple[int, ...], list[str]] = {}
+    # One digest per set of posts and language choice (most members share both).
+    groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
     latest = await store.last_archive_id(ctx.tx, cfg.name)
     for addr, after, sent_at in await store.digest_members(ctx.tx, cfg.name):
         if not digest_due(sent_at, cfg.member_digest_interval, now):
@@ -117,10 +118,11 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
         # Nothing new still restarts the interval, so the next digest is a full one.
         await store.digest_sent(ctx.tx, cfg.name, addr, latest, now)
         if ids:
-            groups.setdefault(ids, []).append(addr)
+            languages = await notices.languages_for(ctx, cfg, addr)
+            groups.setdefault((ids, languages), []).append(addr)
     by_id = {p.id: p for posts in archive.values() for p in posts}
-    for ids, rcpts in groups.items():
-        message_id, raw = await _compose(ctx, cfg, [by_id[i] for i in ids])
+    for (ids, languages), rcpts in groups.items():
+        message_id, raw = await _compose(ctx, cfg, [by_id[i] for i in ids], languages)
         await ctx.send(
             raw,
             rcpts,
@@ -132,8 +134,11 @@ async def _list_digests(ctx: Context, cfg: ListConfig) -> None:
         logs.event("list.digest", list=cfg.name, posts=len(ids), recipients=len(rcpts))
 
 
-async def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> tuple[str, bytes]:
-    """(Message-ID, bytes) of the digest of `posts`, its contents page in the list's language.
+async def _compose(
+    ctx: Context, cfg: ListConfig, posts: list[ArchivedPost], languages: str
+) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of the digest of `posts`, its contents page in `languages` (the
+    members' own choice, else the list's: notices.languages_for).
     On a hidden list the contents name posters, never their addresses."""
     hidden = cfg.addresses == "hidden"
     entries = [
@@ -148,7 +153,7 @@ async def _compose(ctx: Context, cfg: ListConfig, posts: list[ArchivedPost]) -> 
     replies: dict[str, str] = {}
     for sender in dict.fromkeys(p.sender for p in posts):
         replies[sender] = await reply_relay.copy_reply_address(ctx, cfg, sender)
-    text = notices.render(ctx, cfg, "posting_digest", entries=entries)
+    text = notices.render(ctx, cfg, "posting_digest", languages=languages, entries=entries)
     return build_digest(
         cfg,
         posts,
@@ -202,7 +207,7 @@ async def _digest_now(ctx: Context, mail: Incoming, cfg: ListConfig, who: str) -
     posts = [p for p in posts if p.thread_id not in muted]
     if not posts:
         return "nothing-new"
-    _, raw = await _compose(ctx, cfg, posts)
+    _, raw = await _compose(ctx, cfg, posts, await notices.languages_for(ctx, cfg, who))
     # ctx.auto_reply takes a message: the digest's bytes, read back. One the email package
     # cannot write again is left for the schedule (which sends bytes), and nothing restarts.
     digest = message_from_bytes(raw, _class=EmailMessage, policy=policy.SMTP)
