@@ -71,8 +71,9 @@ def test_parse_query_words_phrases_authors_and_nothing():
     assert parse_query('awdur:"Dafydd ap Gwilym" cyllideb') == SearchQuery(
         ("cyllideb",), (), "Dafydd ap Gwilym"
     )
-    assert parse_query("bud*") == SearchQuery(("bud*",), (), "")
-    assert parse_query("b*") == SearchQuery(("b",), (), "")  # too short to be a prefix
+    assert parse_query("budg*") == SearchQuery(("budg*",), (), "")
+    assert parse_query("bud*") == SearchQuery(("bud",), (), "")  # too short to be a prefix
+    assert parse_query("cyfa* gwas* hyff*") == SearchQuery(("cyfa*", "gwas*", "hyff"), (), "")
     assert parse_query('"one"') == SearchQuery(("one",), (), "")
     assert parse_query("", author="Ann") == SearchQuery((), (), "Ann")
     for nothing in ("", "   ", '^ : * "" \' -- ()', "from:", 'awdur:""'):
