@@ -76,6 +76,7 @@ def test_parse_query_words_phrases_authors_and_nothing():
     assert parse_query("cyfa* gwas* hyff*") == SearchQuery(("cyfa*", "gwas*", "hyff"), (), "")
     assert parse_query('"one"') == SearchQuery(("one",), (), "")
     assert parse_query("", author="Ann") == SearchQuery((), (), "Ann")
+    assert parse_query("", author="a b c d e f").author == "a b c d"
     for nothing in ("", "   ", '^ : * "" \' -- ()', "from:", 'awdur:""'):
         assert parse_query(nothing) is None, nothing
 

@@ -20,6 +20,7 @@ MAX_WORDS = 8  # words and phrases together: each one is a lookup in the index (
 # took 250 ms over 100,000 posts (the store is busy meanwhile), "cyfa*" 20 ms.
 MIN_PREFIX = 4  # letters before a `*`; a shorter one is searched as a word
 MAX_PREFIXES = 2  # prefix words a query; past these, a `*` is ignored
+MAX_NAME_WORDS = 4  # words of an author's name searched for
 
 # `from:` / `awdur:` followed by a quoted name or one word.
 _AUTHOR = re.compile(r'(?i)(?<!\S)(?:from|awdur):(?:"([^"]*)"?|(\S*))')
@@ -69,7 +70,8 @@ def parse_query(q: str, author: str = "") -> SearchQuery | None:
     phrases = [p for p in dict.fromkeys(phrases) if searchable(p)]
     phrases = phrases[:MAX_WORDS]
     terms = terms[: MAX_WORDS - len(phrases)]
-    author_name = " ".join(a for a in authors if searchable(a))[:MAX_QUERY_CHARS]
+    # A name is a few words; each is one more lookup.
+    author_name = " ".join(" ".join(a for a in authors if searchable(a)).split()[:MAX_NAME_WORDS])
     if not phrases and not terms and not author_name:
         return None
     return SearchQuery(terms=tuple(terms), phrases=tuple(phrases), author=author_name)
