@@ -64,6 +64,10 @@ POSTS = [
     ("Help me", "I am stuck.\n"),
     ("Sut i ddad-danysgrifio?", "Sut mae pobl yn dad-danysgrifio o'n cylchlythyr?\n"),
     ("Gadael yn gynnar", "Ydych chi'n gadael yn gynnar ddydd Gwener?\n"),
+    # The language commands are everyday subjects here: a post.
+    ("Iaith Gymraeg", "Cyfarfod am yr iaith Gymraeg.\n"),
+    ("Dwyieithog", "Sut mae gwneud ffurflen ddwyieithog?\n"),
+    ("y ddwy iaith", "y ddwy iaith\n"),
     # A long letter that starts with a command word is a letter.
     ("Tea on Friday", "unsubscribe\n" + "".join(f"line {i}\n" for i in range(8))),
     ("", ""),

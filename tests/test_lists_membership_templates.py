@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailhub import dates
+from mailhub.lists.requests import SETTINGS
 from mailhub.lists.review_commands import UNKNOWN, Problem, parse_reply
 from mailhub.messages import Templates
 
@@ -129,7 +130,7 @@ def test_all_membership_templates_render(language):
         body = render("membership_welcome", language, approved=approved).body
         assert "conduct@d" in body and "dataviz-leave@d" in body and "Charts and maps." in body
     assert render("membership_invitation", language).body
-    changes = ["digest-on", "digest-off", "nomail", "mail", "own-on", "own-off", "mute"]
+    changes = list(SETTINGS)
     text = render(
         "membership_settings_confirm",
         language,

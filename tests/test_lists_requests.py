@@ -27,6 +27,13 @@ def test_attribution_line_stops_reading():
     assert parse_commands("", body).verbs == ("mute",)
 
 
+def test_language_commands_in_welsh_and_english():
+    assert parse_commands("iaith Gymraeg", "").verbs == ("lang-cy",)
+    assert parse_commands("", "language english\n").verbs == ("lang-en",)
+    assert parse_commands("Re: y ddwy iaith", "").verbs == ("lang-both",)
+    assert parse_commands("", "iaith arferol\n").verbs == ("lang-list",)
+
+
 def test_words_in_a_sentence_are_not_commands():
     assert parse_commands("Mail settings", "Help with a form please\n").verbs == ()
 
@@ -92,6 +99,28 @@ async def test_digest_nomail_own_settings_confirmed(hub):
     await hub.send("ann@example.net", [LIST], post(body="Second\n"))
     await hub.idle()
     assert len(hub.sink.to("bob@example.net")) == 3 and len(hub.sink.to("cat@example.org")) == 2
+
+
+async def test_a_member_chooses_the_language_of_the_lists_mail_to_her(hub):
+    await hub.send("ann@example.net", [LIST], post())
+    await hub.sink.wait_count("cat@example.org")
+    cats = own_address(hub.sink.to("cat@example.org")[0])
+    await hub.send(
+        "cat@example.org",
+        [cats],
+        message(sender="cat@example.org", to=cats, body="iaith Gymraeg\n"),
+    )
+    [_, done] = await hub.sink.wait_count("cat@example.org", 2)
+    assert (await member(hub, "cat@example.org")).language == "cy"
+    # The answer is already in Welsh only, and says so.
+    body = done.message.get_content()
+    assert "yn Gymraeg yn unig" in body and "Hello" not in body
+    await hub.send(
+        "cat@example.org", [cats], message(sender="cat@example.org", to=cats, body="help\n")
+    )
+    [*_, helped] = await hub.sink.wait_count("cat@example.org", 3)
+    assert "iaith Gymraeg" in helped.message.get_content()
+    assert "language english" in helped.message.get_content()  # the English words work too
 
 
 async def test_non_member_cannot_change_settings(hub):

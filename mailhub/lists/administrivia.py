@@ -15,7 +15,7 @@ import re
 from email.message import Message
 
 from mailhub.lists.replies import new_lines, strip_html_quote
-from mailhub.lists.requests import COMMAND_WORDS
+from mailhub.lists.requests import COMMAND_WORDS, LANGUAGE_SETTINGS
 from mailhub.parsing import html_to_text, part_text
 
 # A command message is short: more lines than this of a person's own text is a letter.
@@ -40,7 +40,13 @@ _EXTRA = {
     "digest mode": "digest-on",
 }
 COMMANDS: dict[str, str] = {
-    **{words: verb for words, verb in COMMAND_WORDS.items() if words not in _EVERYDAY},
+    # The language commands ("iaith Gymraeg", "y ddwy iaith", "dwyieithog") are everyday
+    # subjects on lists about Welsh and bilingual work: a post, never administrivia.
+    **{
+        words: verb
+        for words, verb in COMMAND_WORDS.items()
+        if words not in _EVERYDAY and verb not in LANGUAGE_SETTINGS
+    },
     **_EXTRA,
 }
 # Commands a person asks for themselves ("unsubscribe me", "dad-danysgrifio fi"): only these

@@ -81,10 +81,36 @@ _COMMANDS = {
     "dim copi": "own-off",
     "tewi r sgwrs": "mute",  # tewi'r sgwrs
     "tewi sgwrs": "mute",
+    # The language of the list's mail to this member (as on their web page, /me).
+    "language welsh": "lang-cy",
+    "language cymraeg": "lang-cy",
+    "iaith cymraeg": "lang-cy",
+    "iaith gymraeg": "lang-cy",
+    "cymraeg yn unig": "lang-cy",
+    "language english": "lang-en",
+    "iaith saesneg": "lang-en",
+    "saesneg yn unig": "lang-en",
+    "language both": "lang-both",
+    "iaith y ddwy": "lang-both",
+    "y ddwy iaith": "lang-both",
+    "dwyieithog": "lang-both",
+    "language default": "lang-list",
+    "iaith arferol": "lang-list",
 }
+# What each language command stores (store.lists.MEMBER_LANGUAGES; '': the list's own).
+LANGUAGE_SETTINGS = {"lang-cy": "cy", "lang-en": "en", "lang-both": "both", "lang-list": ""}
 COMMAND_WORDS = _COMMANDS  # the member command vocabulary (read by lists.administrivia)
 # The commands that change a member's mail (all but help, join and leave).
-SETTINGS = ("digest-on", "digest-off", "nomail", "mail", "own-on", "own-off", "mute")
+SETTINGS = (
+    "digest-on",
+    "digest-off",
+    "nomail",
+    "mail",
+    "own-on",
+    "own-off",
+    "mute",
+    *LANGUAGE_SETTINGS,
+)
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|ynt|ateb)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"^(on .+ wrote:|ar .+ ysgrifennodd.*:|-+ ?original message ?-+)$", re.I)
 
@@ -304,6 +330,8 @@ async def _apply(ctx: Context, cfg: ListConfig, who: str, verb: str, thread: str
         await store.set_delivery(ctx.tx, cfg.name, who, "nomail")
     elif verb in ("own-on", "own-off"):
         await store.set_own_posts(ctx.tx, cfg.name, who, verb == "own-on")
+    elif verb in LANGUAGE_SETTINGS:
+        await store.set_language(ctx.tx, cfg.name, who, LANGUAGE_SETTINGS[verb])
     elif verb == "mute":
         if not thread:
             return "mute-unknown"
