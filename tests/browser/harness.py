@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailhub.lists.leaving import one_click_token
+from mailhub.service import StartError
 from mailhub.store import lists as store
 from mailhub.store import secrets
 from tests.support.hub import DOMAIN, Hub, start_hub
 from tests.support.lists import stop_hub
+from tests.support.sink import Sink
 
 T = TypeVar("T")
 
@@ -76,17 +78,33 @@ class LiveHub:
     drives the browser; `run(coro)` runs a coroutine there and returns its result."""
 
     def __init__(self, tmp_path: Path, lists_toml: str) -> None:
-        self.web_port = free_port()
-        self.base = f"http://127.0.0.1:{self.web_port}"
-        web = f'\n[web]\nlisten = "127.0.0.1:{self.web_port}"\nbase_url = "{self.base}"\n'
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="live-hub", daemon=True)
         self.thread.start()
         try:
-            self.hub: Hub = self.run(start_hub(tmp_path, extra=web + lists_toml))
+            self.hub: Hub = self.run(self._start(tmp_path, lists_toml))
         except BaseException:
             self._end_loop()
             raise
+
+    async def _start(self, tmp_path: Path, lists_toml: str) -> Hub:
+        sink = Sink()
+        await sink.start()
+        for attempt in range(3):
+            # The port is free when chosen; something else may take it before the service
+            # listens (unlikely): then another port, in a fresh directory.
+            self.web_port = free_port()
+            self.base = f"http://127.0.0.1:{self.web_port}"
+            web = f'\n[web]\nlisten = "127.0.0.1:{self.web_port}"\nbase_url = "{self.base}"\n'
+            path = tmp_path / f"service-{attempt}"
+            path.mkdir()
+            try:
+                return await start_hub(path, extra=web + lists_toml, sink=sink)
+            except StartError:
+                if attempt == 2:
+                    await sink.stop()
+                    raise
+        raise AssertionError("unreachable")
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
