@@ -43,9 +43,13 @@ class Scheduler:
         for job in self.jobs:
             sent: list[int] = []
             try:
+                step = job.run
+                if job.prepare is not None:
+                    step = await job.prepare(self.store, self.runtime)
+                assert step is not None  # a Job has one or the other
                 async with self.store.transaction() as tx:
                     ctx = self.runtime.context(tx, f"job:{job.name}")
-                    await job.run(ctx)
+                    await step(ctx)
                     sent = ctx.sent
                 if ctx.checkpoint_after:
                     # The job deleted content: take the old pages out of the WAL too.

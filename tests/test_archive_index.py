@@ -13,9 +13,11 @@ from email.message import EmailMessage
 import pytest
 import pytest_asyncio
 
+from mailhub import content
 from mailhub.cli import main
 from mailhub.clock import ManualClock
 from mailhub.lists import archive_index
+from mailhub.lists.app import LISTS
 from mailhub.lists.archive_index import MAX_PARTS, MAX_TEXT_CHARS, extract
 from mailhub.lists.config import find_list
 from mailhub.lists.distribution import distribute
@@ -338,8 +340,11 @@ async def archive_without_index(hub, *raws: bytes) -> list[int]:
 
 
 async def run_backfill(hub) -> None:
+    """One tick of the job, as the scheduler runs it: read first, then write in a transaction."""
+    [job] = [j for j in LISTS.jobs if j.name == "lists.archive_index"]
+    step = await job.prepare(hub.service.store, hub.service.runtime)
     async with hub.service.store.transaction() as tx:
-        await archive_index.backfill(hub.service.runtime.context(tx, "job:test"))
+        await step(hub.service.runtime.context(tx, "job:test"))
 
 
 async def backfill_until_done(hub, ticks: int = 5) -> None:
@@ -389,6 +394,35 @@ async def test_backfill_indexes_an_unreadable_post_without_text_and_moves_on(hub
     got = await entries(hub)
     assert got["huge"].text == "" and got["huge"].subject == "Too many parts"
     assert "after" in got
+
+
+async def test_the_backfill_reads_a_large_post_without_holding_the_write_lock(hub):
+    # The post is read in the content worker (a process that starts on first use, and may
+    # take seconds on a crafted post): meanwhile other writers, such as intake, go on.
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\npart {n}\r\n" for n in range(30))
+    raw = post("big", headers="MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b",
+               body=parts + "--b--\n")  # fmt: skip
+    await archive_without_index(hub, raw)
+    content.shutdown()  # a cold worker: its start alone outlasts a transaction
+    reading = asyncio.create_task(archive_index.backfill(hub.service.store, hub.service.runtime))
+    await asyncio.sleep(0)  # the read has begun
+    async with hub.service.store.transaction() as tx:
+        await store.add_member(tx, "green", "new@example.net", "New", hub.clock.now())
+    assert not reading.done()  # a writer committed while the backfill was still reading
+    step = await reading
+    async with hub.service.store.transaction() as tx:
+        await step(hub.service.runtime.context(tx, "job:test"))
+    assert "part 0" in (await entries(hub))["big"].text
+
+
+async def test_a_batch_read_before_a_reindex_writes_nothing(hub):
+    await archive_without_index(hub, post("a"))
+    step = await archive_index.backfill(hub.service.store, hub.service.runtime)
+    async with hub.service.store.transaction() as tx:  # what a reindex does first
+        await archive.set_backfill_mark(tx, "green", 10**9)
+    async with hub.service.store.transaction() as tx:
+        await step(hub.service.runtime.context(tx, "job:test"))
+    assert await entries(hub) == {}  # stale: the next tick reads again
 
 
 async def test_reindex_from_the_command_line_builds_the_same_index_once(hub, capsys):

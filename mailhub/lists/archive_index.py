@@ -25,6 +25,7 @@ import nh3
 
 from mailhub import content, logs
 from mailhub.context import Context, Runtime
+from mailhub.jobs import Step
 from mailhub.lists.archive_render import redact
 from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, clean, header, parse
@@ -39,7 +40,7 @@ MAX_PARTS = 200  # MIME parts looked at: past these, nothing more is counted
 MAX_REFERENCES = 50  # References ids looked up for a parent (newest first)
 
 BACKFILL_BATCH = 500  # posts the backfill indexes a tick, at most (~1 ms each)
-BACKFILL_SECONDS = 0.5  # and for about this long, at most (the tick holds the write lock)
+BACKFILL_SECONDS = 0.5  # and reads for about this long, at most (outside any transaction)
 BACKFILL_READ_TIMEOUT = 5.0  # a large post's bounded read
 
 
@@ -279,53 +280,81 @@ async def _index(
 # --- the backfill -----------------------------------------------------------------------
 
 
-async def backfill(ctx: Context) -> None:
-    """The `lists.archive_index` job: index posts archived before the index existed (or
-    left to it by `index_post`), oldest first, a bounded batch a tick for all lists."""
+@dataclass(frozen=True)
+class Batch:
+    """What the backfill read of one list, outside any transaction, for its step to write."""
+
+    list_name: str
+    mark: int  # the list's mark when it was read: if it has moved since, the batch is stale
+    found: tuple[tuple[ArchivedPost, Extract], ...]
+    complete: bool  # every unindexed post of the list was in it
+
+
+async def backfill(db: Store, runtime: Runtime) -> Step:
+    """The `lists.archive_index` job's reading: posts archived before the index existed (or
+    left to it by `index_post`), oldest first, a bounded batch a tick for all lists, read
+    (a large one in the content worker) outside any transaction, so intake never waits on
+    it. Returns the step that writes them, in the job's transaction."""
+    batches = await read_batches(db, [lst.name for lst in runtime.config.lists])
+
+    async def write(ctx: Context) -> None:
+        for batch in batches:
+            await write_batch(ctx, batch)
+
+    return write
+
+
+async def read_batches(db: Store, list_names: list[str]) -> list[Batch]:
     budget = BACKFILL_BATCH
     deadline = time.monotonic() + BACKFILL_SECONDS
-    for cfg in ctx.config.lists:
+    batches = []
+    for name in list_names:
         if budget <= 0 or time.monotonic() >= deadline:
-            return
-        budget -= await backfill_list(ctx, cfg.name, budget, deadline)
-
-
-async def backfill_list(ctx: Context, list_name: str, limit: int, deadline: float) -> int:
-    """Index up to `limit` unindexed posts of one list (until `deadline`, monotonic time);
-    returns how many. Moves the list's mark past what is done."""
-    mark = await store.backfill_mark(ctx.tx, list_name)
-    posts = await store.unindexed(ctx.tx, list_name, mark, limit)
-    done = 0
-    for post in posts:
-        if done and time.monotonic() >= deadline:
             break
-        await _index(ctx, list_name, post.id, post.message_id, post.thread_id,
-                     await _read(post), post.archived_at)  # fmt: skip
-        done += 1
-    if done == len(posts) < limit:  # all there was: every post of the list is indexed
-        last = await store.last_archived(ctx.tx, list_name)
-        if last > mark:
-            await store.set_backfill_mark(ctx.tx, list_name, last)
-    elif done:
-        await store.set_backfill_mark(ctx.tx, list_name, posts[done - 1].id)
-    if done:
-        logs.event("list.archive_index", list=list_name, outcome="backfilled", posts=done)
-    return done
+        async with db.read() as tx:
+            mark = await store.backfill_mark(tx, name)
+            posts = await store.unindexed(tx, name, mark, budget)
+        found = []
+        for post in posts:
+            if found and time.monotonic() >= deadline:
+                break
+            found.append((post, await _read(post)))
+        budget -= len(found)
+        batches.append(Batch(name, mark, tuple(found), len(found) == len(posts) < BACKFILL_BATCH))
+    return batches
+
+
+async def write_batch(ctx: Context, batch: Batch) -> int:
+    """Index what `batch` read; returns how many. A batch whose list's mark has moved since
+    it was read (a reindex, or another backfill) is dropped: the next tick reads again."""
+    name = batch.list_name
+    if await store.backfill_mark(ctx.tx, name) != batch.mark:
+        return 0
+    for post, found in batch.found:
+        await _index(ctx, name, post.id, post.message_id, post.thread_id, found, post.archived_at)
+    if batch.complete:  # all there was: every post of the list is indexed
+        last = await store.last_archived(ctx.tx, name)
+        if last > batch.mark:
+            await store.set_backfill_mark(ctx.tx, name, last)
+    elif batch.found:
+        await store.set_backfill_mark(ctx.tx, name, batch.found[-1][0].id)
+    if batch.found:
+        logs.event("list.archive_index", list=name, outcome="backfilled", posts=len(batch.found))
+    return len(batch.found)
 
 
 async def reindex(db: Store, runtime: Runtime, list_name: str) -> int:
     """`mailhub archive LIST --reindex`: forget the list's index and build it again, a
-    batch a transaction (a running service goes on meanwhile; its pages show what is
-    indexed so far). Returns how many posts were indexed."""
+    batch a transaction, each read outside it (a running service goes on meanwhile; its
+    pages show what is indexed so far). Returns how many posts were indexed."""
     async with db.transaction() as tx:
         await store.clear_index(tx, list_name)
     count = 0
     while True:
+        [batch] = await read_batches(db, [list_name])
         async with db.transaction() as tx:
-            ctx = runtime.context(tx, "cli:archive-reindex")
-            deadline = time.monotonic() + BACKFILL_SECONDS
-            done = await backfill_list(ctx, list_name, BACKFILL_BATCH, deadline)
-        if not done:
+            done = await write_batch(runtime.context(tx, "cli:archive-reindex"), batch)
+        if not batch.found:
             return count
         count += done
 

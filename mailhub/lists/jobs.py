@@ -29,5 +29,5 @@ async def run_reviews(ctx: Context) -> None:
 JOBS: list[Job] = [
     *MEMBER_DIGESTS,
     Job("lists.review", run_reviews),
-    Job("lists.archive_index", archive_index.backfill),
+    Job("lists.archive_index", prepare=archive_index.backfill),
 ]
