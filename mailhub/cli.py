@@ -99,6 +99,13 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
                 f"    warning: no facilitators: nobody reviews {nobody}, and "
                 f"{lst.name}-owner@{d} goes to the administrators"
             )
+        where = f"{config.web.base_url}/lists/{lst.name}/" if config.web else "no [web]"
+        print(f"    archive: {lst.archive}" + ("" if lst.archive == "off" else f" ({where})"))
+        if lst.archive != "off" and config.web is None:
+            print(
+                f'    warning: archive = "{lst.archive}" but there is no [web] section: '
+                'nobody can read the archive on the web; add [web] or set archive = "off"'
+            )
         if lst.delivery == "bulk":
             # One copy for everyone cannot carry a member's own unsubscribe link (RFC 8058).
             print(

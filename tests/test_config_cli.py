@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -149,3 +150,22 @@ def test_check_warns_that_a_bulk_list_has_no_one_click(tmp_path, capsys):
     assert "bulk delivery: copies carry no one-click unsubscribe" in capsys.readouterr().out
     assert main(["check", "--config", str(write(tmp_path, GOOD))]) == 0
     assert "one-click" not in capsys.readouterr().out
+
+
+def test_check_shows_each_lists_archive_and_warns_when_nobody_can_read_it(tmp_path, capsys):
+    # The shipped config without its [web] table (up to the next table).
+    no_web = re.sub(r"(?ms)^\[web\]\n.*?(?=^\[)", "", GOOD)
+    assert "[web]" not in no_web and "[[lists]]" in no_web
+    assert main(["check", "--config", str(write(tmp_path, no_web))]) == 0
+    out = capsys.readouterr().out
+    assert "archive: members (no [web])" in out
+    assert 'warning: archive = "members" but there is no [web] section' in out
+    off = no_web.replace("[[lists]]\n", '[[lists]]\narchive = "off"\n', 1)
+    assert main(["check", "--config", str(write(tmp_path, off))]) == 0
+    out = capsys.readouterr().out
+    assert "archive: off" in out and "nobody can read the archive" not in out
+    web = no_web + '\n[web]\nlisten = "127.0.0.1:8080"\nbase_url = "https://l.example.org"\n'
+    assert main(["check", "--config", str(write(tmp_path, web))]) == 0
+    out = capsys.readouterr().out
+    assert "archive: members (https://l.example.org/lists/" in out
+    assert "nobody can read the archive" not in out
