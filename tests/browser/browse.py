@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -25,7 +26,11 @@ def click_to_new_page(driver: WebDriver, element: WebElement) -> None:
     """Click something that loads a page (a link, a form's button) and wait for it."""
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    wait(driver).until(EC.staleness_of(old))
+    # While the page changes, asking about the old one can fail otherwise than "stale"
+    # ("node does not belong to the document"): ask again until it is stale.
+    WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(WebDriverException,)).until(
+        EC.staleness_of(old)
+    )
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -33,7 +33,7 @@ ANONYMOUS_PAGES = (
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(chrome, tmp_path_factory):
     hub = harness.LiveHub(tmp_path_factory.mktemp("a11y"), content.LISTS)
     content.seed(hub)
     yield hub

@@ -18,7 +18,7 @@ GWYRDD = "/lists/gwyrdd/"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(chrome, tmp_path_factory):
     hub = harness.LiveHub(tmp_path_factory.mktemp("flow"), content.LISTS)
     content.seed(hub)
     yield hub

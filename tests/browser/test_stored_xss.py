@@ -118,7 +118,7 @@ return bad;
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(chrome, tmp_path_factory):
     hub = harness.LiveHub(tmp_path_factory.mktemp("xss"), LISTS)
     hub.add_members("agored", {EVE: "Eve"})
     for raw in (HTML_POST, TEXT_POST, HTML_ONLY_POST):
