@@ -207,6 +207,7 @@ def test_check_shows_each_lists_policy_and_people(tmp_path):
     text = (
         LIST.replace('["fran@example.net"]', '["fran@example.net", "gwen@example.net"]')
         + 'champions = ["cai@example.net"]\nsubscription = "approve"\nhold_first_posts = 2\n'
+        + 'archive = "off"\n'  # no [web] here: an archive would be warned about
         + '[[lists]]\nname = "orphans"\nsubscription = "open"\n'
     )
     path = write(tmp_path, text)
