@@ -14,8 +14,7 @@ from mailhub.lists.archive_pages import feed_token
 from mailhub.store import lists as store
 from mailhub.store import membership as mstore
 from mailhub.store import secrets
-from tests.support.hub import start_hub
-from tests.support.lists import stop_hub
+from tests.support.lists import start_list_hub, stop_hub
 from tests.support.web_client import CSRF, Browser, sign_in
 
 WEB = """
@@ -40,12 +39,8 @@ ANN = "ann@example.net"
 
 
 async def make_hub(tmp_path: Path):
-    hub = await start_hub(tmp_path, extra=WEB + LISTS)
-    async with hub.service.store.transaction() as tx:
-        await store.add_member(tx, "green", ANN, "Ann", hub.clock.now())
-        await store.add_member(tx, "quiet", ANN, "Ann", hub.clock.now())
-        await store.add_member(tx, "green", "bob@example.net", "Bob", hub.clock.now())
-    return hub
+    members = {"green": [(ANN, "Ann"), ("bob@example.net", "Bob")], "quiet": [(ANN, "Ann")]}
+    return await start_list_hub(tmp_path, members, extra=WEB + LISTS)
 
 
 @pytest_asyncio.fixture

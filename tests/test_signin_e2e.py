@@ -21,8 +21,7 @@ import pytest_asyncio
 from mailhub.lists.signin import ADDRESS_LIMITS, CLIENT_LIMIT, LINK_SECONDS
 from mailhub.store import lists as store
 from mailhub.store import web as web_store
-from tests.support.hub import start_hub
-from tests.support.lists import stop_hub
+from tests.support.lists import start_list_hub, stop_hub
 from tests.support.web_client import (
     CSRF,
     Browser,
@@ -52,11 +51,8 @@ STRANGER = "eve@example.net"
 
 
 async def make_hub(tmp_path: Path, base: str = "http://lists.example.org", extra: str = ""):
-    hub = await start_hub(tmp_path, extra=WEB.format(base=base, extra=extra) + LISTS)
-    async with hub.service.store.transaction() as tx:
-        for addr in (MEMBER, OTHER_MEMBER):
-            await store.add_member(tx, "green", addr, "", hub.clock.now())
-    return hub
+    members = {"green": [(MEMBER, ""), (OTHER_MEMBER, "")]}
+    return await start_list_hub(tmp_path, members, extra=WEB.format(base=base, extra=extra) + LISTS)
 
 
 @pytest_asyncio.fixture
