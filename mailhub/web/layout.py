@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import jinja2
 from aiohttp import web
 
 from mailhub import dates
+from mailhub.web.pages import html_environment
 from mailhub.web.site import Site
 from mailhub.web.visitor import LANGUAGES, Visitor
 
@@ -51,13 +51,7 @@ class Layout:
     """The templates and words of one templates directory (made once, kept)."""
 
     def __init__(self, directory: Path) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(directory)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = html_environment(directory)
         self.words = {lang: load_words(directory, lang) for lang in LANGUAGES}
 
     def word(self, lang: str, key: str, **fmt: Any) -> str:

@@ -36,15 +36,21 @@ class Half:
     button: str
 
 
+def html_environment(directory: Path) -> jinja2.Environment:
+    """The templates of `directory` as every web page renders them: autoescaped (nothing
+    is trusted as HTML), a missing variable an error."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 class Pages:
     def __init__(self, directory: Path) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(directory)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = html_environment(directory)
 
     def half(self, name: str, lang: str, **variables: Any) -> Half:
         module = self.env.get_template(f"{lang}/web/{name}.html").make_module(variables)
