@@ -64,16 +64,19 @@ def own_address(received) -> str:
     return value.strip("<>").removeprefix("mailto:").split("?", 1)[0]
 
 
-async def test_digest_nomail_own_settings_confirmed(hub):
-    # Cat uses the address in her own copy's List-Help: her settings change at once.
+async def cats_own_command(hub, body: str) -> str:
+    """Cat writes `body` to the address in her own copy's List-Help (her own command
+    address: what she sends there acts at once); returns that address."""
     await hub.send("ann@example.net", [LIST], post())
     await hub.sink.wait_count("cat@example.org")
     cats = own_address(hub.sink.to("cat@example.org")[0])
-    await hub.send(
-        "cat@example.org",
-        [cats],
-        message(sender="cat@example.org", to=cats, body="nomail\nown on\n"),
-    )
+    await hub.send("cat@example.org", [cats], message(sender="cat@example.org", to=cats, body=body))
+    return cats
+
+
+async def test_digest_nomail_own_settings_confirmed(hub):
+    # Cat uses the address in her own copy's List-Help: her settings change at once.
+    cats = await cats_own_command(hub, "nomail\nown on\n")
     await hub.sink.wait_count("cat@example.org", 2)
     # Bob writes to the bare -request address: From: proves nothing, so he confirms first.
     await hub.send("bob@example.net", [REQUEST], request("bob@example.net", "digest on\n"))
@@ -102,14 +105,7 @@ async def test_digest_nomail_own_settings_confirmed(hub):
 
 
 async def test_a_member_chooses_the_language_of_the_lists_mail_to_her(hub):
-    await hub.send("ann@example.net", [LIST], post())
-    await hub.sink.wait_count("cat@example.org")
-    cats = own_address(hub.sink.to("cat@example.org")[0])
-    await hub.send(
-        "cat@example.org",
-        [cats],
-        message(sender="cat@example.org", to=cats, body="iaith Gymraeg\n"),
-    )
+    cats = await cats_own_command(hub, "iaith Gymraeg\n")
     [_, done] = await hub.sink.wait_count("cat@example.org", 2)
     assert (await member(hub, "cat@example.org")).language == "cy"
     # The answer is already in Welsh only, and says so.
