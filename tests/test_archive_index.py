@@ -18,9 +18,10 @@ from mailhub.cli import main
 from mailhub.clock import ManualClock
 from mailhub.lists import archive_index
 from mailhub.lists.app import LISTS
-from mailhub.lists.archive_index import MAX_PARTS, MAX_TEXT_CHARS, extract
+from mailhub.lists.archive_index import MAX_TEXT_CHARS, extract
 from mailhub.lists.config import find_list
 from mailhub.lists.distribution import distribute
+from mailhub.lists.post_parts import MAX_PARTS
 from mailhub.lists.search_query import parse_query
 from mailhub.parsing import parse
 from mailhub.store import archive, bans

@@ -26,6 +26,7 @@ import nh3
 from mailhub import content, logs
 from mailhub.context import Context, Runtime
 from mailhub.jobs import Step
+from mailhub.lists import post_parts
 from mailhub.lists.archive_render import redact
 from mailhub.lists.config import ListConfig
 from mailhub.parsing import addresses, clean, header, parse
@@ -36,7 +37,6 @@ from mailhub.store.lists import ArchivedPost
 MAX_TEXT_CHARS = 200_000  # text kept of a post (for its page and its search)
 MAX_HTML_CHARS = 1_000_000  # HTML read of an HTML-only post before stripping it
 INLINE_HTML_BYTES = 6_000  # an HTML-only post past this is indexed by the backfill
-MAX_PARTS = 200  # MIME parts looked at: past these, nothing more is counted
 MAX_REFERENCES = 50  # References ids looked up for a parent (newest first)
 
 BACKFILL_BATCH = 500  # posts the backfill indexes a tick, at most (~1 ms each)
@@ -65,15 +65,8 @@ _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
 def extract(msg: Message, message_id: str = "") -> Extract:
     """What the archive keeps of a post for its pages and its search. Pure, bounded."""
-    html_part = text_part = None
-    attachments = 0
-    for part in _leaves(msg):
-        if html_part is None and _is_body(part, "text/html"):
-            html_part = part
-        elif text_part is None and _is_body(part, "text/plain"):
-            text_part = part
-        else:
-            attachments += 1
+    parts = post_parts.split(msg)
+    text_part, html_part = parts.text, parts.html
     if text_part is not None:
         text = _decoded(text_part, MAX_TEXT_CHARS * 2)  # some goes in _tidy
     elif html_part is not None:
@@ -87,7 +80,7 @@ def extract(msg: Message, message_id: str = "") -> Extract:
         subject=redact(header(msg, "subject")),
         text=redact(_tidy(text)[:MAX_TEXT_CHARS]),
         has_html=html_part is not None,
-        attachments=attachments,
+        attachments=len(parts.attachments),
         parents=parent_ids(msg, message_id),
     )
 
@@ -98,10 +91,10 @@ def strips_large_html(msg: Message) -> bool:
     the event loop, so such a post is left to the backfill, which reads it in the content
     worker."""
     html = None
-    for part in _leaves(msg):
-        if _is_body(part, "text/plain"):
+    for part in post_parts.leaves(msg):
+        if post_parts.is_body(part, "text/plain"):
             return False
-        if html is None and _is_body(part, "text/html"):
+        if html is None and post_parts.is_body(part, "text/html"):
             html = part
     payload = html.get_payload() if html is not None else ""
     return isinstance(payload, str) and len(payload) > INLINE_HTML_BYTES
@@ -141,52 +134,6 @@ def html_text(html: str) -> str:
     return unescape(nh3.clean(_BREAKS.sub(r"\n<\1", html), tags=set()))
 
 
-def _leaves(msg: Message) -> list[Message]:
-    """The post's content parts in order, at most MAX_PARTS; a forwarded message is one
-    part (as the archive pages count them: mailhub.lists.archive_render)."""
-    out: list[Message] = []
-    stack = [msg]
-    while stack and len(out) < MAX_PARTS:
-        part = stack.pop()
-        if part.is_multipart() and _content_type(part).startswith("multipart/"):
-            payload = part.get_payload()
-            stack.extend(reversed(payload[: MAX_PARTS - len(out)]))
-            continue
-        out.append(part)
-    return out
-
-
-# The part's fields are read raw (Message.raw_items) and with these few patterns: the
-# email package parses a MIME field again each time a property of it is asked for, which
-# was most of this module's time. Same answers as get_content_type, get_filename and
-# get_content_disposition for what mail clients send.
-_TYPE = re.compile(r"\s*([!#-'*+.0-9A-Z^-~-]+/[!#-'*+.0-9A-Z^-~-]+)", re.IGNORECASE)
-_NAMED = re.compile(r";\s*(?:file)?name\*?(?:\*\d+\*?)?\s*=", re.IGNORECASE)
-_CHARSET = re.compile(r';\s*charset\s*=\s*"?([^";\s]+)', re.IGNORECASE)
-
-
-def _field(part: Message, name: str) -> str:
-    for key, value in part.raw_items():
-        if key.lower() == name:
-            return str(value)
-    return ""
-
-
-def _content_type(part: Message) -> str:
-    m = _TYPE.match(_field(part, "content-type"))
-    # No valid type: text/plain (RFC 2045 5.2), as the email package reads it.
-    return m.group(1).lower() if m else "text/plain"
-
-
-def _is_body(part: Message, ctype: str) -> bool:
-    if _content_type(part) != ctype:
-        return False
-    disposition = _field(part, "content-disposition")
-    if disposition.split(";", 1)[0].strip().lower() == "attachment":
-        return False
-    return not (_NAMED.search(disposition) or _NAMED.search(_field(part, "content-type")))
-
-
 def _decoded(part: Message, max_chars: int) -> str:
     """A text part's content as text: bytes its charset cannot decode (or a charset
     Python does not know) become replacement characters."""
@@ -197,8 +144,7 @@ def _decoded(part: Message, max_chars: int) -> str:
     if not isinstance(data, bytes):
         return ""
     data = data[: max_chars * 4]
-    m = _CHARSET.search(_field(part, "content-type"))
-    charset = m.group(1) if m else "utf-8"
+    charset = post_parts.charset(part)
     try:
         return data.decode(charset, "replace")[:max_chars]
     except (LookupError, ValueError):

@@ -32,6 +32,7 @@ from markupsafe import Markup
 from mailhub.content import read_message
 from mailhub.lists.config import ListConfig
 from mailhub.lists.headers import poster_name, stripped_copy, via
+from mailhub.lists.post_parts import content_type, split
 from mailhub.messages import split_raw
 
 # --- addresses -----------------------------------------------------------------------------
@@ -289,39 +290,6 @@ class Download:
     data: bytes
 
 
-def _leaves(part: Message) -> list[Message]:
-    """The post's parts that hold content, in order; a forwarded message is one part."""
-    if part.is_multipart() and part.get_content_maintype() == "multipart":
-        out: list[Message] = []
-        for child in part.get_payload():
-            out += _leaves(child)
-        return out
-    return [part]
-
-
-def _is_body(part: Message, ctype: str) -> bool:
-    return (
-        part.get_content_type() == ctype
-        and part.get_content_disposition() != "attachment"
-        and not part.get_filename()
-    )
-
-
-def _split(msg: Message) -> tuple[Message | None, list[Message]]:
-    """(the first HTML body part, the attachments). The first plain text part is the
-    post's text (the archive index keeps it), so it is no attachment either."""
-    html = text = None
-    attachments = []
-    for part in _leaves(msg):
-        if html is None and _is_body(part, "text/html"):
-            html = part
-        elif text is None and _is_body(part, "text/plain"):
-            text = part
-        else:
-            attachments.append(part)
-    return html, attachments
-
-
 def _payload(part: Message) -> bytes:
     if part.get_content_maintype() == "message":
         inner = part.get_payload()
@@ -377,12 +345,13 @@ def message_view(raw: bytes, lang: str) -> MessageView:
     msg, why = read_message(raw)
     if msg is None:
         return MessageView("", (), why)
-    html_part, parts = _split(msg)
+    found = split(msg)
+    html_part, parts = found.html, found.attachments
     html = sanitise_html(_text(html_part), lang) if html_part is not None else ""
     infos = []
     for number, part in enumerate(parts, 1):
         data = _payload(part)
-        ctype = served_type(part.get_content_type(), data)
+        ctype = served_type(content_type(part), data)
         if ctype.startswith("text/plain"):
             data = _text(part).encode("utf-8")
         infos.append(
@@ -396,12 +365,12 @@ def attachment(raw: bytes, number: int) -> Download | None:
     msg, _ = read_message(raw)
     if msg is None:
         return None
-    _, parts = _split(msg)
+    parts = split(msg).attachments
     if not 1 <= number <= len(parts):
         return None
     part = parts[number - 1]
     data = _payload(part)
-    ctype = served_type(part.get_content_type(), data)
+    ctype = served_type(content_type(part), data)
     if ctype.startswith("text/plain"):
         data = _text(part).encode("utf-8")
     return Download(safe_filename(part.get_filename(), number), ctype, data)
