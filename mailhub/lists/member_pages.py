@@ -17,6 +17,7 @@ from multidict import MultiDictProxy
 from mailhub import logs
 from mailhub.lists import action_log, signin
 from mailhub.lists.archive_pages import feed_token
+from mailhub.lists.archive_render import list_title
 from mailhub.lists.config import ListConfig, find_list
 from mailhub.lists.leaving import leave_now
 from mailhub.store import Tx, secrets
@@ -56,12 +57,6 @@ class Settings:
     delivery: str
     own_posts: bool
     language: str
-
-
-def shown_name(cfg: ListConfig, lang: str) -> str:
-    if lang == "cy" and cfg.display_name_cy:
-        return cfg.display_name_cy
-    return cfg.display_name or cfg.name
 
 
 def read_settings(form: MultiDictProxy[str], current: Member) -> Settings | None:
@@ -123,7 +118,7 @@ def register(app: web.Application, site: Site) -> None:
         if member is None:
             return layout.not_found(site, request, who)
         return layout.render(
-            site, request, who, "me_leave", name=shown_name(cfg, who.lang), list_name=cfg.name
+            site, request, who, "me_leave", name=list_title(cfg, who.lang), list_name=cfg.name
         )
 
     async def leave(request: web.Request) -> web.Response:
@@ -137,7 +132,7 @@ def register(app: web.Application, site: Site) -> None:
         if left:
             site.wake_delivery()
         logs.event("web.me", list=cfg.name, member=address, outcome="left" if left else "gone")
-        name = shown_name(cfg, who.lang)
+        name = list_title(cfg, who.lang)
         return await page(site, request, who, Done(name, left=left, gone=not left))
 
     app.router.add_get("/me", me)
@@ -164,7 +159,7 @@ def configured(site: Site, request: web.Request) -> ListConfig:
 async def save(site: Site, cfg: ListConfig, who: Visitor, form: MultiDictProxy[str]) -> Done:
     """Apply a /me form to one list: one transaction, recorded like the email commands."""
     address = str(who.address)
-    name = shown_name(cfg, who.lang)
+    name = list_title(cfg, who.lang)
     async with site.gate(), site.store.transaction() as tx:
         current = await members.get_member(tx, cfg.name, address)
         if current is None:
@@ -221,7 +216,7 @@ async def page(
         entries.append(
             Entry(
                 cfg.name,
-                shown_name(cfg, who.lang),
+                list_title(cfg, who.lang),
                 m.delivery,
                 m.own_posts,
                 m.language,
