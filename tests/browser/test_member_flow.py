@@ -58,6 +58,8 @@ def read_and_search(driver, live) -> None:
         ("llandudno", "Cyfarfod yn Llandudno"),
         ("caffi", "Cyfarfod yn Llandudno"),  # "caffî" in the first, "caffi" in the reply
         ("dwr", "Cyfarfod yn Llandudno"),  # "dŵr"
+        ("dŵr", "Cyfarfod yn Llandudno"),
+        ("CAFFÎ", "Cyfarfod yn Llandudno"),  # with the circumflex, in capitals
         ("palettes", "Accessible charts"),
     ]:
         search(driver, query)
