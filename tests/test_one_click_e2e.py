@@ -42,7 +42,8 @@ language = "en"  # English only, as this test reads it (the default is Welsh fir
 
 [[lists]]
 name = "gwyrdd"
-display_name = "Tîm Gwyrdd"
+display_name = "Green Group"
+display_name_cy = "Tîm Gwyrdd"
 language = "cy+en"
 
 [[lists]]
@@ -120,7 +121,7 @@ async def test_a_one_click_post_leaves_at_once_and_the_goodbye_is_bilingual(hub,
     [goodbye] = await hub.sink.wait_count("cai@example.org", timeout=POLL_SECONDS / 2)
     msg = goodbye.message
     assert goodbye.mail_from == ""
-    assert msg["Subject"] == "Rydych wedi gadael y rhestr Tîm Gwyrdd / You have left Tîm Gwyrdd"
+    assert msg["Subject"] == "Rydych wedi gadael y rhestr Tîm Gwyrdd / You have left Green Group"
     body = msg.get_content()
     assert body.index("Rydych wedi gadael y rhestr") < body.index("You have left the")
     # Logged with the list and the member, never the token.
@@ -168,7 +169,8 @@ async def test_the_welsh_half_comes_first_for_a_cy_en_list(hub, http):
         page = await r.text()
     assert '<html lang="cy">' in page
     assert 0 <= page.index('<section lang="cy">') < page.index('<section lang="en">')
-    assert page.index("Gadael “Tîm Gwyrdd”?") < page.index("Leave “Tîm Gwyrdd”?")
+    # Each half names the list in its own language.
+    assert page.index("Gadael “Tîm Gwyrdd”?") < page.index("Leave “Green Group”?")
     assert "Dad-danysgrifio</span> / <span" in page
     # An English list's page is bilingual too, English first.
     async with http.get(url(hub, await token(hub, "green", "bob@example.net"))) as r:

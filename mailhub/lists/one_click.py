@@ -39,7 +39,13 @@ def register(app: web.Application, site: Site) -> None:
 
 def _page(site: Site, lst: ListConfig, name: str, **variables: object) -> web.Response:
     a = ListAddresses.of(lst.name, site.runtime.config.server.domain)
-    names = {"display_name": lst.display_name, "post": a.post, "join": a.join}
+    names = {
+        "display_name": lst.display_name,
+        # The Welsh half's name for the list (its English name when it has no Welsh one).
+        "display_name_cy": lst.display_name_cy or lst.display_name,
+        "post": a.post,
+        "join": a.join,
+    }
     text = site.pages.render(name, page_languages(lst.language), list=names, **variables)
     return web.Response(text=text, content_type="text/html")
 
