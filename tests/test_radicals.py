@@ -9,7 +9,7 @@ import pytest
 
 from mailhub.conduct.config import CommitteeMember
 from mailhub.conduct.conflicts import find_named_members, match_texts
-from mailhub.conduct.radicals import mutations, radicals
+from mailhub.mutations import mutations, radicals
 
 # (mutation, radical, mutated form)
 TABLE = [

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Iterable
 
 from mailhub.conduct.config import CommitteeMember
-from mailhub.conduct.radicals import radicals
+from mailhub.mutations import radicals
 
 # No 0/O or 1/I: a reference is read aloud and typed back by people.
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"

@@ -5,7 +5,7 @@ leaks a report to the person it is about; a false alarm only means another membe
 handles it (and `#readmit` can undo it). So the scan fails closed: it reads every
 piece of text it can find (`mailhub.conduct.reading`), undoes common disguises
 (Unicode confusables, small capitals, invisible characters, letter-spacing), knows
-Welsh initial mutations (`mailhub.conduct.radicals`), and treats a possible match as
+Welsh initial mutations (`mailhub.mutations`), and treats a possible match as
 a match, marked `possible` so that it can be lifted.
 
 Reasons name the rule and the member, never words of the report: they are stored
@@ -29,7 +29,7 @@ from email.message import Message
 from importlib import resources
 
 from mailhub.conduct.config import CommitteeMember
-from mailhub.conduct.radicals import mutations
+from mailhub.mutations import mutations
 from mailhub.conduct.reading import MAX_CHARS, MAX_PARTS, Scan, scan, scan_bytes
 
 __all__ = [

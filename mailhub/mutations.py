@@ -1,6 +1,8 @@
 """Welsh initial mutations: the forms a word takes after certain words, and back.
 
-Pure and small. Words are expected normalised (lower-case, accents removed), as
+Used where a Welsh word must be recognised in every form: a name in a conduct report
+(mailhub.conduct.conflicts), a word searched for in a list's archive
+(mailhub.lists.search_query). Pure and small. Words are expected normalised (lower-case, accents removed), as
 `conflicts.normalise` leaves them. `radicals(word)` lists the unmutated forms a word
 may come from; `mutations(word)` lists the mutated forms a radical may take. Neither
 includes the word itself.
