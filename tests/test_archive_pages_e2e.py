@@ -388,7 +388,7 @@ async def test_results_come_in_pages_with_next_and_previous(hub, http):
     assert status == 200 and "25 results · Page 1 of 2" in page
     assert len(links(page, "message")) == 20
     nav = re.search(r'<nav aria-label="Result pages".*?</nav>', page, re.DOTALL).group()
-    assert 'href="/lists/open/search?q=gyllideb&amp;page=2" rel="next"' in nav
+    assert 'href="/lists/open/search?q=gyllideb&amp;form=1&amp;page=2" rel="next"' in nav
     assert 'rel="prev"' not in nav
     status, page, _ = await get(http, hub, "/lists/open/search", params={**q, "page": "2"})
     assert len(links(page, "message")) == 5 and '<ol class="results" start="21"' in page
@@ -674,3 +674,29 @@ async def test_head_answers_like_get_without_a_body(hub, http):
             assert await r.read() == b""
     async with http.get(base(hub) + "/lists/open", allow_redirects=False) as r:
         assert r.status == 301 and r.headers["Location"] == "/lists/open/"
+
+
+async def test_a_welsh_page_finds_mutated_forms_and_the_box_says_so(hub, http):
+    o = f"open@{DOMAIN}"
+    for n, body in enumerate(("Cyfarfod yng Nghaerdydd ddydd Iau.\n", "Caerdydd yw hi.\n")):
+        raw = mail("Ann Jones <ann@example.net>", o, f"Dinas {n}", body, mid=f"mut-{n}")
+        code, text = await hub.send("ann@example.net", [o], raw)
+        assert code == 250, text
+    await hub.idle()
+    path = "/lists/open/search"
+    # Welsh page: mutated forms by default, said on the page, the box ticked.
+    _, page, _ = await get(http, hub, path, params={"q": "caerdydd", "lang": "cy"})
+    assert len(links(page, "message")) == 2 and "<mark>Nghaerdydd</mark>" in page
+    assert "Chwiliwyd hefyd am: " in page and "nghaerdydd" in page
+    assert re.search(r'id="mutations" name="mutations" value="1" checked>', page)
+    # English page: as written, unless the box is ticked.
+    _, page, _ = await get(http, hub, path, params={"q": "caerdydd", "lang": "en"})
+    assert len(links(page, "message")) == 1 and "Also searched for" not in page
+    assert re.search(r'id="mutations" name="mutations" value="1">', page)
+    ticked = {"q": "caerdydd", "lang": "en", "form": "1", "mutations": "1"}
+    _, page, _ = await get(http, hub, path, params=ticked)
+    assert len(links(page, "message")) == 2 and "Also searched for: " in page
+    # Unticked on a Welsh page: as written.
+    unticked = {"q": "caerdydd", "lang": "cy", "form": "1"}
+    _, page, _ = await get(http, hub, path, params=unticked)
+    assert len(links(page, "message")) == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -361,14 +362,29 @@ def _page_number(request: web.Request) -> int:
     return min(max(number, 1), MAX_PAGE)
 
 
+def finds_mutations(params: Mapping[str, str], lang: str) -> bool:
+    """Whether a search finds the Welsh mutated forms of its words too (pure): as the
+    form's box says when the search came from one of our forms, else on a Welsh page."""
+    if params.get("form") == "1":
+        return params.get("mutations") == "1"
+    return lang == "cy"
+
+
 async def search_page(site: Site, request: web.Request) -> web.Response:
     r = await reader(site, request)
     q = request.query.get("q", "")
     lang = r.visitor.lang
-    common: dict[str, Any] = {"query": q, "max_query": MAX_QUERY, "results": None}
+    mutations = finds_mutations(request.query, lang)
+    common: dict[str, Any] = {
+        "query": q,
+        "max_query": MAX_QUERY,
+        "results": None,
+        "mutations": mutations,
+        "forms": (),
+    }
     if len(q) > MAX_QUERY:
         return _page(site, request, r, "search", status=400, problem="too long", **common)
-    query = parse_query(q)
+    query = parse_query(q, mutations=mutations)
     if query is None:
         # Nothing to look for (an empty box, or only punctuation): the form, and a word.
         problem = "empty" if q.strip() else ""
@@ -384,7 +400,8 @@ async def search_page(site: Site, request: web.Request) -> web.Response:
             hits, total = await archived.search(
                 tx, r.cfg.name, query, PAGE_SIZE, (page - 1) * PAGE_SIZE
             )
-    base = f"/lists/{r.cfg.name}/search?q={quote(q, safe='')}"
+    base = f"/lists/{r.cfg.name}/search?q={quote(q, safe='')}&form=1"
+    base += "&mutations=1" if mutations else ""
     results = [
         {
             "path": f"/lists/{r.cfg.name}/message/{h.id}",
@@ -404,6 +421,7 @@ async def search_page(site: Site, request: web.Request) -> web.Response:
             **common,
             "problem": "",
             "results": results,
+            "forms": tuple(dict.fromkeys(f for forms in query.forms for f in forms)),
             "total": total,
             "page": page,
             "pages": pages,

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailhub.mutations import mutations, radicals
+from mailhub.store.archive import fold
+
 MAX_QUERY_CHARS = 500  # a search box's worth; more is cut, not refused
 MAX_WORDS = 8  # words and phrases together: each one is a lookup in the index (16 common
 # words took 65 ms over 100,000 posts)
@@ -21,6 +24,10 @@ MAX_WORDS = 8  # words and phrases together: each one is a lookup in the index (
 MIN_PREFIX = 4  # letters before a `*`; a shorter one is searched as a word
 MAX_PREFIXES = 2  # prefix words a query; past these, a `*` is ignored
 MAX_NAME_WORDS = 4  # words of an author's name searched for
+# Welsh mutations searched for a word (`welsh_forms`): each is one more lookup; a word of
+# fewer letters is searched as it is (a 2-letter word's mutations are other words).
+MAX_FORMS = 8
+MIN_MUTATED = 3
 
 # `from:` / `awdur:` followed by a quoted name or one word.
 _AUTHOR = re.compile(r'(?i)(?<!\S)(?:from|awdur):(?:"([^"]*)"?|(\S*))')
@@ -32,6 +39,23 @@ class SearchQuery:
     terms: tuple[str, ...]  # words; one ending in "*" matches words that start with it
     phrases: tuple[str, ...]  # each matches its words next to each other, in order
     author: str = ""  # the author's name (its words all in the From: name); "" any author
+    # For each of `terms`, the other forms it is found in too (its Welsh mutations: any
+    # one of them matches for the word); empty when mutations are not searched.
+    forms: tuple[tuple[str, ...], ...] = ()
+
+
+def welsh_forms(word: str) -> tuple[str, ...]:
+    """The other forms of `word` a Welsh text may hold (pure): its radical(s) and every
+    mutation of them — `caerdydd` → gaerdydd, nghaerdydd, chaerdydd; `nghaerdydd` →
+    caerdydd, gaerdydd, chaerdydd. At most MAX_FORMS, shortest first."""
+    folded = fold(word)
+    if len(folded) < MIN_MUTATED or not folded.isalpha():
+        return ()
+    family = {folded, *radicals(folded)}
+    for radical in list(family):
+        family |= mutations(radical)
+    family.discard(folded)
+    return tuple(sorted(family, key=lambda w: (len(w), w))[:MAX_FORMS])
 
 
 def searchable(word: str) -> bool:
@@ -40,9 +64,10 @@ def searchable(word: str) -> bool:
     return any(ch.isalnum() for ch in word)
 
 
-def parse_query(q: str, author: str = "") -> SearchQuery | None:
+def parse_query(q: str, author: str = "", mutations: bool = False) -> SearchQuery | None:
     """The query of the search box `q` (and the author field); None when nothing in them
-    can be searched for."""
+    can be searched for. `mutations`: each word is found in its Welsh mutated forms too
+    (not a prefix word, not a phrase's words)."""
     q = q[:MAX_QUERY_CHARS]
     authors = [author.strip()] if author.strip() else []
 
@@ -74,7 +99,8 @@ def parse_query(q: str, author: str = "") -> SearchQuery | None:
     author_name = " ".join(" ".join(a for a in authors if searchable(a)).split()[:MAX_NAME_WORDS])
     if not phrases and not terms and not author_name:
         return None
-    return SearchQuery(terms=tuple(terms), phrases=tuple(phrases), author=author_name)
+    forms = tuple(() if t.endswith("*") else welsh_forms(t) for t in terms) if mutations else ()
+    return SearchQuery(terms=tuple(terms), phrases=tuple(phrases), author=author_name, forms=forms)
 
 
 def _term(word: str) -> str:

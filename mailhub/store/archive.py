@@ -409,9 +409,12 @@ def match_expression(list_name: str, query: SearchQuery) -> str:
     """The FTS5 MATCH expression of a query in one list: every word and phrase (any
     column) and the author's words (in the author column), all required."""
     parts = [f"list_key : {_quoted(list_key(list_name))}"]
-    for term in query.terms:
+    for n, term in enumerate(query.terms):
         prefix = term.endswith("*")
-        parts.append(_quoted(term.rstrip("*")) + (" *" if prefix else ""))
+        word = _quoted(term.rstrip("*")) + (" *" if prefix else "")
+        others = query.forms[n] if n < len(query.forms) else ()
+        # A word with its Welsh mutated forms: any one of them will do.
+        parts.append(f"({' OR '.join([word, *map(_quoted, others)])})" if others else word)
     parts.extend(_quoted(p) for p in query.phrases)
     if query.author:
         names = " AND ".join(_quoted(w) for w in query.author.split())
@@ -455,7 +458,7 @@ async def search(
         ids += [int(r[0]) for r in await cur.fetchall()]
     if not ids:
         return [], int(total)
-    marks = [*query.terms, *query.phrases]
+    marks = [*query.terms, *(f for forms in query.forms for f in forms), *query.phrases]
     cur = await tx.execute(
         "SELECT id, thread, subject, author, posted_at, substr(text, 1, ?) FROM archive_posts"
         f" WHERE id IN ({', '.join('?' * len(ids))})",
