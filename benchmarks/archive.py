@@ -7,7 +7,8 @@ of 100,000 archived posts, and what indexing adds to a post's processing.
    200-3,000 bytes, threads of 1-30 posts, authors with Welsh names, dates over three years.
 2. Times the store's reads in this process: `thread()` and `entry()` of random threads, and
    `search()` (first page of 20) for a mix of queries: a rare word, a common Welsh and a
-   common English word, a phrase, an author filter, Welsh with diacritics.
+   common English word, a phrase, an author filter, Welsh with diacritics; on a Welsh page
+   (the default) each word's mutated forms are searched too, on an English page not.
 3. Times indexing: `distribute` of the same posts to a 10-member list with and without the
    index call, alternating, side by side in one run; and `archive_index.index_post` alone.
 4. Starts a real `mailhub serve` on loopback (a child process on this config) and times
@@ -231,6 +232,21 @@ async def time_store(db: Store, threads: list[int], rounds: int, rng: random.Ran
                 hits, total = await archive.search(tx, LIST, query, 20, 0)
             times.append(time.perf_counter() - start)
         report(f"search {label}", times, f"  {total:,} matches")
+    # A Welsh page finds each word's mutated forms too: one more lookup a form.
+    for label in (
+        "rare word",
+        "common Welsh word (yn)",
+        "two common words",
+        "folded (caffi finds caffî)",
+    ):
+        query = parse_query(QUERIES[label], mutations=True)
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            async with db.read() as tx:
+                hits, total = await archive.search(tx, LIST, query, 20, 0)
+            times.append(time.perf_counter() - start)
+        report(f"search {label}, mutated forms too", times, f"  {total:,} matches")
     # The choice of RANK_WINDOW: bm25 over every match of a common word instead.
     window = archive.RANK_WINDOW
     archive.RANK_WINDOW = 10**9
@@ -340,9 +356,14 @@ async def time_http(web_port: int, threads: list[int], rounds: int, rng: random.
 
         times = [await timed(f"{base}/thread/{rng.choice(threads)}") for _ in range(rounds)]
         report("GET thread/ID", times)
+        # A page in Welsh (the default) finds mutated forms too; in English, as written.
         for label, q in QUERIES.items():
             times = [await timed(f"{base}/search?q={quote(q)}") for _ in range(rounds)]
             report(f"GET search {label}", times)
+        for label in ("common Welsh word (yn)", "two common words", "phrase"):
+            q = quote(QUERIES[label])
+            times = [await timed(f"{base}/search?q={q}&lang=en") for _ in range(rounds)]
+            report(f"GET search {label}, English page", times)
         times = [await timed(f"{base}/") for _ in range(rounds // 4 or 1)]
         report("GET months", times)
 
