@@ -29,8 +29,8 @@ from email.message import Message
 from importlib import resources
 
 from mailhub.conduct.config import CommitteeMember
-from mailhub.mutations import mutations
 from mailhub.conduct.reading import MAX_CHARS, MAX_PARTS, Scan, scan, scan_bytes
+from mailhub.mutations import mutations
 
 __all__ = [
     "NamedMatch",
