@@ -212,6 +212,17 @@ QUERIES = {
 }
 
 
+async def time_search(db: Store, query, rounds: int) -> tuple[list[float], int]:
+    """Seconds each of `rounds` searches took, and how many posts match."""
+    times, total = [], 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        async with db.read() as tx:
+            _, total = await archive.search(tx, LIST, query, 20, 0)
+        times.append(time.perf_counter() - start)
+    return times, total
+
+
 async def time_store(db: Store, threads: list[int], rounds: int, rng: random.Random) -> None:
     print("store reads (in process):")
     times = []
@@ -224,13 +235,7 @@ async def time_store(db: Store, threads: list[int], rounds: int, rng: random.Ran
         times.append(time.perf_counter() - start)
     report("thread() + entry()", times)
     for label, q in QUERIES.items():
-        query = parse_query(q)
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            async with db.read() as tx:
-                hits, total = await archive.search(tx, LIST, query, 20, 0)
-            times.append(time.perf_counter() - start)
+        times, total = await time_search(db, parse_query(q), rounds)
         report(f"search {label}", times, f"  {total:,} matches")
     # A Welsh page finds each word's mutated forms too: one more lookup a form.
     for label in (
@@ -239,13 +244,7 @@ async def time_store(db: Store, threads: list[int], rounds: int, rng: random.Ran
         "two common words",
         "folded (caffi finds caffî)",
     ):
-        query = parse_query(QUERIES[label], mutations=True)
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            async with db.read() as tx:
-                hits, total = await archive.search(tx, LIST, query, 20, 0)
-            times.append(time.perf_counter() - start)
+        times, total = await time_search(db, parse_query(QUERIES[label], mutations=True), rounds)
         report(f"search {label}, mutated forms too", times, f"  {total:,} matches")
     # The choice of RANK_WINDOW: bm25 over every match of a common word instead.
     window = archive.RANK_WINDOW
