@@ -26,6 +26,7 @@ from aiohttp import web
 
 from mailhub import logs
 from mailhub.dates import Moment
+from mailhub.lists.cli import usable_address
 from mailhub.lists.config import find_list
 from mailhub.mailbox import mailbox_key
 from mailhub.messages import address as named_address
@@ -52,8 +53,6 @@ MAX_ADDRESS = 254
 MAX_NEXT = 1000
 # secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-# One @, something either side, no spaces or angle brackets (SMTP will judge the rest).
-_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z0-9-]{2,63}")
 # The service's own sender for sign-in mail: nobody reads replies (mail to it is refused
 # at RCPT: no list or service address has this name), and robots recognise the name.
 NO_REPLY = "no-reply"
@@ -64,12 +63,12 @@ MAILBOX = "signin-mailbox"
 
 def normalise_address(text: str | None) -> str | None:
     """The address as members are stored (lower-case, trimmed); None when it is no address."""
-    if not text:
+    if not text or len(text) > MAX_ADDRESS:
         return None
-    found = text.strip().lower()
-    if len(found) > MAX_ADDRESS or not _ADDRESS.fullmatch(found):
+    try:  # email-validator, as for every other address a person gives us
+        return usable_address(text)
+    except ValueError:
         return None
-    return found
 
 
 def safe_next(text: str | None) -> str | None:
