@@ -700,3 +700,22 @@ async def test_a_welsh_page_finds_mutated_forms_and_the_box_says_so(hub, http):
     unticked = {"q": "caerdydd", "lang": "cy", "form": "1"}
     _, page, _ = await get(http, hub, path, params=unticked)
     assert len(links(page, "message")) == 1
+
+
+async def test_one_client_searching_too_often_is_asked_to_wait(tmp_path, http):
+    limited = WEB + "searches_per_minute = 3\n"
+    h = await start_hub(tmp_path, extra=limited + LISTS)
+    try:
+        for _ in range(3):
+            status, _, _ = await get(http, h, "/lists/open/search", params={"q": "caffi"})
+            assert status == 200
+        status, page, headers = await get(
+            http, h, "/lists/open/search", params={"q": "caffi", "lang": "en"}
+        )
+        assert status == 429 and headers["Retry-After"] == "60"
+        assert "Too many requests" in page
+        # Other pages are not counted.
+        status, _, _ = await get(http, h, "/lists/open/")
+        assert status == 200
+    finally:
+        await stop_hub(h)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,7 +28,7 @@ from urllib.parse import quote
 from aiohttp import web
 from markupsafe import Markup
 
-from mailhub import dates
+from mailhub import dates, logs
 from mailhub.content import needs_bounded_read, run_bounded
 from mailhub.lists import archive_render as show
 from mailhub.lists import feed as atom
@@ -39,6 +40,7 @@ from mailhub.store import archive as archived
 from mailhub.store import lists as list_store
 from mailhub.store import secrets
 from mailhub.store.leaving import member_addresses
+from mailhub.web.clients import client_id
 from mailhub.web.layout import render, signin_redirect, url
 from mailhub.web.site import Site
 from mailhub.web.visitor import Visitor, visitor
@@ -389,6 +391,11 @@ async def search_page(site: Site, request: web.Request) -> web.Response:
         # Nothing to look for (an empty box, or only punctuation): the form, and a word.
         problem = "empty" if q.strip() else ""
         return _page(site, request, r, "search", problem=problem, **common)
+    trust = site.runtime.config.web.trust_forwarded if site.runtime.config.web else False
+    client = client_id(request.remote, request.headers.get("X-Forwarded-For"), trust)
+    if not site.searches.allow(client, time.monotonic()):
+        logs.event("web.search", list=r.cfg.name, client=client, outcome="rate limited")
+        raise web.HTTPTooManyRequests(headers={"Retry-After": str(int(site.searches.seconds))})
     page = _page_number(request)
     async with site.gate(), site.store.read() as tx:
         hits, total = await archived.search(

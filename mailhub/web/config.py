@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailhub.errors import ConfigError
-from mailhub.readers import get_bool, get_str, section
+from mailhub.readers import get_bool, get_int, get_str, section
 
-WEB_KEYS = ("enabled", "listen", "base_url", "trust_forwarded")
+WEB_KEYS = ("enabled", "listen", "base_url", "trust_forwarded", "searches_per_minute")
 DEFAULT_LISTEN = "127.0.0.1:8080"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -31,6 +31,9 @@ class WebConfig:
     # Take the client's address for rate limits from X-Forwarded-For (its last hop that is
     # not loopback), but only from a peer on loopback: the reverse proxy on this machine.
     trust_forwarded: bool = False
+    # Archive searches one client may make a minute (each may keep the store busy for tens
+    # of milliseconds); 0: no limit.
+    searches_per_minute: int = 30
 
     @property
     def secure(self) -> bool:
@@ -72,12 +75,13 @@ def parse_web(raw: dict[str, Any]) -> WebConfig | None:
         return None
     host, port = parse_listen(get_str(t, "listen", "web", DEFAULT_LISTEN), "web.listen")
     trust = get_bool(t, "trust_forwarded", "web", False)
+    searches = get_int(t, "searches_per_minute", "web", 30, 0)
     given = t.get("base_url")
     if given is None:
         shown = f"[{host}]" if ":" in host else host
-        return WebConfig(host, port, f"http://{shown}:{port}", False, trust)
+        return WebConfig(host, port, f"http://{shown}:{port}", False, trust, searches)
     base_url = parse_base_url(get_str(t, "base_url", "web"), "web.base_url")
-    return WebConfig(host, port, base_url, True, trust)
+    return WebConfig(host, port, base_url, True, trust, searches)
 
 
 def warnings(web: WebConfig | None, has_lists: bool) -> list[str]:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from mailhub.context import Runtime
 from mailhub.store import Store
+from mailhub.web.limits import Window
 from mailhub.web.pages import Pages
 
 # Requests doing database work at once, and waiting for their turn; past that a request is
@@ -52,11 +53,15 @@ class Site:
     wake_delivery: Callable[[], None]
     pages: Pages = field(init=False)
     gate: Gate = field(default_factory=Gate)
+    # Archive searches per client ([web] searches_per_minute; made with the site).
+    searches: Window = field(init=False)
     # The key of web cookies and CSRF tokens (secrets "web"), read once (mailhub.web.visitor).
     web_key: bytes | None = None
 
     def __post_init__(self) -> None:
         self.pages = Pages(self.runtime.config.templates_dir)
+        web = self.runtime.config.web
+        self.searches = Window(web.searches_per_minute if web else 0, 60.0)
 
 
 # An app's web pages: adds its routes (and their handlers, given the site) to the HTTP app.
