@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import UnexpectedAlertPresentException
 
-from tests.browser import harness
+from tests.browser import content, harness
 
 
 def _require() -> None:
@@ -69,3 +69,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(("browser", f"at {driver.current_url}; screenshot {path}"))
         except Exception as exc:  # noqa: BLE001 - the failure itself is what matters
             report.sections.append(("browser", f"no screenshot: {exc!r}"))
+
+
+@pytest.fixture(scope="module")
+def live(chrome, tmp_path_factory, request):
+    """A service per test module, with the shared lists, people and posts
+    (tests/browser/content.py); a module that needs other content defines its own."""
+    hub = harness.LiveHub(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]),
+                          content.LISTS)  # fmt: skip
+    content.seed(hub)
+    yield hub
+    hub.close()

@@ -33,14 +33,6 @@ ANONYMOUS_PAGES = (
 
 
 @pytest.fixture(scope="module")
-def live(chrome, tmp_path_factory):
-    hub = harness.LiveHub(tmp_path_factory.mktemp("a11y"), content.LISTS)
-    content.seed(hub)
-    yield hub
-    hub.close()
-
-
-@pytest.fixture(scope="module")
 def paths(live) -> dict[str, str]:
     posts = live.archived("gwyrdd")
     first, at = posts["cyfarfod-1@example.org"]

@@ -18,14 +18,6 @@ GWYRDD = "/lists/gwyrdd/"
 
 
 @pytest.fixture(scope="module")
-def live(chrome, tmp_path_factory):
-    hub = harness.LiveHub(tmp_path_factory.mktemp("flow"), content.LISTS)
-    content.seed(hub)
-    yield hub
-    hub.close()
-
-
-@pytest.fixture(scope="module")
 def no_js_chrome(tmp_path_factory):
     """A second browser, with JavaScript off (the content setting a managed profile
     uses): the site must work the same without it."""
