@@ -14,3 +14,8 @@ class ConfigError(Exception):
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
+
+
+class SchemaMismatch(Exception):
+    """The database's schema is older or newer than this mailhub's: one line saying which
+    and what to do (`mailhub migrate`, or upgrade this node)."""
