@@ -178,6 +178,25 @@ def resolve(address: str, book: AddressBook) -> Route | None:
     return None
 
 
+def ordering_key(routes: list[Route]) -> str:
+    """What a message must be processed in arrival order with, across every node: its list
+    (`list:NAME`), its conduct case (`case:REF`; `conduct` for new reports and direct
+    ones), else its route (`enquiries`, `admin`). A message to several destinations is
+    ordered by the first of their keys in sorted order (rare: a post to two lists is ordered
+    with the first list's mail only). '' when it has no route."""
+    keys = sorted({_ordering_key(r) for r in routes})
+    return keys[0] if keys else ""
+
+
+def _ordering_key(route: Route) -> str:
+    captures = dict(route.captures)
+    if "list" in captures:
+        return "list:" + captures["list"]
+    if route.name.startswith("conduct."):
+        return "case:" + captures["ref"] if "ref" in captures else "conduct"
+    return route.name
+
+
 def is_local(address: str, book: AddressBook) -> bool:
     return address.rpartition("@")[2].lower() in book.domains
 

@@ -72,6 +72,23 @@ class StorageConfig:
     # How long a write waits for another process's write lock (a backup, a CLI command)
     # before it fails and the worker backs off (PRAGMA busy_timeout).
     busy_timeout: float = 10.0
+    # PostgreSQL (several nodes on one database) instead of the SQLite file at `path`:
+    # "postgresql://USER@HOST:PORT/DB"; the password from `password_file`, or libpq's own
+    # PG* environment (PGPASSWORD, PGPASSFILE, ...).
+    url: str | None = None
+    password_file: Path | None = None
+    pool_size: int = 10
+    # How long a node's claim on queued work lasts without renewal: a node that dies loses
+    # its claims after this, and another node finishes the work.
+    lease_seconds: float = 30.0
+
+    def password(self) -> str | None:
+        """The password in `password_file` (its first line), or None: libpq's PG* environment
+        then applies. OSError if the file cannot be read."""
+        if self.password_file is None:
+            return None
+        lines = self.password_file.read_text().splitlines()
+        return lines[0] if lines else ""
 
 
 @dataclass(frozen=True)
@@ -171,7 +188,7 @@ SERVER_KEYS = (
     "session_timeout",
     "hostname",
 )
-STORAGE_KEYS = ("path", "busy_timeout")
+STORAGE_KEYS = ("path", "busy_timeout", "url", "password_file", "pool_size", "lease")
 OUTBOUND_KEYS = (
     "maildir",
     "relay",
@@ -300,6 +317,31 @@ def _outbound(raw: dict[str, Any], base: Path) -> OutboundConfig:
     )
 
 
+def _storage(t: dict[str, Any], base: Path) -> StorageConfig:
+    url = t.get("url")
+    if url is not None and (
+        not isinstance(url, str) or urlsplit(url).scheme not in ("postgresql", "postgres")
+    ):
+        raise ConfigError(
+            "storage.url",
+            'must be a PostgreSQL URL, e.g. "postgresql://mailhub@db.example:5432/mailhub"',
+        )
+    password_file = t.get("password_file")
+    lease = parse_duration(t.get("lease", "30s"), "storage.lease")
+    if lease < 1:
+        raise ConfigError("storage.lease", "must be at least 1s")
+    return StorageConfig(
+        path=_path(t.get("path", "var/mailhub.db"), base, "storage.path"),
+        busy_timeout=parse_duration(t.get("busy_timeout", "10s"), "storage.busy_timeout"),
+        url=url,
+        password_file=_path(password_file, base, "storage.password_file")
+        if password_file
+        else None,
+        pool_size=get_int(t, "pool_size", "storage", 10, minimum=2),
+        lease_seconds=lease,
+    )
+
+
 def _path(value: Any, base: Path, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, "must be a path")
@@ -345,10 +387,7 @@ def parse_config(
     templates = raw.get("templates")
     config = Config(
         server=server,
-        storage=StorageConfig(
-            path=_path(storage.get("path", "var/mailhub.db"), base, "storage.path"),
-            busy_timeout=parse_duration(storage.get("busy_timeout", "10s"), "storage.busy_timeout"),
-        ),
+        storage=_storage(storage, base),
         outbound=_outbound(raw, base),
         admins=get_addresses(admin, "addresses", "admin"),
         enquiries=EnquiriesConfig(

@@ -177,8 +177,13 @@ class Delivery:
         load: IntakeLoad | None = None,
         personalisers: Mapping[str, Personalise] | None = None,
         signer: Signer | None = None,
+        owner: str = "",
     ) -> None:
         self.store = store
+        # This node's name on the leases of the messages it sends (several nodes, one
+        # PostgreSQL database; unused on SQLite).
+        self.owner = owner
+        self.lease_seconds = config.storage.lease_seconds
         self.config = config
         self.cfg = config.outbound
         # The [dkim] keys, read once; with none configured every message goes out as it is.
@@ -238,8 +243,13 @@ class Delivery:
         items: list[OutboundItem] = []
         next_at = None
         if free:
-            async with self.store.read() as tx:
-                items = await outbound.due(tx, self.clock.now(), free, self.in_flight)
+            now = self.clock.now()
+            # Several nodes claim what they send (a write); one SQLite process only reads.
+            opened = self.store.transaction() if self.store.shared else self.store.read()
+            async with opened as tx:
+                items = await outbound.due(
+                    tx, now, free, self.in_flight, self.owner, now + self.lease_seconds
+                )
                 next_at = await outbound.next_due_at(tx) if not items else None
         status.succeeded(self._state(bool(items)))
         for item in items:

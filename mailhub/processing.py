@@ -21,7 +21,7 @@ from mailhub.context import PARSED, SET_ASIDE, Context, Incoming, Runtime
 from mailhub.routing import AddressBook, Route, resolve
 from mailhub.sealing import conduct_key, unseal, unseal_or_raise
 from mailhub.smtp import IntakeLoad
-from mailhub.store import Store, inbound
+from mailhub.store import Store, inbound, is_storage_error
 from mailhub.store.inbound import InboundItem
 from mailhub.store.workers import IDLE, RUNNING, WorkerStatus
 
@@ -76,8 +76,15 @@ class Processor:
         *,
         handlers: Mapping[str, Handler],
         preparers: Mapping[str, Preparer] | None = None,
+        owner: str = "",
+        lease_seconds: float = 30.0,
     ) -> None:
         self.store = store
+        # This node's name on the leases of the messages it claims (several nodes, one
+        # PostgreSQL database; unused on SQLite), and how long a claim lasts unrenewed.
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.holding: list[int] = []  # the seqs of the batch in hand (their leases are renewed)
         self.runtime = runtime
         self.handlers = handlers
         self.preparers = preparers or {}
@@ -98,8 +105,7 @@ class Processor:
             try:
                 await status.flush()
                 self.wake.clear()
-                async with self.store.read() as tx:
-                    items = await inbound.next_queued(tx, BATCH)
+                items = await self._claim()
                 if not items:
                     status.succeeded(IDLE)
                     if self.busy:
@@ -120,6 +126,16 @@ class Processor:
                 raise
             except Exception as exc:  # noqa: BLE001 - the batch is still queued: try again
                 await asyncio.sleep(status.failed(exc))
+
+    async def _claim(self) -> list[InboundItem]:
+        """The next batch: on SQLite the oldest queued messages (a read: one process owns
+        the file); on PostgreSQL those this node claims, with a lease (inbound.claim)."""
+        if not self.store.shared:
+            async with self.store.read() as tx:
+                return await inbound.next_queued(tx, BATCH)
+        now = self.clock.now()
+        async with self.store.transaction() as tx:
+            return await inbound.claim(tx, self.owner, now, now + self.lease_seconds, BATCH)
 
     async def _prepare(self, item: InboundItem) -> dict[object, object]:
         """Content work for a message, done before the transaction: the store has one
@@ -165,8 +181,17 @@ class Processor:
         first message during which a sender opened a transaction; the rest stay queued, in
         order, for the next round.
         """
+        claimed = [item.seq for item in items]
+        self.holding = claimed
+        try:
+            await self._process(one_at_a_time_after_a_crash(items), claimed, yield_to_intake)
+        finally:
+            self.holding = []
+
+    async def _process(
+        self, items: list[InboundItem], claimed: list[int], yield_to_intake: bool
+    ) -> None:
         outcomes: list[tuple[InboundItem, list[Route], int, BaseException | None]] = []
-        items = one_at_a_time_after_a_crash(items)
         # Committed before anything is handled: if the process dies on a message, its next
         # round knows (and a message it dies on twice is set aside). Only for mail large or
         # complex enough to matter: small single-part mail (nearly all of it) is spared the
@@ -179,7 +204,12 @@ class Processor:
         # Inline: the batch's statements are many and short (content work was done above),
         # and each trip to SQLite's thread would cost more than the statement.
         async with self.store.transaction(inline=True) as tx:
+            # Several nodes: only what is still this node's (a lease that ran out may have
+            # been taken by another node meanwhile), locked until this commit.
+            held = await inbound.still_held(tx, self.owner, [item.seq for item in items])
             for item in items:
+                if item.seq not in held:
+                    continue
                 routes = routes_for(item.rcpt_tos, self.book)
                 ctx = self.runtime.context(tx, item.queue_id)
                 try:
@@ -201,6 +231,10 @@ class Processor:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad message must not stop the queue
+                    if is_storage_error(exc):
+                        # The database, not the message (a lost connection, a deadlock with
+                        # another node): the whole batch rolls back and stays queued.
+                        raise
                     # Rolled back to the savepoint already: nothing of this message is kept.
                     # The error text is the exception's type and message: handlers never put
                     # message content into exceptions, so it is safe in `mailhub queue`.
@@ -220,6 +254,8 @@ class Processor:
             # every handler's changes and mail: they commit together or not at all.
             handled = [item.seq for item, _, _, exc in outcomes if exc is None]
             await inbound.mark_all_done(tx, handled, self.clock.now())
+            # Claimed but not reached (the batch was cut short): free for any node at once.
+            await inbound.release(tx, self.owner, [seq for seq in claimed if seq not in done])
         for item, routes, sent, exc in outcomes:
             names = [r.name for r in routes] or "none"
             if exc is None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from mailhub import logs
 from mailhub.context import Runtime
 from mailhub.jobs import Job
-from mailhub.store import Store, is_storage_error
+from mailhub.store import Store, cluster, is_storage_error
 from mailhub.store.workers import BACKING_OFF, HEARTBEAT_SECONDS, IDLE, RUNNING, WorkerStatus
 
 __all__ = ["Job", "Scheduler"]  # Job: also importable from here, as before
@@ -48,6 +48,10 @@ class Scheduler:
                     step = await job.prepare(self.store, self.runtime)
                 assert step is not None  # a Job has one or the other
                 async with self.store.transaction() as tx:
+                    # Several nodes: one runs each job at a time; the others skip it this
+                    # round and find it done (see store.cluster).
+                    if not await cluster.take_job(tx, job.name):
+                        continue
                     ctx = self.runtime.context(tx, f"job:{job.name}")
                     await step(ctx)
                     sent = ctx.sent

@@ -7,23 +7,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mailhub import app, logs
 from mailhub.app import App
 from mailhub.apps import APPS
 from mailhub.clock import Clock, SystemClock
-from mailhub.config import Config
+from mailhub.config import Config, StorageConfig
 from mailhub.context import Runtime
 from mailhub.delivery import DRAIN_SECONDS, Delivery
+from mailhub.errors import SchemaMismatch
+from mailhub.leases import LeaseKeeper
 from mailhub.processing import Processor
 from mailhub.scheduler import Scheduler
 from mailhub.smtp import Intake, IntakeLoad, protocol_factory
-from mailhub.store import Store, check_readable, inbound, outbound
+from mailhub.store import (
+    Store,
+    check_readable,
+    inbound,
+    is_storage_error,
+    open_store,
+    outbound,
+    schema,
+)
 from mailhub.store.batching import GroupCommit
-from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, oldest_queued
+from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, node_name, oldest_queued
 from mailhub.web.server import WebServer, WebStartError
 from mailhub.web.site import Site
 
@@ -60,6 +72,57 @@ def check_database(path: Path) -> None:
         ) from None
 
 
+async def open_service_store(storage: StorageConfig) -> Store:
+    """The store a node serves from, or a StartError of one line.
+
+    SQLite: the file is this process's own, so an older schema is brought up to date at
+    start (as always); PostgreSQL: several nodes share the database, so a node never
+    migrates it by itself (another node may still run the older release): it checks the
+    version and refuses an older or newer schema (`mailhub migrate` upgrades it)."""
+    if storage.url is None:
+        path = storage.path
+        await asyncio.to_thread(check_database, path)
+        try:
+            return await Store.open(path, storage.busy_timeout)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartError(
+                f"cannot open the database {path} ({_reason(exc)}); check storage.path"
+            ) from None
+        except SchemaMismatch as exc:
+            raise StartError(str(exc)) from None
+    try:
+        store = await open_store(storage, migrate=False)
+    except OSError as exc:
+        raise StartError(
+            f"cannot read storage.password_file {storage.password_file} ({_reason(exc)})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - psycopg's errors, said in one line
+        if not is_storage_error(exc):
+            raise
+        raise StartError(
+            f"cannot reach the PostgreSQL database {_safe_url(storage.url)} ({exc});"
+            " check storage.url and that the server is running"
+        ) from None
+    try:
+        async with store.read() as tx:
+            await schema.check(tx)
+    except BaseException as exc:
+        await store.close()
+        if isinstance(exc, SchemaMismatch):
+            raise StartError(str(exc)) from None
+        raise
+    return store
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, should one have been written into it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":…@")
+    return parts._replace(netloc=netloc).geturl()
+
+
 class Service:
     def __init__(
         self,
@@ -87,19 +150,16 @@ class Service:
         self.server: asyncio.Server | None = None
         self.port = config.server.port
         self.web: WebServer | None = None  # the HTTP side, when [web] is configured
+        # This process's name on the leases it takes (several nodes on one database): the
+        # host, the process and a random part, so a restarted node never takes a dead
+        # one's leases for its own.
+        self.owner = f"{node_name()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     async def start(self) -> None:
         """Open the store, listen, start the workers. Whatever fails on the way (the
         database, the port: a `StartError`) leaves nothing open behind it: no store
         thread, no socket, no task, so the process can exit at once."""
-        path = self.config.storage.path
-        await asyncio.to_thread(check_database, path)
-        try:
-            self.store = await Store.open(path, self.config.storage.busy_timeout)
-        except (OSError, sqlite3.Error) as exc:
-            raise StartError(
-                f"cannot open the database {path} ({_reason(exc)}); check storage.path"
-            ) from None
+        self.store = await open_service_store(self.config.storage)
         try:
             await self._start()
         except BaseException:
@@ -128,6 +188,7 @@ class Service:
             self._notify,
             self.load,
             personalisers=app.personalisers(self.apps),
+            owner=self.owner,
         )
         self.processor = Processor(
             self.store,
@@ -136,6 +197,8 @@ class Service:
             self.load,
             handlers=self.handlers,
             preparers=app.route_preparers(self.apps),
+            owner=self.owner,
+            lease_seconds=self.config.storage.lease_seconds,
         )
         self.scheduler = Scheduler(
             self.store, self.runtime, self._wake_delivery, app.jobs(self.apps), self.scheduler_tick
@@ -188,6 +251,21 @@ class Service:
                 ("scheduler", "scheduler", lambda: self.scheduler.run(self.statuses["scheduler"]))
             )
         workers.append(("health", "health", self._health))
+        if self.store.shared:
+            # Several nodes: keep this node's claims alive while it works on them.
+            lease = self.config.storage.lease_seconds
+            processing = LeaseKeeper(
+                self.store, self.clock, self.owner, lease, inbound.renew,
+                lambda: self.processor.holding,
+            )  # fmt: skip
+            sending = LeaseKeeper(
+                self.store, self.clock, self.owner, lease, outbound.renew,
+                lambda: self.delivery.in_flight,
+            )  # fmt: skip
+            workers += [
+                ("leases-processing", "leases", processing.run),
+                ("leases-delivery", "leases", sending.run),
+            ]
         self._tasks = [
             asyncio.create_task(self.supervise(worker, run), name=task)
             for task, worker, run in workers

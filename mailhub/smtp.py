@@ -20,6 +20,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailhub import logs
+from mailhub.addresses import ordering_key
 from mailhub.clock import Clock
 from mailhub.config import Config
 from mailhub.routing import AddressBook, is_local, resolve
@@ -181,7 +182,8 @@ class Intake:
         raw = envelope.original_content or b""
         rcpts = tuple(envelope.rcpt_tos)
         mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
-        routes = [r.name for r in (resolve(a, self.book) for a in rcpts) if r]
+        resolved = [r for r in (resolve(a, self.book) for a in rcpts) if r]
+        routes = [r.name for r in resolved]
         # Mail for a conduct case: sealed before it is stored, and logged without sender
         # or recipients (they would tie a reporter, or a recused member, to the case).
         conduct = any(name.startswith(CONDUCT_ROUTE_PREFIX) for name in routes)
@@ -212,6 +214,7 @@ class Intake:
                     sealed=sealed,
                     conduct=conduct,
                     size=len(raw),
+                    order_key=ordering_key(resolved),
                 )
             )
         except Exception as exc:  # noqa: BLE001 - whatever kept it off the disk, 451

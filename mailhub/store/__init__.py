@@ -1,4 +1,12 @@
-"""The SQLite store: one connection per process, explicit transactions.
+"""The store: SQLite (the embedded default) or PostgreSQL (several nodes, one database).
+
+`open_store(config.storage)` picks one: `[storage] url = "postgresql://…"` →
+`mailhub.store.postgres.PostgresStore`, else the SQLite file at `path` (`Store.open`). Both
+give the same `Tx` to the same store functions; SQL is written once, with SQLite's `?` and
+`:name` placeholders, and the PostgreSQL Tx rewrites them for psycopg. Where the two must
+differ, the store module branches on `tx.dialect` (never the apps).
+
+SQLite: one connection per process, explicit transactions.
 
 Why one connection guarded by a lock rather than one per task: SQLite allows one
 writer at a time anyway, and its busy handler sleeps in steps of up to 100 ms when
@@ -25,12 +33,15 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 import mailhub.logs  # noqa: F401 - caps library loggers that would log mail content
 from mailhub.store.schema import migrate as _migrate
+
+if TYPE_CHECKING:
+    from mailhub.config import StorageConfig
 
 
 class Tx:
@@ -40,6 +51,8 @@ class Tx:
     while they hold the connection's lock."""
 
     __slots__ = ("execute", "executemany")
+
+    dialect = "sqlite"
 
     # The name is reused at every level: ROLLBACK TO / RELEASE act on the innermost
     # savepoint of that name, so savepoints nest (in SQLite and in PostgreSQL alike).
@@ -129,7 +142,10 @@ def check_readable(path: Path) -> None:
 
 def is_storage_error(exc: BaseException) -> bool:
     """True for a database or disk error that a later try may not meet (a lock held by
-    another process, a full disk), as opposed to a bug in a statement."""
+    another process, a full disk; on PostgreSQL also a lost connection, a deadlock or a
+    serialisation failure), as opposed to a bug in a statement."""
+    if _postgres_storage_error(exc):
+        return True
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         if code is None:
@@ -138,7 +154,20 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+def _postgres_storage_error(exc: BaseException) -> bool:
+    import sys
+
+    postgres = sys.modules.get("mailhub.store.postgres")  # only if it is in use
+    return postgres is not None and postgres.is_storage_error(exc)
+
+
 class Store:
+    """The SQLite store (`Store.open`); `PostgresStore` has the same methods."""
+
+    dialect = "sqlite"
+    # Several processes may share the database: work is claimed with leases (PostgreSQL).
+    shared = False
+
     def __init__(
         self, conn: aiosqlite.Connection, path: Path, raw: sqlite3.Connection | None = None
     ) -> None:
@@ -245,3 +274,19 @@ class Store:
         # BEGIN was still queued in aiosqlite's thread, the BEGIN runs anyway, and this
         # ROLLBACK (queued after it) closes it. ROLLBACK outside a transaction is a no-op.
         await asyncio.shield(self.conn.rollback())
+
+
+async def open_store(storage: StorageConfig, *, migrate: bool = True) -> Store:
+    """The store `[storage]` names: PostgreSQL when it has a `url`, else the SQLite file at
+    `path`. `migrate=False` opens without touching the schema (`mailhub queue`, and every
+    PostgreSQL node at start, which only checks the version: see schema.check)."""
+    if storage.url:
+        from mailhub.store.postgres import PostgresStore
+
+        return await PostgresStore.connect(
+            storage.url,
+            password=storage.password(),
+            migrate=migrate,
+            pool_size=storage.pool_size,
+        )
+    return await Store.open(storage.path, storage.busy_timeout, migrate=migrate)

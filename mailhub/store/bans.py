@@ -54,10 +54,10 @@ async def add(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO bans (address, scope, starts_at, ends_at, case_ref, reason, created_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (address.lower(), scope.lower(), starts_at, ends_at, case_ref, reason, created_by),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def active(tx: Tx, address: str, list_name: str, now: float) -> Ban | None:

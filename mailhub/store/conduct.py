@@ -329,10 +329,10 @@ async def add_message(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO conduct_messages (case_ref, received_at, kind, author, encrypted, raw, held)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (ref.upper(), received_at, kind, author.lower(), int(encrypted), raw, int(held)),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def release_held(tx: Tx, ref: str) -> None:
@@ -372,10 +372,10 @@ async def add_recusal(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO conduct_recusals (case_ref, member, reason, possible, recused_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (ref.upper(), member, reason, int(possible), at),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def recusals(tx: Tx, ref: str) -> list[Recusal]:

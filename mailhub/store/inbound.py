@@ -82,11 +82,12 @@ class NewInbound:
     sealed: bool = False
     conduct: bool = False
     size: int | None = None  # of the message as received (default: len(raw))
+    order_key: str = ""  # mail of one key is processed in arrival order (addresses.ordering_key)
 
 
 def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
     """One multi-row INSERT for a group commit (a single statement is atomic on its own)."""
-    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"] * len(items))
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)"] * len(items))
     params: list = []
     for i in items:
         params += [
@@ -100,10 +101,11 @@ def insert_statement(items: list[NewInbound]) -> tuple[str, list]:
             i.received_at,
             int(i.sealed),
             int(i.conduct),
+            i.order_key,
         ]
     sql = (
         "INSERT INTO inbound (queue_id, received_at, mail_from, rcpt_tos, peer, raw, size,"
-        " state, updated_at, sealed, conduct) VALUES " + rows
+        " state, updated_at, sealed, conduct, order_key) VALUES " + rows
     )
     return sql, params
 
@@ -141,6 +143,84 @@ async def next_queued(tx: Tx, limit: int = 1) -> list[InboundItem]:
         f"SELECT {_COLUMNS} FROM inbound WHERE state = 'queued' ORDER BY seq LIMIT ?", (limit,)
     )
     return [_item(row) for row in await cur.fetchall()]
+
+
+async def claim(tx: Tx, owner: str, now: float, until: float, limit: int = 1) -> list[InboundItem]:
+    """The oldest queued messages this node may process now, claimed for it until `until`.
+
+    SQLite: one process owns the file, so this is `next_queued` (no lease to write).
+    PostgreSQL, several nodes: rows no other node holds a live lease on, locked with
+    `FOR UPDATE SKIP LOCKED` (a node claiming at the same moment gets other rows, never
+    these). Arrival order per ordering key across the cluster: a message is taken only if
+    no earlier message of its key is still queued outside this claim (held by another node,
+    or being claimed by one right now), so a list's mail is processed in order whichever
+    node takes it. A dead node's leases run out at `lease_until`; another node's claim
+    then takes the work (in order: the earliest of each key first)."""
+    if tx.dialect == "sqlite":
+        return await next_queued(tx, limit)
+    cur = await tx.execute(
+        f"SELECT {_COLUMNS}, order_key FROM inbound WHERE state = 'queued'"
+        " AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?"
+        " FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return []
+    seqs = [row[0] for row in rows]
+    keys = sorted({row[-1] for row in rows if row[-1]})
+    first_outside: dict[str, int] = {}
+    if keys:
+        cur = await tx.execute(
+            "SELECT order_key, MIN(seq) FROM inbound WHERE state = 'queued'"
+            " AND order_key = ANY(?) AND NOT (seq = ANY(?)) GROUP BY order_key",
+            (keys, seqs),
+        )
+        first_outside = dict(await cur.fetchall())
+    taken = [row for row in rows if not row[-1] or row[0] < first_outside.get(row[-1], row[0] + 1)]
+    if not taken:
+        return []
+    await tx.execute(
+        "UPDATE inbound SET lease_owner = ?, lease_until = ? WHERE seq = ANY(?)",
+        (owner, until, [row[0] for row in taken]),
+    )
+    return [_item(row[:-1]) for row in taken]
+
+
+async def still_held(tx: Tx, owner: str, seqs: list[int]) -> set[int]:
+    """Of these claimed messages, those still queued and still this node's, locked until the
+    transaction ends: a lease that ran out and was taken by another node (which may be
+    processing them now) is not processed twice. SQLite: all of them."""
+    if tx.dialect == "sqlite" or not seqs:
+        return set(seqs)
+    cur = await tx.execute(
+        "SELECT seq FROM inbound WHERE seq = ANY(?) AND state = 'queued' AND lease_owner = ?"
+        " FOR UPDATE",
+        (seqs, owner),
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def release(tx: Tx, owner: str, seqs: list[int]) -> None:
+    """Give back claimed messages not processed after all (a batch cut short for intake)."""
+    if tx.dialect == "sqlite" or not seqs:
+        return
+    await tx.execute(
+        "UPDATE inbound SET lease_owner = NULL, lease_until = NULL"
+        " WHERE seq = ANY(?) AND lease_owner = ?",
+        (seqs, owner),
+    )
+
+
+async def renew(tx: Tx, owner: str, seqs: list[int], until: float) -> None:
+    """Keep this node's claim on messages it is still working on."""
+    if tx.dialect == "sqlite" or not seqs:
+        return
+    await tx.execute(
+        "UPDATE inbound SET lease_until = ? WHERE seq = ANY(?) AND lease_owner = ?"
+        " AND state = 'queued'",
+        (until, seqs, owner),
+    )
 
 
 async def get(tx: Tx, queue_id: str) -> InboundItem | None:

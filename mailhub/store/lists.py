@@ -359,10 +359,10 @@ async def hold_post(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO list_held_posts (list_name, sender, mail_from, subject, reason, held_at,"
-        " raw, authenticity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " raw, authenticity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (list_name.lower(), sender.lower(), mail_from, subject, reason, now, raw, authenticity),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def held_authenticity(tx: Tx, held_id: int) -> str:
@@ -434,10 +434,10 @@ async def archive_post(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO list_archive (list_name, message_id, thread_id, sender, subject,"
-        " archived_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " archived_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (list_name.lower(), message_id, thread_id, sender.lower(), subject, now, raw),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def last_archive_id(tx: Tx, list_name: str) -> int:

@@ -210,10 +210,10 @@ async def add_request(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO membership_requests (list_name, address, display_name, note, state,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (list_name, address.lower(), display_name, note, state, now),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def get_request(tx: Tx, request_id: int) -> MembershipRequest | None:
@@ -291,7 +291,7 @@ async def add_token(
 ) -> int:
     cur = await tx.execute(
         "INSERT INTO membership_tokens (token_hash, purpose, list_name, address, request_id,"
-        " review_id, created_at, expires_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " review_id, created_at, expires_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             token_hash,
             purpose,
@@ -304,7 +304,7 @@ async def add_token(
             detail,
         ),
     )
-    return int(cur.lastrowid)
+    return int((await cur.fetchone())[0])
 
 
 async def live_tokens(
@@ -430,10 +430,10 @@ async def add_review(
     """Record a review and its entries, numbered from 1 in the order given."""
     cur = await tx.execute(
         "INSERT INTO reviews (list_name, recipient, role, sent_at, signature)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (list_name, recipient.lower(), role, now, signature),
     )
-    review_id = int(cur.lastrowid)
+    review_id = int((await cur.fetchone())[0])
     await tx.executemany(
         "INSERT INTO review_entries (review_id, number, kind, ref_id) VALUES (?, ?, ?, ?)",
         [(review_id, n, kind, ref) for n, (kind, ref) in enumerate(entries, start=1)],

@@ -89,10 +89,10 @@ async def insert(
     """`raw` as stored: already sealed when `sealed`."""
     cur = await tx.execute(
         "INSERT INTO outbound (message_id, mail_from, raw, kind, source, personalise, created_at,"
-        " next_attempt_at, sealed, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " next_attempt_at, sealed, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (message_id, mail_from, raw, kind, source, personalise, now, now, int(sealed), case_ref),
     )
-    outbound_id = cur.lastrowid
+    outbound_id = int((await cur.fetchone())[0])
     await tx.executemany(
         "INSERT INTO outbound_rcpt (outbound_id, rcpt) VALUES (?, ?)",
         [(outbound_id, r) for r in dict.fromkeys(rcpts)],
@@ -100,14 +100,45 @@ async def insert(
     return int(outbound_id)
 
 
-async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[OutboundItem]:
-    cur = await tx.execute(
-        "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise,"
-        " sealed, case_ref FROM outbound"
-        " WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        (now, limit + len(exclude)),
-    )
-    rows = [r for r in await cur.fetchall() if r[0] not in exclude][:limit]
+_DUE = (
+    "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise,"
+    " sealed, case_ref FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?"
+)
+
+
+async def due(
+    tx: Tx,
+    now: float,
+    limit: int,
+    exclude: set[int],
+    owner: str = "",
+    until: float | None = None,
+) -> list[OutboundItem]:
+    """Messages due for an attempt, claimed for this node (`owner`) until `until`.
+
+    SQLite: one process owns the file; `exclude` are the messages it is sending already.
+    PostgreSQL, several nodes: rows no other node holds a live lease on, locked with
+    `FOR UPDATE SKIP LOCKED` so two nodes claiming at once get different messages, then
+    leased to this node. A node that dies mid-send loses its leases at `lease_until`, and
+    another node sends to the recipients whose answer was not yet recorded (the in-flight
+    window: at most the SMTP transactions that were in progress are sent twice)."""
+    if tx.dialect == "sqlite":
+        cur = await tx.execute(
+            _DUE + " ORDER BY next_attempt_at, id LIMIT ?", (now, limit + len(exclude))
+        )
+        rows = [r for r in await cur.fetchall() if r[0] not in exclude][:limit]
+    else:
+        cur = await tx.execute(
+            _DUE + " AND (lease_until IS NULL OR lease_until < ?) AND NOT (id = ANY(?))"
+            " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+            (now, now, sorted(exclude), limit),
+        )
+        rows = list(await cur.fetchall())
+        if rows:
+            await tx.execute(
+                "UPDATE outbound SET lease_owner = ?, lease_until = ? WHERE id = ANY(?)",
+                (owner, until if until is not None else now, [r[0] for r in rows]),
+            )
     if not rows:
         return []
     # Every row's pending recipients in one statement (not one per row: each statement is a
@@ -137,6 +168,16 @@ async def due(tx: Tx, now: float, limit: int, exclude: set[int]) -> list[Outboun
         )
         for r in rows
     ]
+
+
+async def renew(tx: Tx, owner: str, ids: list[int], until: float) -> None:
+    """Keep this node's claim on the messages it is still sending (PostgreSQL)."""
+    if tx.dialect == "sqlite" or not ids:
+        return
+    await tx.execute(
+        "UPDATE outbound SET lease_until = ? WHERE id = ANY(?) AND lease_owner = ?",
+        (until, ids, owner),
+    )
 
 
 async def next_due_at(tx: Tx) -> float | None:
@@ -171,11 +212,14 @@ async def settle(tx: Tx, outbound_id: int, retry_at: float | None) -> None:
         "UPDATE outbound SET attempts = attempts + 1,"
         " next_attempt_at = CASE WHEN " + _RETRY + " THEN :retry ELSE next_attempt_at END,"
         " state = CASE WHEN " + _RETRY + " THEN state ELSE 'done' END,"
-        " raw = CASE WHEN " + _RETRY + " THEN raw ELSE X'' END"
-        " WHERE id = :id",
+        " raw = CASE WHEN " + _RETRY + " THEN raw ELSE X'' END" + _UNLEASED + " WHERE id = :id",
         {"retry": retry_at, "id": outbound_id},
     )
 
+
+# The node's claim ends with its attempt: the next one may be any node's. (Only PostgreSQL
+# writes leases; on SQLite the columns stay NULL and this costs nothing.)
+_UNLEASED = ", lease_owner = NULL, lease_until = NULL"
 
 # Is the message to be tried again: a retry time given, and a recipient still pending?
 _RETRY = (
@@ -188,7 +232,9 @@ async def postpone(tx: Tx, outbound_id: int, retry_at: float) -> None:
     """Leave a message queued, untouched but for its next attempt (one that cannot be sent
     yet, e.g. sealed with a key that is not configured)."""
     await tx.execute(
-        "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+        "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ?"
+        + _UNLEASED
+        + " WHERE id = ?",
         (retry_at, outbound_id),
     )
 
