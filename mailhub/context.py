@@ -87,11 +87,15 @@ class Context:
         message_id: str | None = None,
         personalise: str | None = None,
         case_ref: str = "",
+        order_key: str = "",
     ) -> int | None:
         """Queue a message for delivery in this transaction. Returns the outbound id.
 
         `personalise="list:NAME"`: stored once, sent to each recipient in its own SMTP
         transaction with per-member envelope and headers (mailhub.lists.verp).
+
+        `order_key`: messages of one key are delivered one after another in the order they
+        were queued, from whichever node (a list's posts: `list:NAME`).
 
         Case mail (`kind` "conduct.*") is sealed with the conduct key when one is
         configured, and stored with `case_ref` (default: the message's X-Conduct-Case
@@ -125,6 +129,7 @@ class Context:
             personalise=personalise,
             sealed=sealed,
             case_ref=case_ref,
+            order_key=order_key,
         )
         self.sent.append(outbound_id)
         return outbound_id

@@ -79,6 +79,8 @@ async def distribute(
         mail_from=ListAddresses.of(cfg.name, ctx.domain).bounces,
         message_id=message_id,
         personalise=f"list:{cfg.name}" if personalised else None,
+        # Members get a list's posts in the order they were accepted, from any node.
+        order_key=f"list:{cfg.name}",
     )
     return len(rcpts)
 

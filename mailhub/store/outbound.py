@@ -85,13 +85,19 @@ async def insert(
     personalise: str | None = None,
     sealed: bool = False,
     case_ref: str = "",
+    order_key: str = "",
 ) -> int:
-    """`raw` as stored: already sealed when `sealed`."""
+    """`raw` as stored: already sealed when `sealed`. `order_key`: messages of one key are
+    sent one after another, in order (a list's posts; see `due`)."""
     cur = await tx.execute(
         "INSERT INTO outbound (message_id, mail_from, raw, kind, source, personalise, created_at,"
-        " next_attempt_at, sealed, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (message_id, mail_from, raw, kind, source, personalise, now, now, int(sealed), case_ref),
-    )
+        " next_attempt_at, sealed, case_ref, order_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            message_id, mail_from, raw, kind, source, personalise, now, now, int(sealed),
+            case_ref, order_key,
+        ),
+    )  # fmt: skip
     outbound_id = int((await cur.fetchone())[0])
     await tx.executemany(
         "INSERT INTO outbound_rcpt (outbound_id, rcpt) VALUES (?, ?)",
@@ -102,8 +108,27 @@ async def insert(
 
 _DUE = (
     "SELECT id, message_id, mail_from, raw, kind, source, created_at, attempts, personalise,"
-    " sealed, case_ref FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?"
+    " sealed, case_ref, order_key FROM outbound WHERE state = 'queued' AND next_attempt_at <= ?"
 )
+
+
+async def _in_order(tx: Tx, rows: list, now: float) -> list:
+    """Of the due rows, those that may be sent now without overtaking: per ordering key (a
+    list's posts), only the earliest message due, and only when no earlier one of the key
+    is due or in flight elsewhere (in flight = still queued and due). So members get a
+    list's posts in the order they were processed, from any node; a message waiting for a
+    retry later does not hold back the rest. Rows without a key go as they are."""
+    keys = sorted({r[11] for r in rows if r[11]})
+    if not keys:
+        return rows
+    cur = await tx.execute(
+        "SELECT order_key, MIN(id) FROM outbound WHERE state = 'queued'"
+        f" AND next_attempt_at <= ? AND order_key IN ({', '.join('?' * len(keys))})"
+        " GROUP BY order_key",
+        [now, *keys],
+    )
+    first = dict(await cur.fetchall())
+    return [r for r in rows if not r[11] or first.get(r[11]) == r[0]]
 
 
 async def due(
@@ -126,14 +151,15 @@ async def due(
         cur = await tx.execute(
             _DUE + " ORDER BY next_attempt_at, id LIMIT ?", (now, limit + len(exclude))
         )
-        rows = [r for r in await cur.fetchall() if r[0] not in exclude][:limit]
+        rows = await _in_order(tx, [r for r in await cur.fetchall() if r[0] not in exclude], now)
+        rows = rows[:limit]
     else:
         cur = await tx.execute(
             _DUE + " AND (lease_until IS NULL OR lease_until < ?) AND NOT (id = ANY(?))"
             " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
             (now, now, sorted(exclude), limit),
         )
-        rows = list(await cur.fetchall())
+        rows = await _in_order(tx, list(await cur.fetchall()), now)
         if rows:
             await tx.execute(
                 "UPDATE outbound SET lease_owner = ?, lease_until = ? WHERE id = ANY(?)",

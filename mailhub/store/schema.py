@@ -78,11 +78,13 @@ LEASE_COLUMNS = (
     ("inbound", "order_key", "TEXT NOT NULL DEFAULT ''"),
     ("inbound", "lease_owner", "TEXT"),
     ("inbound", "lease_until", "REAL"),
+    ("outbound", "order_key", "TEXT NOT NULL DEFAULT ''"),
     ("outbound", "lease_owner", "TEXT"),
     ("outbound", "lease_until", "REAL"),
 )
 LEASE_INDEXES = (
     "CREATE INDEX IF NOT EXISTS inbound_order ON inbound (order_key, seq) WHERE state = 'queued'",
+    "CREATE INDEX IF NOT EXISTS outbound_order ON outbound (order_key, id) WHERE state = 'queued'",
 )
 
 
