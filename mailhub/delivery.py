@@ -38,7 +38,7 @@ from mailhub.config import Config, OutboundConfig
 from mailhub.dsn import build_dsn
 from mailhub.messages import clean_raw_value, head_fields, to_bytes
 from mailhub.parsing import clean
-from mailhub.processing import MAX_DEFER_SECONDS, POLL_SECONDS
+from mailhub.processing import MAX_DEFER_SECONDS, poll_seconds
 from mailhub.relay import RelayTransport
 from mailhub.sealing import conduct_key, is_conduct_kind, unseal
 from mailhub.signing import PER_COPY, Signer
@@ -264,7 +264,7 @@ class Delivery:
         # Woken at once by processing; the timeout picks up mail the CLI queued from
         # another process (`mailhub cases close`, `mailhub members --invite`...), and keeps
         # the heartbeat going.
-        timeout = POLL_SECONDS
+        timeout = poll_seconds(self.store, self.lease_seconds)
         if free and next_at is not None:
             timeout = max(0.01, min(timeout, next_at - self.clock.now()))
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that

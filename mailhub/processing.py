@@ -42,6 +42,13 @@ Handler = Callable[[Context, Incoming, Route], Awaitable[None]]
 Preparer = Callable[[Runtime, Incoming], Awaitable[None]]
 
 
+def poll_seconds(store: Store, lease_seconds: float) -> float:
+    """How long an idle worker waits before it looks again. Several nodes: at most half a
+    lease, so work a dead node held is taken over soon after its leases run out (no other
+    node's intake wakes this one)."""
+    return min(POLL_SECONDS, lease_seconds / 2) if store.shared else POLL_SECONDS
+
+
 def routes_for(rcpt_tos: tuple[str, ...], book: AddressBook) -> list[Route]:
     """One route per distinct destination: postmaster@ and abuse@ on one message forward once."""
     seen: dict[tuple, Route] = {}
@@ -115,7 +122,7 @@ class Processor:
                     # which runs in another process, and keeps the heartbeat going.
                     # asyncio.timeout, not wait_for (which can swallow a cancel: delivery).
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(POLL_SECONDS):
+                        async with asyncio.timeout(poll_seconds(self.store, self.lease_seconds)):
                             await self.wake.wait()
                     continue
                 self.busy = True
