@@ -7,11 +7,13 @@ transaction that archives the post (mailhub.lists.archive_index), so a post is n
 archived without being indexed. Posts archived before the index existed are indexed by
 a scheduled backfill, oldest first; `archive_index_progress` remembers how far it got.
 
-Search is SQLite's FTS5 with the unicode61 tokenizer folding case and diacritics
+Search on SQLite is FTS5 with the unicode61 tokenizer folding case and diacritics
 ("ŵ" finds "w", "Llandudno" finds "llandudno"). The full-text table uses `archive_posts`
 as its external content (the text is stored once), and carries the list's name as a token
 of its own column, so a search of one list intersects the index with that token instead
-of looking up every matching row's list.
+of looking up every matching row's list. On PostgreSQL it is a tsvector made here from the
+same words, folded the same way, in a GIN index (see "search on PostgreSQL" below): the
+same query syntax, matches, ranking window and snippets.
 
 Every read filters by list name: a post of another list is "not found".
 """
@@ -59,25 +61,43 @@ SCHEMA = [
         authors TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS archive_threads_last ON archive_threads (list_name, last_at)",
-    """CREATE TABLE IF NOT EXISTS archive_months (
-        list_name TEXT NOT NULL,
-        year INTEGER NOT NULL,
-        month INTEGER NOT NULL,
-        messages INTEGER NOT NULL,
-        PRIMARY KEY (list_name, year, month)
-    ) WITHOUT ROWID""",
     # The backfill's mark: every post of the list with an id up to `through` is indexed.
     """CREATE TABLE IF NOT EXISTS archive_index_progress (
         list_name TEXT PRIMARY KEY,
         through INTEGER NOT NULL
     )""",
+    # The month's mbox reads the raw archive by date, whether or not a post is indexed yet.
+    "CREATE INDEX IF NOT EXISTS list_archive_time ON list_archive (list_name, archived_at)",
+]
+
+_MONTHS = """CREATE TABLE IF NOT EXISTS archive_months (
+        list_name TEXT NOT NULL,
+        year {integer} NOT NULL,
+        month {integer} NOT NULL,
+        messages {integer} NOT NULL,
+        PRIMARY KEY (list_name, year, month)
+    )"""
+
+SCHEMA_SQLITE = [
+    _MONTHS.format(integer="INTEGER") + " WITHOUT ROWID",
     """CREATE VIRTUAL TABLE IF NOT EXISTS archive_search USING fts5(
         list_key, subject, author, text,
         content = 'archive_posts', content_rowid = 'id',
         tokenize = 'unicode61 remove_diacritics 2'
     )""",
-    # The month's mbox reads the raw archive by date, whether or not a post is indexed yet.
-    "CREATE INDEX IF NOT EXISTS list_archive_time ON list_archive (list_name, archived_at)",
+]
+
+# PostgreSQL has no FTS5: a post's words are a tsvector made here in Python (`document`),
+# folded as the snippets fold them, in a GIN index; see "search on PostgreSQL" below.
+SCHEMA_POSTGRESQL = [
+    _MONTHS.format(integer="BIGINT"),
+    """CREATE TABLE IF NOT EXISTS archive_search (
+        id BIGINT PRIMARY KEY,
+        list_key TEXT NOT NULL,
+        doc TSVECTOR NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_search_doc ON archive_search USING gin (doc)",
+    "CREATE INDEX IF NOT EXISTS archive_search_list ON archive_search (list_key, id)",
 ]
 
 MAX_AUTHORS = 5  # names a thread summary lists
@@ -197,10 +217,17 @@ async def index_post(
         (archive_id, name, key, message_id, thread, parent, author, subject, posted_at, text,
          int(has_html), attachments),
     )  # fmt: skip
-    await tx.execute(
-        "INSERT INTO archive_search (rowid, list_key, subject, author, text) VALUES (?, ?, ?, ?, ?)",
-        (archive_id, key, subject, author, text),
-    )
+    if tx.dialect == "postgresql":
+        await tx.execute(
+            "INSERT INTO archive_search (id, list_key, doc) VALUES (?, ?, CAST(? AS tsvector))",
+            (archive_id, key, document(subject, author, text)),
+        )
+    else:
+        await tx.execute(
+            "INSERT INTO archive_search (rowid, list_key, subject, author, text)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (archive_id, key, subject, author, text),
+        )
     cur = await tx.execute(
         "SELECT authors FROM archive_threads WHERE id = ? AND list_name = ?", (thread, name)
     )
@@ -216,14 +243,14 @@ async def index_post(
         if author and author not in authors and len(authors) < MAX_AUTHORS:
             authors.append(author)
         await tx.execute(
-            "UPDATE archive_threads SET last_at = MAX(last_at, ?), messages = messages + 1,"
-            " authors = ? WHERE id = ?",
+            f"UPDATE archive_threads SET last_at = {_greatest(tx)}(last_at, ?),"
+            " messages = messages + 1, authors = ? WHERE id = ?",
             (posted_at, "\n".join(authors), thread),
         )
     year, month = _month_of(posted_at)
     await tx.execute(
         "INSERT INTO archive_months (list_name, year, month, messages) VALUES (?, ?, ?, 1)"
-        " ON CONFLICT (list_name, year, month) DO UPDATE SET messages = messages + 1",
+        " ON CONFLICT (list_name, year, month) DO UPDATE SET messages = archive_months.messages + 1",
         (name, year, month),
     )
 
@@ -240,9 +267,15 @@ async def backfill_mark(tx: Tx, list_name: str) -> int:
 async def set_backfill_mark(tx: Tx, list_name: str, through: int) -> None:
     await tx.execute(
         "INSERT INTO archive_index_progress (list_name, through) VALUES (?, ?)"
-        " ON CONFLICT (list_name) DO UPDATE SET through = MAX(through, excluded.through)",
+        " ON CONFLICT (list_name) DO UPDATE"
+        f" SET through = {_greatest(tx)}(archive_index_progress.through, excluded.through)",
         (list_name.lower(), through),
     )
+
+
+def _greatest(tx: Tx) -> str:
+    """The larger of two values: SQLite's MAX() with two arguments, PostgreSQL's GREATEST()."""
+    return "GREATEST" if tx.dialect == "postgresql" else "MAX"
 
 
 async def unindexed(tx: Tx, list_name: str, after_id: int, limit: int) -> list[ArchivedPost]:
@@ -280,12 +313,15 @@ async def last_archived(tx: Tx, list_name: str) -> int:
 async def clear_index(tx: Tx, list_name: str) -> None:
     """Forget the list's index (`mailhub archive LIST --reindex`): the backfill redoes it."""
     name = list_name.lower()
-    await tx.execute(
-        "INSERT INTO archive_search (archive_search, rowid, list_key, subject, author, text)"
-        " SELECT 'delete', id, list_key, subject, author, text FROM archive_posts"
-        " WHERE list_name = ?",
-        (name,),
-    )
+    if tx.dialect == "postgresql":
+        await tx.execute("DELETE FROM archive_search WHERE list_key = ?", (list_key(name),))
+    else:
+        await tx.execute(
+            "INSERT INTO archive_search (archive_search, rowid, list_key, subject, author, text)"
+            " SELECT 'delete', id, list_key, subject, author, text FROM archive_posts"
+            " WHERE list_name = ?",
+            (name,),
+        )
     for table in ("archive_posts", "archive_threads", "archive_months", "archive_index_progress"):
         await tx.execute(f"DELETE FROM {table} WHERE list_name = ?", (name,))
 
@@ -426,10 +462,20 @@ async def search(
     tx: Tx, list_name: str, query: SearchQuery, limit: int, offset: int
 ) -> tuple[list[Hit], int]:
     """The posts of the list that match, best first (see RANK_WINDOW), and how many match."""
-    expr = match_expression(list_name, query)
-    cur = await tx.execute(
-        "SELECT count(*) FROM archive_search WHERE archive_search MATCH ?", (expr,)
-    )
+    # The same steps on both engines; only the match, the row's id and the rank differ.
+    if tx.dialect == "postgresql":
+        text = tsquery(query)
+        if text is None:  # a word of the query holds nothing the index could hold
+            return [], 0
+        match = "list_key = ? AND doc @@ CAST(? AS tsquery)"
+        args: tuple = (list_key(list_name), text)
+        row = "id"
+        rank, rank_args = f"ts_rank({_WEIGHTS}, doc, CAST(? AS tsquery), 1) DESC", (text,)
+    else:
+        match, args = "archive_search MATCH ?", (match_expression(list_name, query),)
+        row = "rowid"
+        rank, rank_args = _BM25, ()
+    cur = await tx.execute(f"SELECT count(*) FROM archive_search WHERE {match}", args)
     (total,) = await cur.fetchone()
     if total == 0 or offset >= total or limit <= 0:
         return [], int(total)
@@ -437,23 +483,22 @@ async def search(
     floor = 0  # the lowest id the ranked window holds
     if total > RANK_WINDOW:
         cur = await tx.execute(
-            "SELECT rowid FROM archive_search WHERE archive_search MATCH ?"
-            " ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-            (expr, RANK_WINDOW - 1),
+            f"SELECT {row} FROM archive_search WHERE {match} ORDER BY {row} DESC LIMIT 1 OFFSET ?",
+            (*args, RANK_WINDOW - 1),
         )
         floor = int((await cur.fetchone())[0])
     if offset < RANK_WINDOW:
         cur = await tx.execute(
-            f"SELECT rowid FROM archive_search WHERE archive_search MATCH ? AND rowid >= ?"
-            f" ORDER BY {_BM25}, rowid DESC LIMIT ? OFFSET ?",
-            (expr, floor, min(limit, RANK_WINDOW - offset), offset),
+            f"SELECT {row} FROM archive_search WHERE {match} AND {row} >= ?"
+            f" ORDER BY {rank}, {row} DESC LIMIT ? OFFSET ?",
+            (*args, floor, *rank_args, min(limit, RANK_WINDOW - offset), offset),
         )
         ids += [int(r[0]) for r in await cur.fetchall()]
     if len(ids) < limit and floor:
         cur = await tx.execute(
-            "SELECT rowid FROM archive_search WHERE archive_search MATCH ? AND rowid < ?"
-            " ORDER BY rowid DESC LIMIT ? OFFSET ?",
-            (expr, floor, limit - len(ids), max(0, offset - RANK_WINDOW)),
+            f"SELECT {row} FROM archive_search WHERE {match} AND {row} < ?"
+            f" ORDER BY {row} DESC LIMIT ? OFFSET ?",
+            (*args, floor, limit - len(ids), max(0, offset - RANK_WINDOW)),
         )
         ids += [int(r[0]) for r in await cur.fetchall()]
     if not ids:
@@ -469,6 +514,112 @@ async def search(
     # for each hit, which for a prefix word costs milliseconds a hit.
     hits = [Hit(*rows[i][:5], snippet(rows[i][5], marks)) for i in ids if i in rows]
     return hits, int(total)
+
+
+# --- search on PostgreSQL -------------------------------------------------------------------
+#
+# PostgreSQL has no FTS5. A post's words go into a tsvector made here, not by
+# to_tsvector(): the words are the snippets' words (`_WORD`), folded by `fold` (case and
+# diacritics: "Gŵyl" is "gwyl", as unicode61 remove_diacritics 2 folds it), so the index,
+# the query and the snippet marks agree, and nothing depends on the server's locale, its
+# text search parser or the `unaccent` extension. A query is a tsquery of the same folded
+# words, each one quoted: what a visitor types is only ever a lexeme, never an operator,
+# and it reaches the server as a bound parameter. Cast as text (CAST(? AS tsvector)),
+# lexemes are taken as they are; to_tsvector/to_tsquery would parse them again.
+#
+# The columns are weights of one tsvector: subject A, author B, text D, as FTS5's bm25
+# weighs them (4, 2, 1; see _BM25); `from:` searches the B words only. A gap of one
+# position between the columns keeps a phrase within one of them, as in FTS5.
+#
+# PostgreSQL's limits, which FTS5 does not have: a word is indexed (and searched for) by
+# its first _MAX_LEXEME_CHARS characters; a word's positions after its 256th, and
+# positions past 16,383 (about the 16,000th word of a post), are not kept, so a phrase
+# far into a very long post may not be found there (its words are); a post's document
+# stops at _MAX_DOCUMENT_BYTES (only a crafted text of many distinct long words gets so
+# far: 200,000 characters of ordinary text is a few hundred KB).
+
+# ts_rank's weights of {D, C, B, A}: text, (unused), author, subject, in bm25's ratios.
+_WEIGHTS = "'{0.25, 0, 0.5, 1}'"
+_MAX_LEXEME_CHARS = 500  # at most 2,000 bytes of UTF-8: PostgreSQL takes 2,047
+_MAX_POSITION = 16383
+_MAX_POSITIONS = 256  # of one word
+_MAX_DOCUMENT_BYTES = 1_000_000  # PostgreSQL takes 1 MB (1,048,575 bytes) of a tsvector
+
+
+def lexemes(text: str) -> list[str]:
+    """The words of `text` as the PostgreSQL index holds them: as the snippets read and
+    fold them (`_WORD`, `fold`), cut to _MAX_LEXEME_CHARS."""
+    out = []
+    for word in _WORD.findall(text):
+        lexeme = fold(word)[:_MAX_LEXEME_CHARS]
+        if lexeme:
+            out.append(lexeme)
+    return out
+
+
+def _lexeme(word: str) -> str:
+    """A lexeme as tsvector and tsquery text: quoted, a quote doubled, a backslash escaped;
+    whatever it holds is one word."""
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def document(subject: str, author: str, text: str) -> str:
+    """A post's words as tsvector text: each word once, with its positions (weight A in
+    the subject, B in the author's name, D in the text). Pure; bounded by PostgreSQL's
+    limits (see above)."""
+    positions: dict[str, list[str]] = {}
+    size = 0  # bytes of the tsvector, at most: a word's UTF-8 and 10, and 2 a position
+    pos = 0
+    for words, weight in ((subject, "A"), (author, "B"), (text, "")):
+        for lexeme in lexemes(words):
+            pos = min(pos + 1, _MAX_POSITION)
+            entry = f"{pos}{weight}"
+            have = positions.get(lexeme)
+            if have is None:
+                size += len(lexeme.encode()) + 10
+                if size > _MAX_DOCUMENT_BYTES:
+                    return _tsvector(positions)
+                positions[lexeme] = [entry]
+            elif len(have) < _MAX_POSITIONS and have[-1] != entry:
+                size += 2
+                have.append(entry)
+        pos += 1  # the gap between columns
+    return _tsvector(positions)
+
+
+def _tsvector(positions: dict[str, list[str]]) -> str:
+    return " ".join(f"{_lexeme(w)}:{','.join(p)}" for w, p in positions.items())
+
+
+def _tsphrase(words: str, *, prefix: bool = False, weight: str = "") -> str | None:
+    """`words` as a tsquery: one word, or a phrase of them next to each other in order;
+    the last one a prefix if `prefix`. None when it holds no word."""
+    found = lexemes(words)
+    if not found:
+        return None
+    parts = [_lexeme(w) + (f":{weight}" if weight else "") for w in found]
+    if prefix:
+        parts[-1] = f"{_lexeme(found[-1])}:*{weight}"
+    return parts[0] if len(parts) == 1 else "(" + " <-> ".join(parts) + ")"
+
+
+def tsquery(query: SearchQuery) -> str | None:
+    """The tsquery text of a query, as match_expression's FTS5 expression reads: every word
+    (with its Welsh forms: any one of them) and phrase anywhere, the author's words in the
+    author's name (weight B), all required. None when a part holds no word (then nothing
+    matches). The list is a column, not a word: search() filters on it."""
+    parts: list[str | None] = []
+    for n, term in enumerate(query.terms):
+        word = _tsphrase(term.rstrip("*"), prefix=term.endswith("*"))
+        others = query.forms[n] if n < len(query.forms) else ()
+        # A word with its Welsh mutated forms: any one of them will do.
+        forms = [f for f in map(_tsphrase, others) if f]
+        parts.append(f"({' | '.join([word, *forms])})" if word and forms else word)
+    parts.extend(_tsphrase(p) for p in query.phrases)
+    parts.extend(_tsphrase(w, weight="B") for w in query.author.split())
+    if not parts or None in parts:
+        return None
+    return " & ".join(p for p in parts if p)
 
 
 # --- snippets -----------------------------------------------------------------------------
