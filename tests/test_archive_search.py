@@ -1,16 +1,20 @@
 """Searching a list's archive: the query syntax (never an FTS5 error from what a visitor
 types), diacritics folded both ways, Welsh and English words, phrases, the author filter,
 ranking, snippets, paging past the ranked window, and one list never finding another's
-posts. A real SQLite file, filled through the store's own functions."""
+posts. On both backends (the `backend` fixture): a real SQLite file (FTS5) and a real
+PostgreSQL database (a tsvector made in Python), filled through the store's own functions."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import pytest_asyncio
 
 from mailhub.lists.search_query import SearchQuery, parse_query
-from mailhub.store import Store, archive
+from mailhub.store import archive
 from mailhub.store import lists as store
+from tests.support.hub import open_test_store
 
 START = 1_750_000_000.0
 
@@ -27,8 +31,8 @@ POSTS = [
 
 
 @pytest_asyncio.fixture
-async def db(tmp_path):
-    st = await Store.open(tmp_path / "mailhub.db")
+async def db(tmp_path, backend):
+    st = await open_test_store(tmp_path)
     ids: dict[int, int] = {}
     async with st.transaction() as tx:
         for n, (list_name, author, subject, text) in enumerate(POSTS):
@@ -156,9 +160,9 @@ async def test_another_lists_posts_are_never_found(db):
         assert await archive.raw(tx, "blue", blue) == POSTS[6][3].encode()
 
 
-async def test_paging_past_the_ranked_window_goes_on_newest_first(tmp_path, monkeypatch):
+async def test_paging_past_the_ranked_window_goes_on_newest_first(tmp_path, monkeypatch, backend):
     monkeypatch.setattr(archive, "RANK_WINDOW", 4)
-    st = await Store.open(tmp_path / "w.db")
+    st = await open_test_store(tmp_path, name="w.db")
     try:
         async with st.transaction() as tx:
             for n in range(10):
@@ -204,3 +208,71 @@ def test_snippet_of_a_long_text_is_the_stretch_around_the_match():
     assert f"{archive.MARK_START}cyfieithu{archive.MARK_END}" in got
     assert len(got.split()) == archive.SNIPPET_WORDS
     assert archive.snippet(text, ["absent"]).startswith("w0 w1 ")
+
+
+# --- past PostgreSQL's tsvector limits (FTS5 has none of them) ------------------------------
+
+
+async def test_a_post_past_the_index_limits_is_indexed_and_found(tmp_path, backend):
+    """A word of 3,000 letters (a tsvector takes 2,047 bytes), a word after the 16,383rd
+    position, and a post of 100,000 distinct words of two four-byte letters (more than a
+    tsvector's 1 MB): each post is indexed, and found by its words, on both backends."""
+    long_word = "cyfrinach" * 334  # 3,006 letters
+    many = " ".join(chr(0x20000 + n // 200) + chr(0x20000 + n % 200) for n in range(100_000))
+    posts = [
+        ("Long word", f"start {long_word} end"),
+        ("Far in", "gair " * 20_000 + "zebra diwedd"),
+        ("Many words", f"dechrau {many}"),
+    ]
+    st = await open_test_store(tmp_path)
+    try:
+        async with st.transaction() as tx:
+            for n, (subject, text) in enumerate(posts):
+                mid = f"<big{n}@x>"
+                aid = await store.archive_post(tx, list_name="g", message_id=mid, thread_id=mid,
+                                               sender="", subject=subject, raw=b"", now=START + n)  # fmt: skip
+                await archive.index_post(
+                    tx, archive_id=aid, list_name="g", message_id=mid, thread=aid, parent=None,
+                    author="Siân", subject=subject, posted_at=START + n, text=text,
+                    has_html=False, attachments=0,
+                )  # fmt: skip
+
+        async def subjects(q: str) -> set[str]:
+            async with st.read() as tx:
+                hits, total = await archive.search(tx, "g", parse_query(q), 10, 0)
+            assert total == len(hits)
+            return {h.subject for h in hits}
+
+        assert await subjects("start end") == {"Long word"}
+        assert await subjects("cyfrinachcyfrinach*") == {"Long word"}
+        assert await subjects("zebra") == {"Far in"}
+        assert await subjects("dechrau") == {"Many words"}
+        assert await subjects('"many words" from:Siân') == {"Many words"}
+        assert await subjects(many.split()[0]) == {"Many words"}
+    finally:
+        await st.close()
+
+
+@pytest.mark.parametrize(
+    "q",
+    ["a'b", "a:*", "a & b", "a | b", "!a", "a <-> b", "a <2> b", "a\\'b", "x:A",
+     '"o\'r caffi"', "awdur:o'brien", "caer* \\'*"],
+)  # fmt: skip
+def test_a_tsquery_holds_only_quoted_words_and_its_own_operators(q):
+    """What a visitor types reaches PostgreSQL as quoted lexemes only: with every quoted
+    lexeme taken out, what is left is the operators the store writes itself."""
+    query = parse_query(q, mutations=True)
+    text = archive.tsquery(query)
+    assert text is not None
+    rest = re.sub(r"'(?:[^'\\]|''|\\.)*'", "", text)
+    assert set(rest) <= set("()&|<->:*B "), (text, rest)
+    assert archive.tsquery(parse_query("o'brien")) == "('o' <-> 'brien')"
+    assert archive.tsquery(parse_query("from:O'Brien caffî")) == "'caffi' & ('o':B <-> 'brien':B)"
+
+
+def test_a_document_holds_each_column_at_its_weight_with_a_gap_between():
+    assert archive.document("Gŵyl Llandudno", "Siân", "yn Llandudno") == (
+        "'gwyl':1A 'llandudno':2A,7 'sian':4B 'yn':6"
+    )
+    assert archive.document("", "", "") == ""
+    assert archive.document("a'b", "", "") == "'a':1A 'b':2A"

@@ -1,6 +1,7 @@
 """Searching as a Welsh speaker would: a word is found in its mutated forms too (Caerdydd,
 yng Nghaerdydd, i Gaerdydd, a Chaerdydd), on a Welsh page by default, as the search form's
-box says otherwise. A real SQLite file, filled through the store's own functions."""
+box says otherwise. On both backends (a real SQLite file, a real PostgreSQL database),
+filled through the store's own functions."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest_asyncio
 
 from mailhub.lists.archive_pages import finds_mutations
 from mailhub.lists.search_query import parse_query, welsh_forms
-from mailhub.store import Store, archive
+from mailhub.store import archive
 from mailhub.store import lists as store
+from tests.support.hub import open_test_store
 
 START = 1_750_000_000.0
 POSTS = [
@@ -23,8 +25,8 @@ POSTS = [
 
 
 @pytest_asyncio.fixture
-async def db(tmp_path):
-    st = await Store.open(tmp_path / "mailhub.db")
+async def db(tmp_path, backend):
+    st = await open_test_store(tmp_path)
     async with st.transaction() as tx:
         for n, (subject, text) in enumerate(POSTS):
             mid = f"<m{n}@example.net>"
