@@ -5,6 +5,7 @@ hands their handlers, jobs and personalisers to the workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -41,6 +42,8 @@ from mailhub.web.site import Site
 
 # How often the log carries a `health` line (oldest queued mail, each worker's state).
 HEALTH_SECONDS = 60.0
+# Several nodes: how often `wait_until` looks again when no worker of its own reports.
+SHARED_RECHECK_SECONDS = 0.05
 # A worker that ran this long before it ended starts again without waiting.
 STEADY_SECONDS = 60.0
 
@@ -350,7 +353,14 @@ class Service:
                 self._changed.clear()
                 if await check():
                     return
-                await self._changed.wait()
+                if not self.store.shared:
+                    await self._changed.wait()
+                    continue
+                # Several nodes: another node's work changes what `check` sees and tells
+                # this one nothing, so look again after a short while too.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SHARED_RECHECK_SECONDS):
+                        await self._changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
 
