@@ -16,11 +16,12 @@ from mailhub import __version__, dkim_cli, logs
 from mailhub.apps import APPS, load_config
 from mailhub.clock import SystemClock
 from mailhub.config import Config
-from mailhub.errors import ConfigError, UserError
+from mailhub.errors import ConfigError, SchemaMismatch, UserError
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.service import Service, StartError
 from mailhub.signing import missing
-from mailhub.store import Store, inbound, outbound, workers
+from mailhub.store import Store, inbound, is_storage_error, outbound, schema, workers
+from mailhub.store.opening import open_store
 from mailhub.web.config import warnings as web_warnings
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
@@ -198,6 +199,71 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
         await store.close()
 
 
+async def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    """Bring the database's schema up to this mailhub's version (or, with --status, say
+    where it is). PostgreSQL nodes never migrate by themselves (they refuse another
+    version at start): this is how a cluster's database is upgraded, from any one node."""
+    store = await _open_unmigrated(config)
+    try:
+        if args.status:
+            async with store.read() as tx:
+                current = await schema.version(tx)
+            if current > schema.CURRENT_VERSION:
+                raise UserError(schema.mismatch(current))
+            waiting = schema.pending(current)
+            print(
+                f"schema: version {current}; pending: {schema.labels(waiting)} "
+                "(apply with `mailhub migrate`)"
+                if waiting
+                else f"schema: version {current}, up to date"
+            )
+            return 0
+        try:
+            async with store.transaction() as tx:
+                applied = await schema.migrate(tx)
+                current = await schema.version(tx)
+        except SchemaMismatch as exc:
+            raise UserError(str(exc)) from None
+        except Exception as exc:
+            if not is_storage_error(exc):
+                raise
+            raise UserError(f"cannot migrate the database ({exc}); nothing was changed") from None
+        if applied:
+            before = applied[0].version - 1
+            print(
+                f"schema: version {before} \N{RIGHTWARDS ARROW} {current} "
+                f"(applied: {schema.labels(applied)})"
+            )
+        else:
+            print(f"schema: version {current}, up to date")
+        return 0
+    finally:
+        await store.close()
+
+
+async def _open_unmigrated(config: Config) -> Store:
+    """The configured store, opened without touching its schema; a UserError of one line if
+    it cannot be opened."""
+    storage = config.storage
+    try:
+        return await open_store(storage, migrate=False)
+    except (OSError, sqlite3.Error) as exc:
+        if storage.url:  # an OSError here is the password file's
+            raise UserError(
+                f"cannot read storage.password_file {storage.password_file} ({exc})"
+            ) from None
+        raise UserError(
+            f"cannot open the database {storage.path} ({exc}); check storage.path"
+        ) from None
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        raise UserError(
+            f"cannot reach the PostgreSQL database ({exc}); "
+            "check storage.url and that the server is running"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailhub", description="Mail for communities of practice."
@@ -220,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["retry"])
     p.add_argument("id", nargs="?")
     p.set_defaults(func=cmd_queue)
+    p = sub.add_parser(
+        "migrate", parents=[common], help="bring the database schema up to this version"
+    )
+    p.add_argument(
+        "--status", action="store_true", help="show the version and what is pending; change nothing"
+    )
+    p.set_defaults(func=cmd_migrate)
     for app in APPS:
         for register in app.commands:
             register(sub, common)

@@ -31,11 +31,11 @@ from mailhub.store import (
     check_readable,
     inbound,
     is_storage_error,
-    open_store,
     outbound,
     schema,
 )
 from mailhub.store.batching import GroupCommit
+from mailhub.store.opening import open_store
 from mailhub.store.workers import STOPPED, Backoff, WorkerStatus, node_name, oldest_queued
 from mailhub.web.server import WebServer, WebStartError
 from mailhub.web.site import Site

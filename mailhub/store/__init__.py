@@ -1,6 +1,6 @@
 """The store: SQLite (the embedded default) or PostgreSQL (several nodes, one database).
 
-`open_store(config.storage)` picks one: `[storage] url = "postgresql://…"` →
+`mailhub.store.opening.open_store(config.storage)` picks one: `[storage] url = "postgresql://…"` →
 `mailhub.store.postgres.PostgresStore`, else the SQLite file at `path` (`Store.open`). Both
 give the same `Tx` to the same store functions; SQL is written once, with SQLite's `?` and
 `:name` placeholders, and the PostgreSQL Tx rewrites them for psycopg. Where the two must
@@ -33,15 +33,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiosqlite
+import psycopg
 
 import mailhub.logs  # noqa: F401 - caps library loggers that would log mail content
 from mailhub.store.schema import migrate as _migrate
-
-if TYPE_CHECKING:
-    from mailhub.config import StorageConfig
 
 
 class Tx:
@@ -154,11 +152,21 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def _postgres_storage_error(exc: BaseException) -> bool:
-    import sys
+# PostgreSQL's SQLSTATE classes that mean "try again later", not "this statement is
+# wrong": connection lost (08), insufficient resources (53), operator intervention or
+# shutdown (57), system error (58); and the transaction rollbacks a later try resolves:
+# serialisation failure, deadlock (with another node), lock timeout.
+_PG_RETRY_CLASSES = ("08", "53", "57", "58")
+_PG_RETRY_STATES = {"40001", "40P01", "55P03"}
 
-    postgres = sys.modules.get("mailhub.store.postgres")  # only if it is in use
-    return postgres is not None and postgres.is_storage_error(exc)
+
+def _postgres_storage_error(exc: BaseException) -> bool:
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        return state in _PG_RETRY_STATES or state[:2] in _PG_RETRY_CLASSES
+    return False
 
 
 class Store:
@@ -274,19 +282,3 @@ class Store:
         # BEGIN was still queued in aiosqlite's thread, the BEGIN runs anyway, and this
         # ROLLBACK (queued after it) closes it. ROLLBACK outside a transaction is a no-op.
         await asyncio.shield(self.conn.rollback())
-
-
-async def open_store(storage: StorageConfig, *, migrate: bool = True) -> Store:
-    """The store `[storage]` names: PostgreSQL when it has a `url`, else the SQLite file at
-    `path`. `migrate=False` opens without touching the schema (`mailhub queue`, and every
-    PostgreSQL node at start, which only checks the version: see schema.check)."""
-    if storage.url:
-        from mailhub.store.postgres import PostgresStore
-
-        return await PostgresStore.connect(
-            storage.url,
-            password=storage.password(),
-            migrate=migrate,
-            pool_size=storage.pool_size,
-        )
-    return await Store.open(storage.path, storage.busy_timeout, migrate=migrate)

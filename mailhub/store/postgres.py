@@ -133,23 +133,6 @@ def _params(parameters: Any) -> Any:
     return list(parameters)
 
 
-# SQLSTATE classes that mean "try again later", not "this statement is wrong": connection
-# lost (08), insufficient resources (53), operator intervention/shutdown (57), system error
-# (58), and the two transaction rollbacks a later try resolves: serialisation failure and
-# deadlock (40001, 40P01), and lock timeouts (55P03).
-_RETRY_CLASSES = ("08", "53", "57", "58")
-_RETRY_STATES = {"40001", "40P01", "55P03"}
-
-
-def is_storage_error(exc: BaseException) -> bool:
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-        return True
-    if isinstance(exc, psycopg.Error):
-        state = getattr(exc, "sqlstate", None) or ""
-        return state in _RETRY_STATES or state[:2] in _RETRY_CLASSES
-    return False
-
-
 class PostgresStore(Store):
     dialect = "postgresql"
     shared = True
