@@ -2,7 +2,8 @@
 of 100,000 archived posts, and what indexing adds to a post's processing.
 
 1. Seeds ONE list ("archif", public archive) with --posts posts (default 100,000) straight
-   into a real SQLite file through the store's functions (store.lists.archive_post and
+   into a real SQLite file (or, with --backend postgresql --url URL, an empty PostgreSQL
+   database) through the store's functions (store.lists.archive_post and
    store.archive.index_post), a few thousand a transaction: Welsh and English text of
    200-3,000 bytes, threads of 1-30 posts, authors with Welsh names, dates over three years.
 2. Times the store's reads in this process: `thread()` and `entry()` of random threads, and
@@ -15,6 +16,7 @@ of 100,000 archived posts, and what indexing adds to a post's processing.
    GET /lists/archif/thread/ID and /lists/archif/search?q=... over HTTP, one at a time.
 
     .venv/bin/python benchmarks/archive.py [--posts 100000] [--queries 200] [--keep DIR]
+        [--backend postgresql --url postgresql://user@127.0.0.1:PORT/DB]
 
 Loopback only, bounded counts; the service it starts is stopped at the end.
 """
@@ -49,6 +51,7 @@ from mailhub.lists.search_query import parse_query  # noqa: E402
 from mailhub.parsing import parse  # noqa: E402
 from mailhub.store import Store, archive  # noqa: E402
 from mailhub.store import lists as store  # noqa: E402
+from mailhub.store.postgres import PostgresStore  # noqa: E402
 
 DOMAIN = "cop.example.org"
 LIST = "archif"
@@ -58,7 +61,7 @@ domains = ["{domain}"]
 listen = "127.0.0.1:{smtp_port}"
 [storage]
 path = "{db}"
-[outbound]
+{url}[outbound]
 maildir = "{outbox}"
 [admin]
 addresses = ["admin@example.net"]
@@ -325,6 +328,14 @@ async def time_indexing(db: Store, config_path: Path, n: int, rng: random.Random
     report("archive_index.index_post alone", alone)
 
 
+async def database_mb(db: Store, path: Path) -> float:
+    if db.dialect == "postgresql":
+        async with db.read() as tx:
+            cur = await tx.execute("SELECT pg_database_size(current_database())")
+            return (await cur.fetchone())[0] / 1e6
+    return path.stat().st_size / 1e6
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -383,9 +394,13 @@ async def main(args: argparse.Namespace) -> None:
             web_port=web_port,
             smtp_port=smtp_port,
             name=LIST,
+            url=f'url = "{args.url}"\n' if args.backend == "postgresql" else "",
         )  # fmt: skip
     )
-    db = await Store.open(db_path)
+    if args.backend == "postgresql":
+        db: Store = await PostgresStore.connect(args.url)
+    else:
+        db = await Store.open(db_path)
     try:
         async with db.read() as tx:
             have = await archive.last_archived(tx, LIST)
@@ -398,7 +413,10 @@ async def main(args: argparse.Namespace) -> None:
         else:
             print(f"seeding {args.posts:,} posts into {db_path}")
             threads = await seed(db, args.posts, rng)
-        print(f"  {len(threads):,} threads; database {db_path.stat().st_size / 1e6:,.0f} MB")
+            if db.dialect == "postgresql":  # what autovacuum does soon after a bulk load
+                async with db.transaction() as tx:
+                    await tx.execute("ANALYZE")
+        print(f"  {len(threads):,} threads; database {await database_mb(db, db_path):,.0f} MB")
         await time_store(db, threads, args.queries, rng)
         await time_indexing(db, config_path, args.index_posts, rng)
         await db.checkpoint()
@@ -437,4 +455,9 @@ if __name__ == "__main__":
     parser.add_argument("--index-posts", type=int, default=5000, help="posts for the indexing cost")
     parser.add_argument("--keep", metavar="DIR", help="keep (or reuse) the archive in DIR")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP part")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--url", help="an empty PostgreSQL database (--backend postgresql)")
+    options = parser.parse_args()
+    if options.backend == "postgresql" and not options.url:
+        parser.error("--backend postgresql needs --url postgresql://user@host:port/db")
+    asyncio.run(main(options))
