@@ -20,6 +20,7 @@ Every read filters by list name: a post of another list is "not found".
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -220,9 +221,13 @@ async def index_post(
          int(has_html), attachments),
     )  # fmt: skip
     if tx.dialect == "postgresql":
+        if len(text) < INLINE_DOCUMENT_CHARS:
+            doc = document(subject, author, text)
+        else:  # the event loop goes on meanwhile, a slice at a time
+            doc = await asyncio.to_thread(document, subject, author, text)
         await tx.execute(
             "INSERT INTO archive_search (id, list_key, doc) VALUES (?, ?, CAST(? AS tsvector))",
-            (archive_id, key, document(subject, author, text)),
+            (archive_id, key, doc),
         )
     else:
         await tx.execute(
@@ -584,17 +589,18 @@ _MAX_LEXEME_CHARS = 500  # at most 2,000 bytes of UTF-8: PostgreSQL takes 2,047
 _MAX_POSITION = 16383
 _MAX_POSITIONS = 256  # of one word
 _MAX_DOCUMENT_BYTES = 1_000_000  # PostgreSQL takes 1 MB (1,048,575 bytes) of a tsvector
+# A post's document is made in a thread past this much text (~1 ms of Python; the largest
+# post, 200,000 characters, takes about 10 ms).
+INLINE_DOCUMENT_CHARS = 20_000
 
 
 def lexemes(text: str) -> list[str]:
     """The words of `text` as the PostgreSQL index holds them: as the snippets read and
     fold them (`_WORD`, `fold`), cut to _MAX_LEXEME_CHARS."""
-    out = []
-    for word in _WORD.findall(text):
-        lexeme = fold(word)[:_MAX_LEXEME_CHARS]
-        if lexeme:
-            out.append(lexeme)
-    return out
+    words = _WORD.findall(text)
+    # Each distinct word folded once: a post's text repeats most of its words.
+    folded = {w: fold(w)[:_MAX_LEXEME_CHARS] for w in set(words)}
+    return [f for f in map(folded.__getitem__, words) if f]
 
 
 def _lexeme(word: str) -> str:
@@ -606,29 +612,42 @@ def _lexeme(word: str) -> str:
 def document(subject: str, author: str, text: str) -> str:
     """A post's words as tsvector text: each word once, with its positions (weight A in
     the subject, B in the author's name, D in the text). Pure; bounded by PostgreSQL's
-    limits (see above)."""
-    positions: dict[str, list[str]] = {}
-    size = 0  # bytes of the tsvector, at most: a word's UTF-8 and 10, and 2 a position
-    pos = 0
-    for words, weight in ((subject, "A"), (author, "B"), (text, "")):
-        for lexeme in lexemes(words):
-            pos = min(pos + 1, _MAX_POSITION)
-            entry = f"{pos}{weight}"
-            have = positions.get(lexeme)
+    limits (see above), and so in time: at most 16,383 positions are listed one by one
+    (a 200,000-character post takes a few ms)."""
+    positions: dict[str, list[int]] = {}
+    ends = []  # the position after each column's last word
+    pos = 1
+    for column in (subject, author, text):
+        found = lexemes(column)
+        kept = found[: max(0, _MAX_POSITION - pos)]
+        for n, word in enumerate(kept, pos):
+            have = positions.get(word)
             if have is None:
-                size += len(lexeme.encode()) + 10
-                if size > _MAX_DOCUMENT_BYTES:
-                    return _tsvector(positions)
-                positions[lexeme] = [entry]
-            elif len(have) < _MAX_POSITIONS and have[-1] != entry:
-                size += 2
-                have.append(entry)
+                positions[word] = [n]
+            else:
+                have.append(n)
+        pos += len(kept)
+        ends.append(pos)
+        # Past the last position a word is still indexed, at that position.
+        for word in dict.fromkeys(found[len(kept) :]):
+            positions.setdefault(word, [_MAX_POSITION])
         pos += 1  # the gap between columns
-    return _tsvector(positions)
-
-
-def _tsvector(positions: dict[str, list[str]]) -> str:
-    return " ".join(f"{_lexeme(w)}:{','.join(p)}" for w, p in positions.items())
+    in_subject, in_author = ends[0], ends[1]
+    out = []
+    size = 0  # bytes of the tsvector, at most: a word's UTF-8 and 10, and 2 a position
+    for word, where in positions.items():
+        where = where[:_MAX_POSITIONS]
+        size += len(word.encode()) + 10 + 2 * len(where)
+        if size > _MAX_DOCUMENT_BYTES:
+            break
+        if where[0] > in_author:  # in the text only: weight D, which is written as none
+            listed = ",".join(map(str, where))
+        else:
+            listed = ",".join(
+                f"{n}A" if n < in_subject else f"{n}B" if n < in_author else str(n) for n in where
+            )
+        out.append(f"{_lexeme(word)}:{listed}")
+    return " ".join(out)
 
 
 def _tsphrase(words: str, *, prefix: bool = False, weight: str = "") -> str | None:
