@@ -452,10 +452,13 @@ async def archived_since(
     tx: Tx, list_name: str, after_id: int, limit: int = -1
 ) -> list[ArchivedPost]:
     """Archived posts after `after_id`, oldest first (at most `limit`; -1: all)."""
-    cur = await tx.execute(
-        f"SELECT {_ARCHIVE} FROM list_archive WHERE list_name = ? AND id > ? ORDER BY id LIMIT ?",
-        (list_name.lower(), after_id, limit),
-    )
+    # No LIMIT clause for "all": PostgreSQL refuses SQLite's LIMIT -1.
+    sql = f"SELECT {_ARCHIVE} FROM list_archive WHERE list_name = ? AND id > ? ORDER BY id"
+    params: tuple[object, ...] = (list_name.lower(), after_id)
+    if limit >= 0:
+        sql += " LIMIT ?"
+        params += (limit,)
+    cur = await tx.execute(sql, params)
     return [ArchivedPost(*r[:7], bytes(r[7])) for r in await cur.fetchall()]
 
 
