@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support.hub import start_hub
+from tests.support.hub import start_hub, storage_backend
+from tests.support.postgres import Cluster, PostgresUnavailable, database_name, unavailable
 
 # A test (with its fixtures' set-up and tear-down) that runs longer than this has hung:
 # every asyncio task's stack and every thread's are written to HANG_REPORT, so the hang can
@@ -54,8 +55,61 @@ def _hang_watch(request: pytest.FixtureRequest) -> Iterator[None]:
     timer.cancel()
 
 
+def _started(cluster: Cluster) -> Cluster:
+    try:
+        return cluster.start()
+    except PostgresUnavailable as exc:
+        cluster.stop()
+        unavailable(str(exc))
+    except BaseException:
+        cluster.stop()
+        raise
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The run's PostgreSQL server (tests/support/postgres.py), started when a test first
+    needs it, stopped by its PID at the end of the run. Without PostgreSQL installed the
+    tests that need it skip (fail under MAILHUB_REQUIRE_POSTGRES=1)."""
+    cluster = _started(Cluster())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_own_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server of the test's own, for a test that kills or restarts it."""
+    cluster = _started(Cluster())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, empty database on the run's server, dropped after the test (whoever is
+    still connected to it is disconnected)."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(database_name(url))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test runs twice: on a SQLite file, then on a PostgreSQL database of its own
+    (`pg_url`); `start_hub`, `start_list_hub` and `open_test_store` use it."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    with storage_backend(url):
+        yield request.param
+
+
 @pytest_asyncio.fixture
-async def hub(tmp_path):
+async def hub(request: pytest.FixtureRequest, tmp_path: Path):
+    if "backend" in request.fixturenames:
+        request.getfixturevalue("backend")  # set up first, whatever the arguments' order
     h = await start_hub(tmp_path)
     yield h
     await h.service.stop()

@@ -1,23 +1,30 @@
-"""Start a real mailhub Service on loopback with a real SQLite file, relaying to a Sink."""
+"""Start a real mailhub Service on loopback with a real SQLite file (or, under the `backend`
+fixture's "postgresql", a real PostgreSQL database), relaying to a Sink."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import textwrap
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 
 from mailhub.apps import load_config
 from mailhub.clock import ManualClock
 from mailhub.service import Service
+from mailhub.store import Store
 from tests.support.dns_server import DnsServer
 from tests.support.sink import Sink
+
+if TYPE_CHECKING:
+    from mailhub.store.postgres import PostgresStore
 
 DOMAIN = "cop.example.org"
 
@@ -53,6 +60,51 @@ DNS_CONFIG = """
 nameservers = ["{address}"]
 timeout = 2
 """
+
+
+# The database the hubs of the running test use: None for the SQLite file in tmp_path (the
+# default), or a PostgreSQL URL. Set only through `storage_backend` (the `backend` fixture):
+# a plain module setting, as the tests of one process run one at a time.
+_storage_url: str | None = None
+
+
+@contextlib.contextmanager
+def storage_backend(url: str | None) -> Iterator[None]:
+    """Within the block, `start_hub` (and so `start_list_hub`) and `open_test_store` use the
+    PostgreSQL database at `url` (None: SQLite); the previous choice is restored after."""
+    global _storage_url
+    previous, _storage_url = _storage_url, url
+    try:
+        yield
+    finally:
+        _storage_url = previous
+
+
+def storage_url() -> str | None:
+    """The PostgreSQL URL the hubs use now, or None for SQLite."""
+    return _storage_url
+
+
+def storage_config(text: str) -> str:
+    """A config's text with `url = "…"` added to its [storage] table when the test runs on
+    PostgreSQL. `path` stays: with `url` it names no database, and the text stays one that
+    tests can edit as before."""
+    if _storage_url is None:
+        return text
+    return text.replace("[storage]\n", f'[storage]\nurl = "{_storage_url}"\n', 1)
+
+
+async def open_test_store(
+    tmp_path: Path, backend_url: str | None = None, *, name: str = "mailhub.db"
+) -> Store | PostgresStore:
+    """A store on the current backend, for tests that open one directly: PostgreSQL at
+    `backend_url` (or the `backend` fixture's database), else SQLite at tmp_path/`name`."""
+    url = backend_url if backend_url is not None else _storage_url
+    if url is None:
+        return await Store.open(tmp_path / name)
+    from mailhub.store.postgres import PostgresStore  # only where PostgreSQL is used
+
+    return await PostgresStore.connect(url, migrate=True)
 
 
 @functools.cache
@@ -139,12 +191,18 @@ async def start_hub(
         max_connections=max_connections,
         max_message_bytes=max_message_bytes,
     )
+    text = storage_config(text)
     if "[dns]" not in extra:
         text += DNS_CONFIG.format(address=empty_dns())
     path = tmp_path / "mailhub.toml"
     # `top`: top-level keys, which TOML needs before the first table.
     path.write_text(textwrap.dedent(top) + text + textwrap.dedent(extra))
     config = load_config(path)
+    if _storage_url is not None:
+        # A node only checks the schema's version: the database is migrated first, as an
+        # operator runs `mailhub migrate` before `mailhub serve`.
+        store = await open_test_store(tmp_path)
+        await store.close()
     clock = clock or ManualClock()
     service = Service(config, clock, run_scheduler=False)
     await service.start()

@@ -44,8 +44,9 @@ def reply_address(msg: Message) -> str:
 async def start_list_hub(
     tmp_path: Path, members: Mapping[str, Iterable[tuple[str, str]]], **options: Any
 ) -> Hub:
-    """A hub (`start_hub(tmp_path, **options)`) whose lists have `members`: list name →
-    (address, display name) pairs, added straight to the store."""
+    """A hub (`start_hub(tmp_path, **options)`, so on the `backend` fixture's database)
+    whose lists have `members`: list name → (address, display name) pairs, added straight
+    to the store."""
     hub = await start_hub(tmp_path, **options)
     async with hub.service.store.transaction() as tx:
         for name, people in members.items():
