@@ -1,12 +1,12 @@
 """The archive's index: what is kept of a post (extraction), which thread it joins, the
 backfill of archives made before the index, and that only distributed posts are indexed.
-Real SQLite files and a real service; posts go through `distribute` as the lists app
-sends them, or over loopback SMTP end to end."""
+A real service on both backends (the `backend` fixture: a real SQLite file, a real
+PostgreSQL database); posts go through `distribute` as the lists app sends them, or over
+loopback SMTP end to end."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from email.message import EmailMessage
 
@@ -47,7 +47,7 @@ START = 1_750_000_000.0  # 2025-06-15
 
 
 @pytest_asyncio.fixture
-async def hub(tmp_path):
+async def hub(tmp_path, backend):
     h = await start_hub(tmp_path, extra=LISTS_TOML, clock=ManualClock(START))
     async with h.service.store.transaction() as tx:
         for addr in ("ann@example.net", "bob@example.net"):
@@ -71,6 +71,13 @@ async def distribute_all(hub, *raws: bytes, list_name: str = "green") -> None:
         async with hub.service.store.transaction() as tx:
             await distribute(hub.service.runtime.context(tx, "test"), cfg, raw)
         hub.clock.advance(60)
+
+
+async def count(hub, sql: str) -> list[tuple]:
+    """Rows of a query on the hub's own database, whichever the backend."""
+    async with hub.service.store.read() as tx:
+        cur = await tx.execute(sql)
+        return [tuple(row) for row in await cur.fetchall()]
 
 
 async def entries(hub, list_name: str = "green") -> dict[str, archive.ArchiveEntry]:
@@ -274,7 +281,7 @@ def test_parents_nearest_first():
 # --- what is indexed ------------------------------------------------------------------------
 
 
-async def test_held_and_rejected_posts_are_never_indexed(tmp_path):
+async def test_held_and_rejected_posts_are_never_indexed(tmp_path, backend):
     h = await start_hub(tmp_path, extra=LISTS_TOML)
     try:
         async with h.service.store.transaction() as tx:
@@ -293,8 +300,7 @@ async def test_held_and_rejected_posts_are_never_indexed(tmp_path):
             hits, total = await archive.search(tx, "green", parse_query("zygomorphic"), 10, 0)
             assert await store.archived_since(tx, "green", 0) == []
         assert len(held) == 1 and total == 0 and hits == []
-        with sqlite3.connect(tmp_path / "mailhub.db") as db:
-            assert db.execute("SELECT count(*) FROM archive_posts").fetchone() == (0,)
+        assert await count(h, "SELECT count(*) FROM archive_posts") == [(0,)]
     finally:
         await stop_hub(h)
 
@@ -374,9 +380,8 @@ async def test_backfill_indexes_an_old_archive_once_oldest_first(hub, monkeypatc
     assert len(got) == 7
     assert got["old-re"].thread == got["old0"].id == got["new"].thread
     await run_backfill(hub)  # nothing left: nothing indexed twice
-    with sqlite3.connect(hub.path.parent / "mailhub.db") as db:
-        assert db.execute("SELECT count(*) FROM archive_posts").fetchone() == (7,)
-        assert db.execute("SELECT messages FROM archive_months").fetchall() == [(7,)]
+    assert await count(hub, "SELECT count(*) FROM archive_posts") == [(7,)]
+    assert await count(hub, "SELECT messages FROM archive_months") == [(7,)]
     async with hub.service.store.read() as tx:
         _, total = await archive.search(tx, "green", parse_query("hen neges"), 10, 0)
     assert total == 5
@@ -426,7 +431,28 @@ async def test_a_batch_read_before_a_reindex_writes_nothing(hub):
     assert await entries(hub) == {}  # stale: the next tick reads again
 
 
-async def test_reindex_from_the_command_line_builds_the_same_index_once(hub, capsys):
+async def test_a_reindex_forgets_the_search_index_and_builds_it_again_once(hub):
+    """What `--reindex` runs (archive_index.reindex), on both backends: the full-text rows
+    are cleared with the rest, so every post is found once after it, under the same ids."""
+    await distribute_all(hub, post("a", body="Gŵyl y gwanwyn\n"), post("b", body="gwyl arall\n"))
+    before = await entries(hub)
+    assert await archive_index.reindex(hub.service.store, hub.service.runtime, "green") == 2
+    assert await entries(hub) == before
+    async with hub.service.store.read() as tx:
+        hits, total = await archive.search(tx, "green", parse_query("gwyl"), 10, 0)
+    assert total == 2 and sorted(h.id for h in hits) == sorted(e.id for e in before.values())
+
+
+async def test_reindex_from_the_command_line_builds_the_same_index_once(
+    hub, capsys, backend, request
+):
+    if backend == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="`mailhub archive` opens Store.open(storage.path), not open_store",
+            )
+        )
     await distribute_all(
         hub,
         post("root", body="Gŵyl y gwanwyn\n"),
