@@ -23,6 +23,7 @@ from mailhub.parsing import addresses, body_text, header, parse
 from mailhub.store import Store, Tx, bans
 from mailhub.store import conduct as store
 from mailhub.store.conduct import Case, Recusal
+from mailhub.store.opening import open_checked
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ async def cmd_cases(args: argparse.Namespace, config: Config) -> int:
     if args.outcome and args.action != "close":
         raise UserError("--outcome goes with `cases close REF`")
     now = SystemClock().now()
-    st = await Store.open(config.storage.path)
+    st = await open_checked(config.storage)
     try:
         if args.action == "close":
             return await _close(st, config, args.ref, args.outcome or [], now)
@@ -182,7 +183,7 @@ async def _close(st: Store, config: Config, ref: str, outcome: list[str], now: f
 
 async def cmd_bans(args: argparse.Namespace, config: Config) -> int:
     now = SystemClock().now()
-    st = await Store.open(config.storage.path)
+    st = await open_checked(config.storage)
     try:
         async with st.read() as tx:
             register_ = await bans.all_bans(tx)

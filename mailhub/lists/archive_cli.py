@@ -17,6 +17,7 @@ from mailhub.lists import archive_index
 from mailhub.lists.config import find_list
 from mailhub.store import Store
 from mailhub.store import lists as store
+from mailhub.store.opening import open_checked
 
 BATCH = 500  # posts read per transaction, so a large archive never sits in memory at once
 
@@ -68,7 +69,7 @@ async def cmd_archive(args: argparse.Namespace, config: Config) -> int:
     path = Path(args.mbox)
     if path.exists():
         raise UserError(f"{path} already exists; give a new file name")
-    db = await Store.open(config.storage.path)
+    db = await open_checked(config.storage)
     try:
         count = await export_mbox(db, cfg.name, path)
     finally:
@@ -78,7 +79,7 @@ async def cmd_archive(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_reindex(config: Config, list_name: str) -> int:
-    db = await Store.open(config.storage.path)
+    db = await open_checked(config.storage)
     try:
         count = await archive_index.reindex(db, Runtime.create(config, SystemClock()), list_name)
     finally:

@@ -27,6 +27,7 @@ from mailhub.lists.config import ListConfig, find_list
 from mailhub.store import Store, bans
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
+from mailhub.store.opening import open_checked
 
 IMPORT_BATCH = 500  # rows per transaction: the running server is never blocked for long
 PROGRESS_FROM = 200  # rows; smaller imports need no progress bar
@@ -157,7 +158,7 @@ def _list(config: Config, name: str) -> ListConfig:
 
 
 async def cmd_lists(args: argparse.Namespace, config: Config) -> int:
-    store = await Store.open(config.storage.path)
+    store = await open_checked(config.storage)
     try:
         async with store.read() as tx:
             counts = await list_store.member_counts(tx)
@@ -203,7 +204,7 @@ async def cmd_members(args: argparse.Namespace, config: Config) -> int:
             addresses.append(usable_address(value))
         except ValueError as exc:
             raise UserError(f"{value!r} is not a usable address: {exc}") from None
-    store = await Store.open(config.storage.path)
+    store = await open_checked(config.storage)
     try:
         if args.add:
             return await _add(store, config, lst, [Row(0, a, "") for a in addresses], args)
@@ -324,7 +325,7 @@ async def _import(args: argparse.Namespace, config: Config, lst: ListConfig) -> 
             unique.append(row)
     show_progress = len(unique) >= PROGRESS_FROM
     notes: list[str] = []
-    store = await Store.open(config.storage.path)
+    store = await open_checked(config.storage)
     try:
         for start in range(0, len(unique), IMPORT_BATCH):
             batch = unique[start : start + IMPORT_BATCH]
@@ -373,7 +374,7 @@ async def cmd_review(args: argparse.Namespace, config: Config) -> int:
     lists = [_list(config, args.list)] if args.list else list(config.lists)
     if not lists:
         raise UserError("no lists configured")
-    store = await Store.open(config.storage.path)
+    store = await open_checked(config.storage)
     sent = 0
     quiet: list[str] = []
     try:

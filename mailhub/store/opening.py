@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailhub.store import Store
+from mailhub.store import Store, schema
 from mailhub.store.postgres import PostgresStore
 
 if TYPE_CHECKING:  # the store sits below the config in the layers: for the hint only
@@ -24,3 +24,19 @@ async def open_store(storage: StorageConfig, *, migrate: bool = True) -> Store:
             pool_size=storage.pool_size,
         )
     return await Store.open(storage.path, storage.busy_timeout, migrate=migrate)
+
+
+async def open_checked(storage: StorageConfig) -> Store:
+    """The store for a command run beside the service (`mailhub members`, `cases`,
+    `archive` …): an SQLite file is opened and brought up to date as the service does; a
+    PostgreSQL database, shared with running nodes, is never migrated from here: its
+    version is checked and a mismatch is one line (mailhub.errors.SchemaMismatch)."""
+    store = await open_store(storage, migrate=not storage.url)
+    if storage.url:
+        try:
+            async with store.read() as tx:
+                await schema.check(tx)
+        except BaseException:
+            await store.close()
+            raise
+    return store

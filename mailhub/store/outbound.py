@@ -249,7 +249,7 @@ _UNLEASED = ", lease_owner = NULL, lease_until = NULL"
 
 # Is the message to be tried again: a retry time given, and a recipient still pending?
 _RETRY = (
-    "(:retry IS NOT NULL AND EXISTS (SELECT 1 FROM outbound_rcpt"
+    "(CAST(:retry AS DOUBLE PRECISION) IS NOT NULL AND EXISTS (SELECT 1 FROM outbound_rcpt"
     " WHERE outbound_id = :id AND state = 'pending'))"
 )
 
