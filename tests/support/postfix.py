@@ -243,6 +243,15 @@ class Postfix:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def lmtp_destinations(ports: list[int]) -> str:
+    """One LMTP transport whose next-hop is a list of destinations, tried in the order given
+    (Postfix 3.5 and later): `lmtp:[127.0.0.1]:P1, [127.0.0.1]:P2`. Without `inet:`: Postfix
+    strips that prefix once, from the start of the whole next-hop, so an `inet:` before the
+    second destination is a fatal error of the lmtp client (Postfix 3.7: "valid hostname or
+    network address required in server description: inet:[127.0.0.1]:P2")."""
+    return "lmtp:" + ", ".join(f"[127.0.0.1]:{port}" for port in ports)
+
+
 class RelayTo:
     """Stands in for the Sink that `tests.support.hub.start_hub` relays to: only its port
     is read (mailhub's `[outbound] relay`), here Postfix's loopback smtpd."""
