@@ -20,7 +20,15 @@ from mailhub.errors import ConfigError, SchemaMismatch, UserError
 from mailhub.routing import ROUTES, AddressBook
 from mailhub.service import Service, StartError
 from mailhub.signing import missing
-from mailhub.store import Store, inbound, is_storage_error, outbound, schema, workers
+from mailhub.store import (
+    Store,
+    check_readable,
+    inbound,
+    is_storage_error,
+    outbound,
+    schema,
+    workers,
+)
 from mailhub.store.opening import open_store
 from mailhub.web.config import warnings as web_warnings
 
@@ -246,6 +254,10 @@ async def _open_unmigrated(config: Config) -> Store:
     it cannot be opened."""
     storage = config.storage
     try:
+        if not storage.url and storage.path.exists():
+            # Before the store's connection thread starts: a file that is not a database
+            # fails its first statement, and that thread would then keep the process alive.
+            await asyncio.to_thread(check_readable, storage.path)
         return await open_store(storage, migrate=False)
     except (OSError, sqlite3.Error) as exc:
         if storage.url:  # an OSError here is the password file's
