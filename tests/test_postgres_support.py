@@ -4,6 +4,7 @@ and the `backend` fixture really moving the hubs onto it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import select
@@ -16,14 +17,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.hub import open_test_store, start_hub, storage_url
+from tests.support.hub import Hub, open_test_store, start_hub, storage_url
 from tests.support.postgres import (
+    CREATOR,
+    PREFIX,
     REQUIRE_ENV,
     Cluster,
     PostgresUnavailable,
     _children,
     database_name,
     find_bindir,
+    sweep_stale,
     unavailable,
 )
 
@@ -177,6 +181,34 @@ def test_a_test_run_killed_outright_leaves_no_server() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_the_dirs_of_killed_runs_are_swept_and_no_others(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = int(dead.stdout)  # a process that has ended: its PID names nobody now
+    killed = tmp_path / f"{PREFIX}killed"
+    (killed / "data").mkdir(parents=True)
+    (killed / CREATOR).write_text(str(gone))
+    running = tmp_path / f"{PREFIX}running"  # its creator is alive: this very test
+    running.mkdir()
+    (running / CREATOR).write_text(str(os.getpid()))
+    serving = tmp_path / f"{PREFIX}serving"  # creator gone, server still up
+    (serving / "data").mkdir(parents=True)
+    (serving / CREATOR).write_text(str(gone))
+    (serving / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n/somewhere\n")
+    starting = tmp_path / f"{PREFIX}starting"  # no creator file yet
+    starting.mkdir()
+    other = tmp_path / "somebody-else"
+    other.mkdir()
+    (other / CREATOR).write_text(str(gone))
+    assert sweep_stale(tmp_path) == [killed]
+    assert not killed.exists()
+    assert running.exists() and serving.exists() and starting.exists() and other.exists()
+
+
 def test_without_postgres_a_test_skips_or_fails_under_the_ci_setting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -206,6 +238,13 @@ def test_absent_programs_are_one_clear_line(tmp_path: Path) -> None:
     assert "install Debian's `postgresql` package" in message
 
 
+async def stop(hub: Hub) -> None:
+    # Bounded: a stop that hangs fails this test instead of stalling the run.
+    async with asyncio.timeout(30):
+        await hub.service.stop()
+    await hub.sink.stop()
+
+
 async def test_start_hub_runs_on_the_chosen_backend(backend: str, tmp_path: Path) -> None:
     hub = await start_hub(tmp_path)
     try:
@@ -220,8 +259,7 @@ async def test_start_hub_runs_on_the_chosen_backend(backend: str, tmp_path: Path
         async with store.read() as tx:
             assert tx.dialect == backend
     finally:
-        await hub.service.stop()
-        await hub.sink.stop()
+        await stop(hub)
 
 
 async def test_the_hub_fixture_follows_backend_whatever_the_order(hub, backend: str) -> None:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import aiosmtplib
 
@@ -20,11 +19,9 @@ from mailhub.apps import load_config
 from mailhub.clock import ManualClock
 from mailhub.service import Service
 from mailhub.store import Store
+from mailhub.store.postgres import PostgresStore
 from tests.support.dns_server import DnsServer
 from tests.support.sink import Sink
-
-if TYPE_CHECKING:
-    from mailhub.store.postgres import PostgresStore
 
 DOMAIN = "cop.example.org"
 
@@ -102,8 +99,6 @@ async def open_test_store(
     url = backend_url if backend_url is not None else _storage_url
     if url is None:
         return await Store.open(tmp_path / name)
-    from mailhub.store.postgres import PostgresStore  # only where PostgreSQL is used
-
     return await PostgresStore.connect(url, migrate=True)
 
 

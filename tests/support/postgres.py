@@ -112,6 +112,37 @@ def _orphan_guard() -> list[str]:
     return [setpriv, "--pdeathsig", "QUIT", "--"] if setpriv else []
 
 
+PREFIX = "mailhub-pg-"
+CREATOR = "creator.pid"  # the PID of the process that made the dir (a test run)
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def sweep_stale(parent: Path | None = None) -> list[Path]:
+    """Remove the dirs of test runs that were killed before they could (SIGKILL, a CI
+    timeout: their servers stopped themselves, see `_orphan_guard`, but ~50 MB stays per
+    run). Only a dir whose creator is gone and whose server is not running; returns them."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            creator = int((folder / CREATOR).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being made
+        if _pid_alive(creator):
+            continue
+        try:
+            server = int((folder / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            server = None
+        if server is not None and _pid_alive(server):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -172,7 +203,9 @@ class Cluster:
             self.bindir = find_bindir()
         if self.dir is None:
             self._user = _server_user()
-            self.dir = Path(tempfile.mkdtemp(prefix="mailhub-pg-"))
+            sweep_stale()
+            self.dir = Path(tempfile.mkdtemp(prefix=PREFIX))
+            (self.dir / CREATOR).write_text(str(os.getpid()))
             (self.dir / "sock").mkdir()
             if self._user is not None:
                 for p in (self.dir, self.dir / "sock"):
