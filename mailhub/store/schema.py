@@ -99,18 +99,13 @@ class Migration:
         return f"{self.version} {self.name}"
 
 
-def dialect(tx: Tx) -> str:
-    # (A Tx without `dialect` is SQLite's, until the store's Tx names its engine.)
-    return getattr(tx, "dialect", SQLITE)
-
-
 def _modules() -> list[ModuleType]:
     return [importlib.import_module(name) for name in TABLE_GROUPS]
 
 
 async def _baseline(tx: Tx) -> None:
     """Version 1: what `migrate` did at each start before the schema was versioned."""
-    engine = dialect(tx)
+    engine = tx.dialect
     modules = _modules()
     if engine == SQLITE:
         # Renamed tables and columns first (each module lists them in RENAMED_TABLES and
@@ -142,7 +137,7 @@ async def _leases(tx: Tx) -> None:
     for table, column, definition in LEASE_COLUMNS:
         await add_column_if_missing(tx, table, column, definition)
     for statement in LEASE_INDEXES:
-        await tx.execute(_for(dialect(tx), statement))
+        await tx.execute(_for(tx.dialect, statement))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -210,7 +205,7 @@ async def migrate(tx: Tx, target: int | None = None) -> list[Migration]:
     each recorded in schema_migrations, all in the caller's transaction; return those
     applied. A database newer than this code raises SchemaMismatch (it would be served
     with a schema the code does not know)."""
-    engine = dialect(tx)
+    engine = tx.dialect
     if target is None:
         target = CURRENT_VERSION
     if not 0 <= target <= CURRENT_VERSION:
@@ -285,13 +280,13 @@ async def add_column_if_missing(tx: Tx, table: str, column: str, definition: str
     if column in await _columns(tx, table):
         return False
     statement = f"ALTER TABLE {table} ADD COLUMN {column} {definition}"
-    await tx.execute(_for(dialect(tx), statement))
+    await tx.execute(_for(tx.dialect, statement))
     return True
 
 
 async def _columns(tx: Tx, table: str) -> set[str]:
     """The table's columns; empty if there is no such table."""
-    if dialect(tx) == POSTGRESQL:
+    if tx.dialect == POSTGRESQL:
         # The schema the connection creates tables in (search_path's first): another
         # schema's table of the same name is not ours.
         cur = await tx.execute(
