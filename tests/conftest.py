@@ -7,11 +7,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from mailhub.store.postgres import PostgresStore
 from tests.support.hub import start_hub, storage_backend
 from tests.support.postgres import Cluster, PostgresUnavailable, database_name, unavailable
 
@@ -97,13 +99,41 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     pg_cluster.drop_database(database_name(url))
 
 
+@pytest.fixture(scope="session")
+def pg_schema_template(pg_cluster: Cluster) -> str:
+    """The name of a database with mailhub's schema, migrated once per run: the `backend`
+    fixture's databases are copies of it. Why: a copy takes ~90 ms, migrating an empty
+    database ~170 ms more, for every test that runs on PostgreSQL."""
+    name = "mailhub_schema"
+    url = pg_cluster.create_database(name)
+
+    async def migrate() -> None:
+        store = await PostgresStore.connect(url, migrate=True)
+        await store.close()  # a template must have no connections when it is copied
+
+    # Its own thread and event loop: a session fixture may be set up while a test's loop
+    # is current, and that loop must not be touched.
+    with ThreadPoolExecutor(1, thread_name_prefix="pg-template") as pool:
+        pool.submit(asyncio.run, migrate()).result()
+    return name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The test runs twice: on a SQLite file, then on a PostgreSQL database of its own
-    (`pg_url`); `start_hub`, `start_list_hub` and `open_test_store` use it."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    with storage_backend(url):
-        yield request.param
+    """The test runs twice: on a SQLite file, then on a PostgreSQL database of its own, with
+    mailhub's schema already (a copy of `pg_schema_template`; `pg_url` is an empty one),
+    dropped after the test. `start_hub`, `start_list_hub` and `open_test_store` use it."""
+    if request.param == "sqlite":
+        with storage_backend(None):
+            yield request.param
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database(template=request.getfixturevalue("pg_schema_template"))
+    try:
+        with storage_backend(url):
+            yield request.param
+    finally:
+        cluster.drop_database(database_name(url))
 
 
 @pytest_asyncio.fixture

@@ -276,3 +276,18 @@ async def test_open_test_store_opens_the_chosen_backend(backend: str, tmp_path: 
     finally:
         await store.close()
     assert (tmp_path / "mailhub.db").exists() == (backend == "sqlite")
+
+
+def test_a_backend_database_is_a_copy_with_the_schema(
+    pg_cluster: Cluster, pg_schema_template: str
+) -> None:
+    url = pg_cluster.create_database(template=pg_schema_template)
+    try:
+        with psycopg.connect(url) as conn:
+            versions = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert versions is not None and versions[0] >= 1
+            conn.execute("DELETE FROM schema_migrations")  # a copy: the template is untouched
+        with psycopg.connect(pg_cluster.url(pg_schema_template)) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == versions
+    finally:
+        pg_cluster.drop_database(database_name(url))
