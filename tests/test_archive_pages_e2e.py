@@ -1,4 +1,5 @@
-"""The web archive, end to end: the real Service (a real SQLite file, a real SMTP sink),
+"""The web archive, end to end: the real Service (on both backends: a real SQLite file, a
+real PostgreSQL database; a real SMTP sink),
 posts sent by SMTP through the whole path (intake, processing, distribution, archive),
 pages asked for over loopback HTTP by aiohttp's real client, and a member signed in by the
 link mailed to them.
@@ -161,7 +162,7 @@ async def post_all(hub) -> None:
 
 
 @pytest_asyncio.fixture
-async def hub(tmp_path):
+async def hub(tmp_path, backend):
     h = await start_hub(tmp_path, extra=WEB + LISTS)
     async with h.service.store.transaction() as tx:
         for name, people in MEMBERS.items():
