@@ -1,8 +1,7 @@
-"""The web archive, end to end: the real Service (on both backends: a real SQLite file, a
-real PostgreSQL database; a real SMTP sink),
-posts sent by SMTP through the whole path (intake, processing, distribution, archive),
-pages asked for over loopback HTTP by aiohttp's real client, and a member signed in by the
-link mailed to them.
+"""The web archive, end to end: the real Service on both backends (a real SQLite file, a
+real PostgreSQL database) and a real SMTP sink, posts sent by SMTP through the whole path
+(intake, processing, distribution, archive), pages asked for over loopback HTTP by
+aiohttp's real client, and a member signed in by the link mailed to them.
 
 Each page type of a public list; who may read what (public, members, off); stored XSS
 inert on every page; no member's address in any page, feed or mbox; held and rejected
