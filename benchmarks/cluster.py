@@ -402,6 +402,8 @@ def report(samples: dict[str, list[Sample]], args: argparse.Namespace, pg_own: b
         f"\n{args.rounds} rounds alternating a b c; per round: {args.n} messages over"
         f" {args.c} connections, then {args.posts} posts to a list of {args.members} members."
     )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs; load average at the end {load}")
     print("median (range over the rounds)")
     width = 46
     print(f"{'':{width}}" + "".join(f"{NAMES[k]:>26}" for k in SETUPS))
