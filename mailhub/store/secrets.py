@@ -23,6 +23,14 @@ async def get_or_create(tx: Tx, name: str) -> bytes:
     row = await cur.fetchone()
     if row:
         return bytes(row[0])
-    value = _secrets.token_bytes(32)
-    await tx.execute("INSERT INTO service_secrets (name, value) VALUES (?, ?)", (name, value))
-    return value
+    # Two transactions may both find no key: on SQLite they cannot (one writer at a time),
+    # on PostgreSQL they can, so the second one's insert does nothing and both then read
+    # the one key that was stored (READ COMMITTED: the second SELECT sees the first's
+    # commit, which the conflicting insert waited for).
+    await tx.execute(
+        "INSERT INTO service_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        (name, _secrets.token_bytes(32)),
+    )
+    cur = await tx.execute("SELECT value FROM service_secrets WHERE name = ?", (name,))
+    (value,) = await cur.fetchone()
+    return bytes(value)
