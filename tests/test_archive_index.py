@@ -443,16 +443,7 @@ async def test_a_reindex_forgets_the_search_index_and_builds_it_again_once(hub):
     assert total == 2 and sorted(h.id for h in hits) == sorted(e.id for e in before.values())
 
 
-async def test_reindex_from_the_command_line_builds_the_same_index_once(
-    hub, capsys, backend, request
-):
-    if backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="`mailhub archive` opens Store.open(storage.path), not open_store",
-            )
-        )
+async def test_reindex_from_the_command_line_builds_the_same_index_once(hub, capsys):
     await distribute_all(
         hub,
         post("root", body="Gŵyl y gwanwyn\n"),
