@@ -140,9 +140,11 @@ async def add_member(tx: Tx, list_name: str, address: str, display_name: str, no
     """Add a member; False (and nothing changed) if they already are one."""
     if await get_member(tx, list_name, address):
         return False
-    await tx.execute(
+    # ON CONFLICT: on PostgreSQL another node's transaction may add the same member between
+    # the look and the insert (on SQLite no one can: one writer at a time).
+    cur = await tx.execute(
         "INSERT INTO list_members (list_name, address, display_name, joined_at, digest_after)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (list_name, address) DO NOTHING",
         (
             list_name.lower(),
             address.lower(),
@@ -151,7 +153,7 @@ async def add_member(tx: Tx, list_name: str, address: str, display_name: str, no
             await last_archive_id(tx, list_name),
         ),
     )
-    return True
+    return cur.rowcount > 0
 
 
 async def remove_member(tx: Tx, list_name: str, address: str) -> bool:
