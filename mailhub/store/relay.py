@@ -65,13 +65,13 @@ async def find(tx: Tx, token_hash: str) -> RelayToken | None:
 
 async def put(tx: Tx, list_name: str, address: str, salt: str, token_hash: str, now: float) -> None:
     """A new token for (list, person), replacing any older one."""
-    await tx.execute(
-        "DELETE FROM list_relay_tokens WHERE list_name = ? AND address = ?",
-        (list_name.lower(), address.lower()),
-    )
+    # One upsert, not DELETE then INSERT: on PostgreSQL two transactions putting a token
+    # for the same person at once would both delete nothing and then collide on the key.
     await tx.execute(
         "INSERT INTO list_relay_tokens (list_name, address, salt, token_hash, created_at,"
-        " used_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " used_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (list_name, address) DO UPDATE SET"
+        " salt = excluded.salt, token_hash = excluded.token_hash,"
+        " created_at = excluded.created_at, used_at = excluded.used_at",
         (list_name.lower(), address.lower(), salt, token_hash, now, now),
     )
 
