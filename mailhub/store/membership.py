@@ -381,19 +381,17 @@ async def confirmations_since(tx: Tx, mailbox: str, since: float) -> int:
 
 async def invite(tx: Tx, list_name: str, address: str, by: str, now: float) -> bool:
     """Record an invitation; False if one that is not used yet exists."""
-    existing = await get_invitation(tx, list_name, address)
-    if existing is not None and existing.used_at is None:
-        return False
-    await tx.execute(
-        "DELETE FROM membership_invitations WHERE list_name = ? AND address = ?",
-        (list_name, address.lower()),
-    )
-    await tx.execute(
+    # One upsert that replaces only a used invitation: on PostgreSQL two transactions
+    # inviting the same person at once would otherwise both find none and collide on the
+    # key; here the second waits for the first and then finds its unused invitation.
+    cur = await tx.execute(
         "INSERT INTO membership_invitations (list_name, address, invited_by, invited_at)"
-        " VALUES (?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?) ON CONFLICT (list_name, address) DO UPDATE SET"
+        " invited_by = excluded.invited_by, invited_at = excluded.invited_at, used_at = NULL"
+        " WHERE membership_invitations.used_at IS NOT NULL",
         (list_name, address.lower(), by, now),
     )
-    return True
+    return cur.rowcount > 0
 
 
 async def get_invitation(tx: Tx, list_name: str, address: str) -> Invitation | None:
