@@ -158,6 +158,16 @@ class PostgresStore(Store):
         kwargs: dict[str, Any] = {"autocommit": True}
         if password is not None:
             kwargs["password"] = password
+        # One direct connection first: an unreachable server or a refused login is then one
+        # line from the server or libpq within `timeout`, not the pool's retries and warnings.
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=max(1, int(timeout)), **kwargs
+            )
+        except psycopg.Error as reason:
+            lines = str(reason).strip().splitlines() or [type(reason).__name__]
+            raise psycopg.OperationalError(lines[0]) from None
+        await probe.close()
         pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -167,18 +177,7 @@ class PostgresStore(Store):
             timeout=timeout,
             name="mailhub",
         )
-        try:
-            await pool.open(wait=True, timeout=timeout)
-        except Exception as exc:
-            await pool.close()
-            # The pool's own timeout says only "pool initialization incomplete": connect
-            # once to say why (the server's or libpq's own line).
-            try:
-                conn = await psycopg.AsyncConnection.connect(url, connect_timeout=5, **kwargs)
-            except psycopg.Error as reason:
-                raise psycopg.OperationalError(str(reason).strip().splitlines()[0]) from None
-            await conn.close()
-            raise psycopg.OperationalError(str(exc)) from None
+        await pool.open(wait=True, timeout=timeout)
         store = cls(pool, url)
         if migrate:
             try:
@@ -188,6 +187,19 @@ class PostgresStore(Store):
                 await pool.close()
                 raise
         return store
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection. A task cancelled while the pool hands it a connection must
+        still end: psycopg-pool 3.3 can swallow that cancellation (psycopg#1345: its wait
+        returns the connection and drops the cancel), and a worker would then never stop
+        (Service.stop() waited forever). Such a task still shows `cancelling()`: the
+        connection goes back and the cancellation is raised here."""
+        async with self.pool.connection() as conn:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            yield conn
 
     async def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL recycles its WAL itself (deleted case content is gone
@@ -200,7 +212,7 @@ class PostgresStore(Store):
     async def transaction(self, *, inline: bool = False) -> AsyncIterator[Tx]:
         """A write transaction on one pooled connection: committed on normal exit, rolled
         back on an exception (or a cancellation). `inline` means nothing here."""
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             try:
                 await conn.execute("BEGIN")
                 yield PgTx(conn)
@@ -211,13 +223,13 @@ class PostgresStore(Store):
 
     async def execute_atomic(self, sql: str, params: tuple | list = ()) -> None:
         """One statement as its own transaction (autocommit): intake's group commit."""
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(_translate(sql), list(params))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """One consistent snapshot (REPEATABLE READ), read only."""
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             try:
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield PgTx(conn)
