@@ -29,7 +29,7 @@ from mailhub.store import (
     schema,
     workers,
 )
-from mailhub.store.opening import open_store
+from mailhub.store.opening import open_checked, open_store
 from mailhub.web.config import warnings as web_warnings
 
 Command = Callable[[argparse.Namespace, Config], Awaitable[int]]
@@ -147,8 +147,8 @@ async def cmd_queue(args: argparse.Namespace, config: Config) -> int:
     now = SystemClock().now()
     # Showing the queue only reads, so it opens without migrating (no write lock): it
     # works while a backup or the service's stuck writer holds the lock.
-    writes = args.action == "retry" or not config.storage.path.exists()
-    store = await Store.open(config.storage.path, config.storage.busy_timeout, migrate=writes)
+    writes = args.action == "retry" or (not config.storage.url and not config.storage.path.exists())
+    store = await (open_checked(config.storage) if writes else _open_unmigrated(config))
     try:
         if args.action == "retry":
             if not args.id:
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mailhub: config error: {exc}", file=sys.stderr)
         return 2
-    except UserError as exc:
+    except (UserError, SchemaMismatch) as exc:
         print(f"mailhub: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -95,7 +95,7 @@ async def test_unreachable_relay_keeps_mail_queued(tmp_path):
         async def attempted() -> bool:
             async with hub.service.store.read() as tx:
                 cur = await tx.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(attempts = 0), 0) FROM outbound"
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN attempts = 0 THEN 1 ELSE 0 END), 0) FROM outbound"
                 )
                 rows, unattempted = await cur.fetchone()
                 return rows > 0 and unattempted == 0  # processed, and every message tried

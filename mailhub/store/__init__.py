@@ -209,12 +209,18 @@ class Store:
         conn = await aiosqlite.connect(
             path, isolation_level=None, check_same_thread=False, factory=Noted
         )
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA secure_delete=ON")
-        # Other processes (the CLI, a backup) may hold the write lock for a while.
-        await conn.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA secure_delete=ON")
+            # Other processes (the CLI, a backup) may hold the write lock for a while.
+            await conn.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
+        except BaseException:
+            # A file that is not a database fails here: close, or aiosqlite's thread would
+            # keep the process alive after the error was reported.
+            await conn.close()
+            raise
         store = cls(conn, path, opened[0] if opened else None)
         if migrate:
             try:
