@@ -89,6 +89,21 @@ def next_attempt(created_at: float, attempts: int, now: float, cfg: OutboundConf
 Personalise = Callable[[Config, bytes, str, bytes, str], tuple[str, bytes]]
 
 
+def connections_for(units: list[int], free: int) -> list[int]:
+    """How many of `free` connections each message gets: one each, then the spare ones to
+    the messages with the most transactions per connection (a large list post), never more
+    than a message has transactions. `len(units) <= free`."""
+    shares = [1] * len(units)
+    spare = free - len(units)
+    while spare > 0:
+        best = max(range(len(units)), key=lambda i: units[i] / shares[i], default=None)
+        if best is None or shares[best] >= units[best]:
+            break
+        shares[best] += 1
+        spare -= 1
+    return shares
+
+
 def signing_domain(raw: bytes, mail_from: str, domains: Sequence[str]) -> str:
     """The d= of a message we send (pure): its From: domain when that is one of ours (every
     notice, and a list copy From: the list); else its envelope sender's when ours (a copy
@@ -252,10 +267,13 @@ class Delivery:
                 )
                 next_at = await outbound.next_due_at(tx) if not items else None
         status.succeeded(self._state(bool(items)))
-        for item in items:
+        shares = connections_for(
+            [self._units_estimate(item) for item in items], self._slots.qsize()
+        )
+        for item, share in zip(items, shares, strict=True):
             self.in_flight.add(item.id)
-            transport = self._slots.get_nowait()
-            task = asyncio.create_task(self._deliver(item, transport))
+            transports = [self._slots.get_nowait() for _ in range(share)]
+            task = asyncio.create_task(self._deliver(item, transports))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if items:
@@ -300,6 +318,11 @@ class Delivery:
         while not self._slots.empty():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._slots.get_nowait().close(), grace)
+
+    def _units_estimate(self, item: OutboundItem) -> int:
+        """How many SMTP transactions the message will take (before it is unsealed)."""
+        size = 1 if self._personaliser(item) else self.cfg.batch_size
+        return max(1, -(-len(item.pending) // size))
 
     def _transactions(self, item: OutboundItem) -> list[list[str]]:
         """The recipients of each SMTP transaction for this message: one each when the
@@ -392,7 +415,9 @@ class Delivery:
             await outbound.postpone(tx, item.id, max(retry_at, now + UNSEALABLE_RETRY_SECONDS))
         return None
 
-    async def _deliver(self, item: OutboundItem, transport: Transport) -> None:
+    async def _deliver(self, item: OutboundItem, transports: list[Transport]) -> None:
+        """Send one message on `transports` (one, or several for a message of many SMTP
+        transactions: see `_step`), record every answer as it comes, and settle it."""
         try:
             opened = await self._unsealed(item)
             if opened is None:
@@ -402,27 +427,10 @@ class Delivery:
             if not units:  # everyone was answered before a restart; only the settling is left
                 async with self.store.transaction() as tx:
                     await self._settle(tx, item, (), self.clock.now())
-            attempts: list[Attempt] = []
-            made: list[tuple[str, bytes]] = []
-            for i, rcpts in enumerate(units):
-                if self.stopping:
-                    return  # the rest stays pending, due at once after a restart
-                if i % SIGN_BATCH == 0:
-                    made = await self._copies(item, units[i : i + SIGN_BATCH])
-                mail_from, raw = made[i % SIGN_BATCH]
-                results = await transport.send(mail_from, rcpts, raw, item)
-                last = i == len(units) - 1
-                attempt = Attempt(item, mail_from, raw, results, tuple(attempts) if last else None)
-                try:
-                    await self.recorder.submit(attempt)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if not is_storage_error(exc):
-                        raise  # a bug, not the database: reported below
-                    await self._park(attempt, exc)
-                attempts.append(attempt)
-                self._log(attempt)
+            if len(transports) == 1 or len(units) <= 1:
+                await self._send_in_turn(item, units, transports[0])
+            else:
+                await self._send_side_by_side(item, units, transports)
         except Exception as exc:  # noqa: BLE001 - the item stays queued and is tried again
             logs.event(
                 "delivery",
@@ -440,10 +448,82 @@ class Delivery:
                     await outbound.settle(tx, item.id, retry_at or now)
         finally:
             self._arc_sets.pop(item.id, None)
-            self._slots.put_nowait(transport)
+            for transport in transports:
+                self._slots.put_nowait(transport)
             self.in_flight.discard(item.id)
             self.wake.set()
             self.on_change()
+
+    async def _send_in_turn(
+        self, item: OutboundItem, units: list[list[str]], transport: Transport
+    ) -> None:
+        """Every transaction on one connection; the last answer settles the message in the
+        same commit (done, or when to try again)."""
+        attempts: list[Attempt] = []
+        made: list[tuple[str, bytes]] = []
+        for i, rcpts in enumerate(units):
+            if self.stopping:
+                return  # the rest stays pending, due at once after a restart
+            if i % SIGN_BATCH == 0:
+                made = await self._copies(item, units[i : i + SIGN_BATCH])
+            mail_from, raw = made[i % SIGN_BATCH]
+            last = i == len(units) - 1
+            earlier = tuple(attempts) if last else None
+            attempts.append(await self._send_one(item, transport, mail_from, rcpts, raw, earlier))
+
+    async def _send_side_by_side(
+        self, item: OutboundItem, units: list[list[str]], transports: list[Transport]
+    ) -> None:
+        """A message of many transactions (a list post, one per member) on several
+        connections at once: each takes the next batch of copies until none is left. Why:
+        a list's posts go out one after another (outbound.due keeps members' copies in the
+        order of the posts), so one post must use the connections that several posts used
+        to. Settled once every answer is recorded."""
+        batches = [units[i : i + SIGN_BATCH] for i in range(0, len(units), SIGN_BATCH)]
+        batches.reverse()  # popped from the end: in order
+        attempts: list[Attempt] = []
+
+        async def work(transport: Transport) -> None:
+            while batches and not self.stopping:
+                batch = batches.pop()
+                made = await self._copies(item, batch)
+                for rcpts, (mail_from, raw) in zip(batch, made, strict=True):
+                    if self.stopping:
+                        return
+                    attempts.append(
+                        await self._send_one(item, transport, mail_from, rcpts, raw, None)
+                    )
+
+        async with asyncio.TaskGroup() as group:  # one failing cancels the others
+            for transport in transports:
+                group.create_task(work(transport))
+        if self.stopping:
+            return  # the rest stays pending, due at once after a restart
+        async with self.store.transaction() as tx:
+            await self._settle(tx, item, tuple(attempts), self.clock.now())
+
+    async def _send_one(
+        self,
+        item: OutboundItem,
+        transport: Transport,
+        mail_from: str,
+        rcpts: list[str],
+        raw: bytes,
+        earlier: tuple[Attempt, ...] | None,
+    ) -> Attempt:
+        """One SMTP transaction, its answer recorded before this connection sends again."""
+        results = await transport.send(mail_from, rcpts, raw, item)
+        attempt = Attempt(item, mail_from, raw, results, earlier)
+        try:
+            await self.recorder.submit(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not is_storage_error(exc):
+                raise  # a bug, not the database: reported by _deliver
+            await self._park(attempt, exc)
+        self._log(attempt)
+        return attempt
 
     async def _park(self, attempt: Attempt, exc: Exception) -> None:
         """The relay's answers could not be recorded (`exc`: the database is locked, the
