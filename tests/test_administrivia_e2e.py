@@ -11,6 +11,9 @@ from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import stop_hub
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 LIST = f"green@{DOMAIN}"
 REQUEST = f"green-request@{DOMAIN}"
 FAC = "fac@example.net"

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from mailhub.mailbox import mailbox_key
 from tests.support.hub import DOMAIN, message, running_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 ENQUIRIES = f"enquiries@{DOMAIN}"
 

@@ -7,12 +7,16 @@ import base64
 import logging
 import re
 
+import pytest
 import pytest_asyncio
 
 from mailhub.cli import main
 from mailhub.store import bans
 from mailhub.store import conduct as store
 from tests.support.hub import DOMAIN, message, running_hub, start_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 CONDUCT = f"conduct@{DOMAIN}"
 ADA, BRYN, CARYS = "ada@example.net", "bryn@example.net", "carys@example.net"

@@ -5,6 +5,7 @@ goes to the reporter alone, never to a member the report names."""
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 
 from tests.support.hub import DOMAIN, message, running_hub
@@ -21,6 +22,9 @@ from tests.test_conduct_e2e import (
     personal,
     write,
 )
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 CODE_URL = "https://cop.example.org/code-of-conduct"
 WITH_URL = COMMITTEE_TOML.replace(

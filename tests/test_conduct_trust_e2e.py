@@ -26,6 +26,9 @@ from tests.test_conduct_e2e import (
     write,
 )
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 WINDOW_TOML = COMMITTEE_TOML.replace('release_after = "0"', 'release_after = "30m"')
 
 

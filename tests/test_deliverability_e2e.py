@@ -34,6 +34,9 @@ from tests.support.dns_server import DnsServer, txt
 from tests.support.hub import DOMAIN, Hub, running_hub
 from tests.support.sink import Received
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 REPO = Path(__file__).resolve().parent.parent
 LIST = f"green@{DOMAIN}"
 MEMBERS = ("bob@example.org", "cat@example.com")

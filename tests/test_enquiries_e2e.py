@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.hub import DOMAIN, message
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def test_enquiry_reaches_handlers_and_sender_is_acknowledged(hub):

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.hub import DOMAIN, message, running_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 HANDLER = "helper@example.net"
 SAM = "sam@example.net"

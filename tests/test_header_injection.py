@@ -26,6 +26,9 @@ from tests.support.hub import DOMAIN, running_hub
 from tests.support.sink import Received, Sink
 from tests.test_conduct_e2e import COMMITTEE_TOML
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 PAYLOADS = ("\r\nBcc: victim@evil.example\r\n", "\r\nFrom: ceo@evil.example\r\n")
 STYLES = ("b", "q", "unknown", "double")
 INJECTED = re.compile(rb"(?im)^[ \t]*bcc[ \t]*:")

@@ -15,6 +15,9 @@ from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, Hub, running_hub
 from tests.support.sink import Received
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 LIST = f"green@{DOMAIN}"
 MEMBERS = {
     "ann@example.net": "Ann Example",

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 import pytest_asyncio
 
 from mailhub.lists.verp import LEAVE, member_token
@@ -23,6 +24,9 @@ from mailhub.store import lists as store
 from mailhub.store import secrets
 from tests.support.hub import DOMAIN, Hub, message, start_hub
 from tests.support.lists import stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 LIST = f"green@{DOMAIN}"
 WEB = """

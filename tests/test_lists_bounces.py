@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 
 from mailhub.lists.bounces import content_only, failures, next_score
@@ -9,6 +10,9 @@ from mailhub.store import lists as store
 from tests.support.hub import DOMAIN
 from tests.support.lists import stop_hub
 from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 DAY = 86400.0
 THRESHOLD = "\nbounce_threshold = 1.5\n"

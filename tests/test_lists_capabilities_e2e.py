@@ -9,6 +9,7 @@ the address that joins, and those confirmations are limited per mailbox.
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 
 from mailhub.lists.requests import parse_commands
@@ -19,6 +20,9 @@ from tests.support.hub import DOMAIN, message
 from tests.support.lists import reply_address, stop_hub
 from tests.test_lists_bounces import dsn
 from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 REQUEST = f"green-request@{DOMAIN}"
 DAY = 86400.0

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mailhub.lists.digest import digest_due
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN
 from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 DAY = 86400.0
 

@@ -4,10 +4,15 @@ anyone else is told politely why not, through the RFC 3834 rules."""
 
 from __future__ import annotations
 
+import pytest
+
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, message
 from tests.support.lists import stop_hub
 from tests.test_lists_posting_e2e import LIST, make_hub, post
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 DIGEST = f"green-digest@{DOMAIN}"
 DAY = 86400.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 import pytest_asyncio
 
 from mailhub.store import bans
@@ -13,6 +14,9 @@ from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import DATAVIZ, reply_address, stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 # English only, but for "confirmed" (Welsh only): these tests read the answers' words;
 # bilingual joining is read in test_lists_review_people_e2e.py.

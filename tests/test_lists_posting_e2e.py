@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 
 from mailhub.context import Context
@@ -13,6 +14,9 @@ from mailhub.store import lists as store
 from mailhub.store import secrets
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 LIST = f"green@{DOMAIN}"
 MEMBERS = ["ann@example.net", "bob@example.net", "cat@example.org"]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import pytest_asyncio
 
 from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import DATAVIZ, reply_address, stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 # These lists show addresses (the review names people as "Name <address>"); a list whose
 # addresses are hidden, the default, is in test_lists_review_held_e2e.py.

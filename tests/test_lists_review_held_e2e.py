@@ -10,11 +10,15 @@ import time
 from email import policy
 from email.parser import BytesParser
 
+import pytest
 import pytest_asyncio
 
 from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import reply_address, stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 FRAN = "fran@example.net"
 NORA = "nora@example.org"

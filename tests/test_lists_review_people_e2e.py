@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
 import pytest_asyncio
 
 from mailhub.dates import format_datetime
@@ -21,6 +22,9 @@ from mailhub.store import lists as list_store
 from mailhub.store import membership as mstore
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import reply_address, stop_hub
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 FRAN = "fran@example.net"
 TOM, CARYS, DAI = "tom@example.net", "carys@example.net", "dai@example.net"

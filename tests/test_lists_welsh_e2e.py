@@ -15,6 +15,9 @@ from mailhub.store import lists as store
 from tests.support.hub import DOMAIN, message, start_hub
 from tests.support.lists import reply_address, stop_hub
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 LIST = f"gwasanaethau@{DOMAIN}"
 REQUEST = f"gwasanaethau-request@{DOMAIN}"
 ANN, BOB, SAM = "ann@example.net", "bob@example.net", "sam@example.net"

@@ -27,6 +27,9 @@ from mailhub.store import lists as store
 from tests.support.hub import DNS_CONFIG, Hub, empty_dns
 from tests.support.sink import Sink
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 CONFIG = """
 [server]
 domains = ["{domain}"]

@@ -7,6 +7,9 @@ import pytest
 
 from tests.support.hub import DOMAIN
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 ENQ = f"enquiries@{DOMAIN}"
 
 CASES = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from mailhub.lists.archive_pages import feed_token
@@ -16,6 +17,9 @@ from mailhub.store import membership as mstore
 from mailhub.store import secrets
 from tests.support.lists import start_list_hub, stop_hub
 from tests.support.web_client import CSRF, Browser, sign_in
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 WEB = """
 [web]

@@ -29,6 +29,9 @@ from mailhub.web.server import MAX_BODY
 from tests.support.hub import start_hub
 from tests.support.lists import stop_hub
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 WEB = """
 [web]
 listen = "127.0.0.1:{port}"

@@ -32,6 +32,9 @@ from tests.support.web_client import (
     without_csrf,
 )
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
+
 WEB = """
 [web]
 listen = "127.0.0.1:0"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from email import message_from_string, policy
 
+import pytest
 from aiosmtpd.smtp import SMTP
 
 from mailhub.config import OutboundConfig
@@ -19,6 +20,9 @@ from mailhub.relay import RelayTransport
 from mailhub.store.outbound import OutboundItem
 from tests.support.hub import DOMAIN, running_hub
 from tests.support.sink import Sink
+
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py: backend).
+pytestmark = pytest.mark.usefixtures("backend")
 
 RHYS = "rhŷs@example.cymru"
 ENQ = f"enquiries@{DOMAIN}"
