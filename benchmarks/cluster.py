@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -63,6 +62,7 @@ from mailhub.store import Store  # noqa: E402
 from mailhub.store import lists as list_store  # noqa: E402
 from mailhub.store.postgres import PostgresStore  # noqa: E402
 from tests.support.hub import empty_dns  # noqa: E402
+from tests.support.nodes import free_port, stop_server  # noqa: E402
 from tests.support.postgres import Cluster  # noqa: E402
 
 DOMAIN = "bench.example.org"
@@ -75,14 +75,6 @@ NAMES = {
     "b": "(b) PostgreSQL, 1 node",
     "c": "(c) PostgreSQL, 2 nodes",
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def intake_message(n: int) -> bytes:
@@ -238,14 +230,7 @@ non_member_posts = "accept"
 
     async def stop(self) -> None:
         for proc in self.procs:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 60)
-                finally:
-                    if proc.returncode is None:
-                        proc.kill()
-                        await proc.wait()
+            await stop_server(proc, grace=60)
         self.sink.stop()
 
 

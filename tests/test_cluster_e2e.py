@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,9 +26,9 @@ import psycopg
 
 from mailhub.store import lists as list_store
 from mailhub.store.postgres import PostgresStore
-from tests.support.hub import DOMAIN, empty_dns
+from tests.support.hub import DOMAIN
+from tests.support.nodes import free_port, node_config, start_server, stop_server
 from tests.support.sink import Sink
-from tests.test_crash import free_port, start_server
 
 CONNECTIONS = 4
 LEASE = 3.0  # seconds: short, so the takeover is seen in a test
@@ -43,32 +42,17 @@ LIST = "green"
 LISTS = [LIST, "blue", "red", "gold"]
 
 
-def node_config(directory: Path, port: int, sink_port: int, url: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "mailhub.toml"
-    path.write_text(
-        f"""
-[server]
-domains = ["{DOMAIN}"]
-listen = "127.0.0.1:{port}"
-max_connections = 100
-[storage]
-url = "{url}"
-lease = "{LEASE:g}s"
-path = "{directory / "unused.db"}"
-[outbound]
-relay = "smtp://127.0.0.1:{sink_port}"
-connections = {CONNECTIONS}
-retry_base = 0
-[admin]
-addresses = ["admin@example.net"]
-[dns]
-nameservers = ["{empty_dns()}"]
-timeout = 2
-"""
-        + "".join(f'[[lists]]\nname = "{name}"\nlanguage = "en"\n' for name in LISTS)
+def cluster_node(directory: Path, port: int, sink_port: int, url: str) -> Path:
+    lists = "".join(f'[[lists]]\nname = "{name}"\nlanguage = "en"\n' for name in LISTS)
+    return node_config(
+        directory,
+        port=port,
+        relay_port=sink_port,
+        url=url,
+        lease=LEASE,
+        connections=CONNECTIONS,
+        extra=lists,
     )
-    return path
 
 
 async def prepare_database(url: str) -> None:
@@ -136,17 +120,6 @@ async def sender(port: int, numbers: asyncio.Queue[int], accepted: set[int]) -> 
         client.close()
 
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:  # never leave a server of ours running
-                proc.kill()
-                await proc.wait()
-
-
 def held_by(url: str, pid: int) -> set[int]:
     """The post numbers whose inbound message or outbound copy the node with this PID had
     claimed and not finished (its lease owner is host:PID:random)."""
@@ -170,7 +143,7 @@ async def test_kill_9_of_one_node_mid_burst_loses_nothing(tmp_path, pg_url):
     sink = Sink()
     await sink.start()
     ports = [free_port(), free_port()]
-    configs = [node_config(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
+    configs = [cluster_node(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
     procs = [await start_server(c, p) for c, p in zip(configs, ports, strict=True)]
     try:
         numbers: asyncio.Queue[int] = asyncio.Queue()
@@ -200,7 +173,7 @@ async def test_kill_9_of_one_node_mid_burst_loses_nothing(tmp_path, pg_url):
         await sink.wait_for(lambda rs: delivered_to_all(sink, accepted), timeout=120)
     finally:
         for proc in procs:
-            await stop(proc)
+            await stop_server(proc)
         await sink.stop()
     got = copies(sink)
     lost = {n for n in accepted if any((n, a) not in got for a in READERS)}
@@ -226,7 +199,7 @@ async def test_a_lists_posts_reach_members_in_the_order_accepted_through_two_nod
     sink = Sink()
     await sink.start()
     ports = [free_port(), free_port()]
-    configs = [node_config(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
+    configs = [cluster_node(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
     procs = [await start_server(c, p) for c, p in zip(configs, ports, strict=True)]
     count = 200
     try:
@@ -244,7 +217,7 @@ async def test_a_lists_posts_reach_members_in_the_order_accepted_through_two_nod
         await sink.wait_for(lambda rs: delivered_to_all(sink, set(range(count))), timeout=120)
     finally:
         for proc in procs:
-            await stop(proc)
+            await stop_server(proc)
         await sink.stop()
     for address in READERS:
         assert numbers_to(sink, address) == list(range(count)), address

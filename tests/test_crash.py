@@ -9,24 +9,17 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
-import sys
 from collections import Counter
 from pathlib import Path
 
 import aiosmtplib
 
 from tests.support.hub import DOMAIN
+from tests.support.nodes import free_port, start_server, stop_server
 from tests.support.sink import Sink
 
 CONNECTIONS = 4
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(tmp_path: Path, port: int, sink_port: int, busy_timeout: str = "10s") -> Path:
@@ -46,34 +39,6 @@ retry_base = 0
 addresses = ["admin@example.net"]
 """)
     return path
-
-
-async def start_server(
-    config: Path, port: int, log_level: str = "WARNING", stderr: int | None = None
-) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailhub",
-        "serve",
-        "--config",
-        str(config),
-        "--log-level",
-        log_level,
-        cwd=REPO,
-        stdin=asyncio.subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    for _ in range(200):  # bounded: ~10 s
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return proc
-        except OSError:
-            if proc.returncode is not None:
-                raise RuntimeError("server exited at start") from None
-            await asyncio.sleep(0.05)  # polling a port that is not open yet: no event to await
-    raise RuntimeError("server did not start")
 
 
 def raw_message(n: int) -> bytes:
@@ -139,14 +104,7 @@ async def run_load_and_stop(tmp_path: Path, how: signal.Signals) -> tuple[set[in
         writer.close()
         return accepted, delivered_ids(sink)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            finally:
-                if proc.returncode is None:  # never leave a server of ours running
-                    proc.kill()
-                    await proc.wait()
+        await stop_server(proc)
         await sink.stop()
 
 
@@ -202,14 +160,7 @@ async def test_kill_9_while_connections_are_parked_resends_each_at_most_once(tmp
         proc = await start_server(config, port)
         await sink.wait_for(lambda rs: accepted <= set(delivered_ids(sink)), timeout=30)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+        await stop_server(proc)
         await sink.stop()
     delivered = delivered_ids(sink)
     duplicated = {n for n, count in delivered.items() if count > 1}

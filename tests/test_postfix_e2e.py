@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import smtplib
 import time
 from collections import Counter
@@ -37,11 +36,11 @@ from mailhub.lists.verp import token_matches
 from mailhub.store import inbound, secrets
 from mailhub.store import lists as store
 from mailhub.store.postgres import PostgresStore
-from tests.support.hub import DOMAIN, Hub, empty_dns, message, start_hub
+from tests.support.hub import DOMAIN, Hub, message, start_hub
+from tests.support.nodes import free_port, node_config, start_server, stop_server
 from tests.support.postfix import Postfix, RelayTo, lmtp_destinations, unavailable
 from tests.support.sink import Sink
 from tests.test_cluster_e2e import held_by
-from tests.test_crash import free_port, start_server
 
 WHY_NOT = unavailable()
 REQUIRED = os.environ.get("MAILHUB_REQUIRE_POSTFIX") == "1"
@@ -320,44 +319,6 @@ def handed_over(log: str) -> dict[str, int]:
     return found
 
 
-def node_config(directory: Path, port: int, relay_port: int, url: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "mailhub.toml"
-    path.write_text(
-        f"""
-[server]
-domains = ["{DOMAIN}"]
-listen = "127.0.0.1:{port}"
-lmtp = true
-[storage]
-url = "{url}"
-lease = "{NODE_LEASE:g}s"
-[outbound]
-relay = "smtp://127.0.0.1:{relay_port}"
-connections = {NODE_CONNECTIONS}
-retry_base = 0
-[admin]
-addresses = ["admin@example.net"]
-[dns]
-nameservers = ["{empty_dns()}"]
-timeout = 2
-"""
-        + LISTS_TOML
-    )
-    return path
-
-
-async def stop_node(proc: asyncio.subprocess.Process | None) -> None:
-    if proc is not None and proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:  # never leave a server of ours running
-                proc.kill()
-                await proc.wait()
-
-
 @pytest_asyncio.fixture
 async def nodes(tmp_path, pg_url) -> AsyncIterator[Nodes]:
     if WHY_NOT is not None:
@@ -386,7 +347,16 @@ async def nodes(tmp_path, pg_url) -> AsyncIterator[Nodes]:
         mailboxes,
         ports,
         configs=[
-            node_config(tmp_path / f"node{i}", port, postfix.outbound_port, pg_url)
+            node_config(
+                tmp_path / f"node{i}",
+                port=port,
+                relay_port=postfix.outbound_port,
+                url=pg_url,
+                lease=NODE_LEASE,
+                connections=NODE_CONNECTIONS,
+                lmtp=True,
+                extra=LISTS_TOML,
+            )
             for i, port in enumerate(ports)
         ],
         logs=[tmp_path / f"node{i}.log" for i in range(len(ports))],
@@ -403,7 +373,7 @@ async def nodes(tmp_path, pg_url) -> AsyncIterator[Nodes]:
             await asyncio.to_thread(postfix.stop)
         finally:
             for proc in n.procs:
-                await stop_node(proc)
+                await stop_server(proc)
             await mailboxes.stop()
             print(postfix.maillog())  # shown by pytest when the test failed
             postfix.cleanup()
