@@ -62,7 +62,7 @@ from mailhub.store import Store  # noqa: E402
 from mailhub.store import lists as list_store  # noqa: E402
 from mailhub.store.postgres import PostgresStore  # noqa: E402
 from tests.support.hub import empty_dns  # noqa: E402
-from tests.support.nodes import free_port, stop_server  # noqa: E402
+from tests.support.nodes import free_port, start_server, stop_server  # noqa: E402
 from tests.support.postgres import Cluster  # noqa: E402
 
 DOMAIN = "bench.example.org"
@@ -210,20 +210,7 @@ non_member_posts = "accept"
     async def start(self) -> None:
         for i in range(self.nodes):
             self.ports.append(free_port())
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mailhub",
-                "serve",
-                "--config",
-                str(self.config(i)),
-                "--log-level",
-                "WARNING",
-                cwd=REPO,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-            self.procs.append(proc)
-            await wait_port(self.ports[i], proc)
+            self.procs.append(await start_server(self.config(i), self.ports[i]))
 
     def cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.procs)
@@ -232,19 +219,6 @@ non_member_posts = "accept"
         for proc in self.procs:
             await stop_server(proc, grace=60)
         self.sink.stop()
-
-
-async def wait_port(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(400):  # ~20 s
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if proc.returncode is not None:
-                raise SystemExit("a mailhub node failed to start") from None
-            await asyncio.sleep(0.05)  # a port not open yet: no event to await
-    raise SystemExit("a mailhub node did not start")
 
 
 # --- the databases -----------------------------------------------------------------------

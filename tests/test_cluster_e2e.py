@@ -27,7 +27,7 @@ import psycopg
 from mailhub.store import lists as list_store
 from mailhub.store.postgres import PostgresStore
 from tests.support.hub import DOMAIN
-from tests.support.nodes import free_port, node_config, start_server, stop_server
+from tests.support.nodes import free_port, node_config, sender, start_server, stop_server
 from tests.support.sink import Sink
 
 CONNECTIONS = 4
@@ -102,22 +102,20 @@ def delivered_to_all(sink: Sink, wanted: set[int]) -> bool:
     return all((n, a) in got for n in wanted for a in READERS)
 
 
-async def sender(port: int, numbers: asyncio.Queue[int], accepted: set[int]) -> None:
-    """Send posts until the queue is empty or the node goes away (then: not accepted)."""
-    client = None
-    while not numbers.empty():
-        n = numbers.get_nowait()
-        try:
-            if client is None:
-                client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5)
-                await client.connect()
-            name = LISTS[n % len(LISTS)]
-            await client.sendmail(POSTER, [f"{name}@{DOMAIN}"], post(n, name))
-            accepted.add(n)
-        except (aiosmtplib.SMTPException, OSError):
-            return
-    if client is not None:
-        client.close()
+def envelope(n: int) -> tuple[str, list[str], bytes]:
+    """Post n, to one of the four lists in turn."""
+    name = LISTS[n % len(LISTS)]
+    return POSTER, [f"{name}@{DOMAIN}"], post(n, name)
+
+
+async def two_nodes(
+    tmp_path: Path, sink: Sink, url: str
+) -> tuple[list[int], list[asyncio.subprocess.Process]]:
+    """The database migrated and its lists' members added, then two nodes on it."""
+    await prepare_database(url)
+    ports = [free_port(), free_port()]
+    configs = [cluster_node(tmp_path / f"n{i}", p, sink.port, url) for i, p in enumerate(ports)]
+    return ports, [await start_server(c, p) for c, p in zip(configs, ports, strict=True)]
 
 
 def held_by(url: str, pid: int) -> set[int]:
@@ -139,18 +137,17 @@ def held_by(url: str, pid: int) -> set[int]:
 
 
 async def test_kill_9_of_one_node_mid_burst_loses_nothing(tmp_path, pg_url):
-    await prepare_database(pg_url)
     sink = Sink()
     await sink.start()
-    ports = [free_port(), free_port()]
-    configs = [cluster_node(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
-    procs = [await start_server(c, p) for c, p in zip(configs, ports, strict=True)]
+    ports, procs = await two_nodes(tmp_path, sink, pg_url)
     try:
         numbers: asyncio.Queue[int] = asyncio.Queue()
         for n in range(300):
             numbers.put_nowait(n)
         accepted: set[int] = set()
-        senders = [asyncio.create_task(sender(ports[i % 2], numbers, accepted)) for i in range(6)]
+        senders = [
+            asyncio.create_task(sender(ports[i % 2], numbers, accepted, envelope)) for i in range(6)
+        ]
         # Mid-burst: copies are flowing and posts are still arriving at both nodes.
         await sink.wait_for(lambda rs: len(rs) >= 90, timeout=90)
         # The node that holds claimed work at this moment (the database is the only
@@ -195,12 +192,9 @@ async def test_kill_9_of_one_node_mid_burst_loses_nothing(tmp_path, pg_url):
 async def test_a_lists_posts_reach_members_in_the_order_accepted_through_two_nodes(
     tmp_path, pg_url
 ):
-    await prepare_database(pg_url)
     sink = Sink()
     await sink.start()
-    ports = [free_port(), free_port()]
-    configs = [cluster_node(tmp_path / f"n{i}", p, sink.port, pg_url) for i, p in enumerate(ports)]
-    procs = [await start_server(c, p) for c, p in zip(configs, ports, strict=True)]
+    ports, procs = await two_nodes(tmp_path, sink, pg_url)
     count = 200
     try:
         clients = []

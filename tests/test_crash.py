@@ -12,10 +12,8 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-import aiosmtplib
-
 from tests.support.hub import DOMAIN
-from tests.support.nodes import free_port, start_server, stop_server
+from tests.support.nodes import free_port, sender, start_server, stop_server
 from tests.support.sink import Sink
 
 CONNECTIONS = 4
@@ -48,21 +46,8 @@ def raw_message(n: int) -> bytes:
     ).encode()
 
 
-async def sender(port: int, numbers: asyncio.Queue[int], accepted: set[int]) -> None:
-    """Send numbered messages until the queue is empty or the server goes away."""
-    client = None
-    while not numbers.empty():
-        n = numbers.get_nowait()
-        try:
-            if client is None:
-                client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5)
-                await client.connect()
-            await client.sendmail("sam@example.net", [f"postmaster@{DOMAIN}"], raw_message(n))
-            accepted.add(n)
-        except (aiosmtplib.SMTPException, OSError):
-            return  # killed mid-transaction: not accepted, not counted
-    if client is not None:
-        client.close()
+def envelope(n: int) -> tuple[str, list[str], bytes]:
+    return "sam@example.net", [f"postmaster@{DOMAIN}"], raw_message(n)
 
 
 _ORIGINAL = re.compile(rb"^X-Original-Message-ID: <load-(\d+)@", re.MULTILINE)
@@ -89,7 +74,7 @@ async def run_load_and_stop(tmp_path: Path, how: signal.Signals) -> tuple[set[in
     for n in range(400):
         numbers.put_nowait(n)
     try:
-        senders = [asyncio.create_task(sender(port, numbers, accepted)) for _ in range(5)]
+        senders = [asyncio.create_task(sender(port, numbers, accepted, envelope)) for _ in range(5)]
         # Stop the server mid-load: once deliveries are flowing and mail is still arriving.
         await sink.wait_for(lambda rs: len(rs) >= 60, timeout=90)
         proc.send_signal(how)
@@ -140,7 +125,7 @@ async def test_kill_9_while_connections_are_parked_resends_each_at_most_once(tmp
     for n in range(12):
         numbers.put_nowait(n)
     try:
-        await asyncio.gather(*(sender(port, numbers, accepted) for _ in range(3)))
+        await asyncio.gather(*(sender(port, numbers, accepted, envelope) for _ in range(3)))
         assert accepted == set(range(12))
         await sink.answer.wait()
         # Wait until every connection has logged that it parked (the server's own words).

@@ -8,7 +8,10 @@ import asyncio
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import aiosmtplib
 
 from tests.support.hub import DOMAIN, empty_dns
 
@@ -60,6 +63,30 @@ async def stop_server(proc: asyncio.subprocess.Process | None, grace: float = 30
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# A numbered message's envelope sender, recipients and bytes.
+Envelope = Callable[[int], tuple[str, list[str], bytes]]
+
+
+async def sender(
+    port: int, numbers: asyncio.Queue[int], accepted: set[int], envelope: Envelope
+) -> None:
+    """Send numbered messages on one connection until the queue is empty or the server goes
+    away (a message cut off mid-transaction is not accepted, not counted)."""
+    client = None
+    while not numbers.empty():
+        n = numbers.get_nowait()
+        try:
+            if client is None:
+                client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5)
+                await client.connect()
+            await client.sendmail(*envelope(n))
+            accepted.add(n)
+        except (aiosmtplib.SMTPException, OSError):
+            return
+    if client is not None:
+        client.close()
 
 
 def node_config(
