@@ -73,16 +73,17 @@ def pg_cluster() -> Iterator[Cluster]:
     """The run's PostgreSQL server (tests/support/postgres.py), started when a test first
     needs it, stopped by its PID at the end of the run. Without PostgreSQL installed the
     tests that need it skip (fail under MAILHUB_REQUIRE_POSTGRES=1)."""
-    cluster = _started(Cluster())
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _running()
 
 
 @pytest.fixture
 def pg_own_cluster() -> Iterator[Cluster]:
     """A PostgreSQL server of the test's own, for a test that kills or restarts it."""
+    yield from _running()
+
+
+def _running() -> Iterator[Cluster]:
+    """A started cluster for as long as the fixture lasts, stopped by its PID after."""
     cluster = _started(Cluster())
     try:
         yield cluster
