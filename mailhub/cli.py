@@ -18,7 +18,7 @@ from mailhub.clock import SystemClock
 from mailhub.config import Config
 from mailhub.errors import ConfigError, SchemaMismatch, UserError
 from mailhub.routing import ROUTES, AddressBook
-from mailhub.service import Service, StartError
+from mailhub.service import Service, StartError, safe_url
 from mailhub.signing import missing
 from mailhub.store import (
     Store,
@@ -68,7 +68,12 @@ async def cmd_check(args: argparse.Namespace, config: Config) -> int:
         f"listen: {config.server.host}:{config.server.port} "
         f"({'LMTP' if config.server.lmtp else 'SMTP'})"
     )
-    print(f"storage: {config.storage.path}")
+    storage = config.storage
+    if storage.url:
+        # Several nodes on one database: say so, without a password written into the URL.
+        print(f"storage: PostgreSQL {safe_url(storage.url)} (lease {storage.lease_seconds:g}s)")
+    else:
+        print(f"storage: {storage.path}")
     out = config.outbound
     print(
         "outbound: "

@@ -103,7 +103,7 @@ async def open_service_store(storage: StorageConfig) -> Store:
         if not is_storage_error(exc):
             raise
         raise StartError(
-            f"cannot reach the PostgreSQL database {_safe_url(storage.url)} ({exc});"
+            f"cannot reach the PostgreSQL database {safe_url(storage.url)} ({exc});"
             " check storage.url and that the server is running"
         ) from None
     try:
@@ -117,7 +117,7 @@ async def open_service_store(storage: StorageConfig) -> Store:
     return store
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without a password, should one have been written into it."""
     parts = urlsplit(url)
     if parts.password is None:

@@ -170,3 +170,34 @@ def test_check_shows_each_lists_archive_and_warns_when_nobody_can_read_it(tmp_pa
     out = capsys.readouterr().out
     assert "archive: members (https://l.example.org/lists/" in out
     assert "nobody can read the archive" not in out
+
+
+def test_check_names_a_postgresql_store_without_its_password(tmp_path, capsys):
+    assert "[storage]\n" in GOOD
+    shared = GOOD.replace(
+        "[storage]\n",
+        '[storage]\nurl = "postgresql://mailhub:sekret@db.example.org:5432/mailhub"\n'
+        'lease = "20s"\n',
+        1,
+    )
+    assert main(["check", "--config", str(write(tmp_path, shared))]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "storage: PostgreSQL postgresql://mailhub:…@db.example.org:5432/mailhub (lease 20s)" in out
+    )
+    assert "sekret" not in out
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('url = "sqlite:///var/mailhub.db"', "storage.url"),
+        ('lease = "0s"', "storage.lease"),
+        ("pool_size = 1", "storage.pool_size"),
+    ],
+)
+def test_a_mistake_in_the_postgresql_storage_is_one_line(tmp_path, capsys, line, key):
+    bad = GOOD.replace("[storage]\n", f"[storage]\n{line}\n", 1)
+    assert main(["check", "--config", str(write(tmp_path, bad))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mailhub: config error: {key}") and err.count("\n") == 1, err
